@@ -1,0 +1,99 @@
+"""PPO CartPole sweep throughput: seeds vmapped in one program vs a Python loop over seeds.
+
+Configuration of the reference (PureJaxRL): 4 envs x 128 steps per seed and update, 4 epochs x 4
+minibatches, 5e5 env steps per seed.
+
+  python -m experiments.benchmarks.ppo --seeds=1,8,32          # vmapped sweeps, in-process
+  python -m experiments.benchmarks.ppo --mode=loop --seeds=8   # baseline: loop over seeds
+  python -m experiments.benchmarks.ppo --mode=once --seeds=8   # one whole run (for A/B timing
+                                                               # of whole processes)
+
+For each case it prints compile time, run time, env steps/s summed over seeds, final return and
+the process's peak RSS. Whole-process A/B against the PureJaxRL anchor is done by timing
+`--mode=once` against the anchor's `run_once.py` (see RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from jaxrl import ppo, sweep
+
+_SEEDS = flags.DEFINE_list("seeds", ["1", "8", "32"], "Seed counts to measure.")
+_MODE = flags.DEFINE_enum("mode", "vmap", ["vmap", "loop", "once"], "What to measure.")
+_STEPS = flags.DEFINE_integer("total_timesteps", 500_000, "Env steps per seed.")
+_CHUNKS = flags.DEFINE_integer("chunks", 1, "Jitted chunks per run (1 = whole run in one call).")
+
+
+def _config():
+    c = ppo.get_config()
+    c.total_timesteps = _STEPS.value
+    return c
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def bench_vmap(n: int) -> dict:
+    algo = ppo.make_ppo(_config())
+    runner = sweep.SweepRunner(algo, sweep.expand_runs(range(n), None),
+                               chunk_size=algo.num_updates // _CHUNKS.value)
+    ss = runner.init()
+    t0 = time.perf_counter()
+    compiled = runner._chunk.lower(ss).compile()
+    t_compile = time.perf_counter() - t0
+    del compiled
+    t0 = time.perf_counter()
+    returns = []
+    for _ in range(_CHUNKS.value):
+        ss, ms = runner.chunk(ss)  # first call reuses the compiled program
+        returns.append(ms["return"])
+    jax.block_until_ready(ss)
+    t_run = time.perf_counter() - t0
+    steps = n * algo.num_updates * algo.env_steps_per_update
+    final = np.concatenate(returns, axis=1)[:, -1]
+    return {"seeds": n, "compile_s": t_compile, "run_s": t_run, "steps_per_s": steps / t_run,
+            "final_return_mean": float(final.mean()), "peak_rss_gb": _peak_rss_gb()}
+
+
+def bench_loop(n: int) -> dict:
+    algo = ppo.make_ppo(_config())
+    train = jax.jit(sweep.make_train(algo))
+    t0 = time.perf_counter()
+    train.lower(jax.random.PRNGKey(0)).compile()
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    finals = []
+    for s in range(n):
+        _, m = train(jax.random.PRNGKey(s))
+        finals.append(float(m["return"][-1]))
+    t_run = time.perf_counter() - t0
+    steps = n * algo.num_updates * algo.env_steps_per_update
+    return {"seeds": n, "compile_s": t_compile, "run_s": t_run, "steps_per_s": steps / t_run,
+            "final_return_mean": float(np.mean(finals)), "peak_rss_gb": _peak_rss_gb()}
+
+
+def main(argv):
+    del argv
+    for n in [int(s) for s in _SEEDS.value]:
+        if _MODE.value == "once":
+            algo = ppo.make_ppo(_config())
+            out = jax.jit(jax.vmap(sweep.make_train(algo)))(
+                jax.vmap(jax.random.PRNGKey)(np.arange(n)))
+            print(f"final_mean_return {float(np.asarray(out[1]['return'])[:, -1].mean()):.1f}")
+            continue
+        r = bench_vmap(n) if _MODE.value == "vmap" else bench_loop(n)
+        print(f"{_MODE.value} seeds={r['seeds']} compile={r['compile_s']:.1f}s "
+              f"run={r['run_s']:.2f}s env_steps/s={r['steps_per_s']:,.0f} "
+              f"final_return={r['final_return_mean']:.1f} peak_rss={r['peak_rss_gb']:.2f}GB",
+              flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,174 @@
+"""The one place where gymnax environments are adapted for our agents.
+
+gymnax >= 1.0 `step(key, state, action, params)` returns `(obs, state, reward, terminated,
+truncated, info)` and auto-resets inside `step` (the returned `obs`/`state` are the reset ones when
+the episode ended; the last observation of the ended episode is `info["final_observation"]`). We
+keep `terminated` (a true terminal state: bootstrap with 0) apart from `truncated` (time limit:
+bootstrap with V(final_observation)).
+
+Wrappers here keep that protocol, so they stack:
+* `LogWrapper`: episode return/length carried in the state; `info["returned_episode_returns"]`,
+  `info["returned_episode_lengths"]`, `info["returned_episode"]` (bool) at episode ends.
+* `NormalizeObservation`: running mean/variance (Welford, parallel form over a batch) kept in the
+  state of each environment copy; statistics are per environment copy so `vmap` stays pure.
+* `ClipAction`: clips continuous actions to the action-space box.
+* `VecEnv`: `num_envs` copies under `vmap` (keys split inside).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import spaces
+
+
+class GymnaxWrapper:
+    """Forwards attribute access to the wrapped environment."""
+
+    def __init__(self, env: Any):
+        self._env = env
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    @property
+    def unwrapped(self) -> Any:
+        env = self._env
+        while isinstance(env, GymnaxWrapper):
+            env = env._env
+        return env
+
+
+@struct.dataclass
+class LogEnvState:
+    env_state: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+    returned_episode_return: jax.Array
+    returned_episode_length: jax.Array
+
+
+class LogWrapper(GymnaxWrapper):
+    """Carries the running episode return and length in the state (no host callbacks)."""
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, LogEnvState]:
+        obs, env_state = self._env.reset(key, params)
+        z = jnp.zeros((), jnp.float32)
+        return obs, LogEnvState(env_state, z, jnp.zeros((), jnp.int32), z, jnp.zeros((), jnp.int32))
+
+    def step(self, key, state: LogEnvState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            key, state.env_state, action, params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        ret = state.episode_return + reward.astype(jnp.float32)
+        length = state.episode_length + 1
+        new_state = LogEnvState(
+            env_state=env_state,
+            episode_return=ret * (1 - done),
+            episode_length=length * (1 - done),
+            returned_episode_return=jnp.where(done, ret, state.returned_episode_return),
+            returned_episode_length=jnp.where(done, length, state.returned_episode_length),
+        )
+        info = {
+            **info,
+            "returned_episode_returns": new_state.returned_episode_return,
+            "returned_episode_lengths": new_state.returned_episode_length,
+            "returned_episode": done,
+        }
+        return obs, new_state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class NormState:
+    env_state: Any
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+class NormalizeObservation(GymnaxWrapper):
+    """Normalizes observations by a running mean and variance, updated on every step.
+
+    Statistics live in the state, so each vmapped environment copy has its own; call
+    `merge_stats` over the env axis if shared statistics are wanted. `final_observation` is
+    normalized with the same statistics as the step's observation.
+    """
+
+    def __init__(self, env: Any, eps: float = 1e-8, clip: float = 10.0):
+        super().__init__(env)
+        self.eps, self.clip = eps, clip
+
+    def _norm(self, obs, mean, var):
+        return jnp.clip((obs - mean) / jnp.sqrt(var + self.eps), -self.clip, self.clip)
+
+    def _update(self, state: NormState, obs):
+        count = state.count + 1.0
+        delta = obs - state.mean
+        mean = state.mean + delta / count
+        m2 = state.var * state.count + delta * (obs - mean)
+        return mean, m2 / count, count
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        state = NormState(env_state, jnp.zeros_like(obs, jnp.float32),
+                          jnp.ones_like(obs, jnp.float32), jnp.zeros((), jnp.float32))
+        mean, var, count = self._update(state, obs)
+        state = NormState(env_state, mean, var, count)
+        return self._norm(obs, mean, var), state
+
+    def step(self, key, state: NormState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            key, state.env_state, action, params
+        )
+        mean, var, count = self._update(state, obs)
+        info = dict(info)
+        if "final_observation" in info:
+            info["final_observation"] = self._norm(info["final_observation"], mean, var)
+        return (self._norm(obs, mean, var), NormState(env_state, mean, var, count), reward,
+                terminated, truncated, info)
+
+
+class ClipAction(GymnaxWrapper):
+    """Clips continuous actions into the action box before stepping."""
+
+    def step(self, key, state, action, params=None):
+        space = self._env.action_space(params)
+        action = jnp.clip(action, space.low, space.high)
+        return self._env.step(key, state, action, params)
+
+
+class VecEnv(GymnaxWrapper):
+    """`num_envs` independent copies: `reset(key)`/`step(key, ...)` split the key inside."""
+
+    def __init__(self, env: Any, num_envs: int):
+        super().__init__(env)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self._reset = jax.vmap(env.reset, in_axes=(0, None))
+        self._step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def reset(self, key, params=None):
+        return self._reset(jax.random.split(key, self.num_envs), params)
+
+    def step(self, key, state, action, params=None):
+        chex.assert_axis_dimension(action, 0, self.num_envs)
+        return self._step(jax.random.split(key, self.num_envs), state, action, params)
+
+
+def is_discrete(env: Any, params: Any) -> bool:
+    """Whether the environment's action space is `Discrete`."""
+    return isinstance(env.action_space(params), spaces.Discrete)
+
+
+def action_dim(env: Any, params: Any) -> int:
+    """Number of discrete actions, or the dimension of a continuous action box."""
+    space = env.action_space(params)
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    return int(jnp.prod(jnp.asarray(space.shape)))

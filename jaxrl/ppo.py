@@ -1,0 +1,314 @@
+"""Proximal Policy Optimization (Schulman et al., 2017), the reference workload of the engine.
+
+`make_ppo(config) -> sweep.Algorithm`. One update = collect `num_steps` x `num_envs` transitions,
+compute GAE, run `update_epochs` epochs of `num_minibatches` clipped-surrogate steps.
+
+Truncation vs termination: at a time limit (`truncated`) the value of the final observation is
+bootstrapped, `delta_t = r_t + gamma V(s_final) - V(s_t)`, while at a true terminal state it is
+not. The GAE trace is cut at both (the next stored observation belongs to a new episode).
+
+Float hyperparameters (`lr`, `ent_coef`, `vf_coef`, `clip_eps`, `gamma`, `gae_lambda`,
+`max_grad_norm`) are read from the `hparams` dict at run time (the learning rate enters the
+optimizer through `optax.inject_hyperparams`), so sweeping them never recompiles.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+
+from jaxrl import envs, sweep
+from jaxrl.networks import ActorCritic
+
+FLOAT_HPARAMS = ("lr", "ent_coef", "vf_coef", "clip_eps", "gamma", "gae_lambda", "max_grad_norm")
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Defaults: the PureJaxRL CartPole configuration."""
+    c = ml_collections.ConfigDict()
+    c.env_name = "CartPole-v1"
+    c.num_envs = 4
+    c.num_steps = 128
+    c.total_timesteps = 500_000
+    c.update_epochs = 4
+    c.num_minibatches = 4
+    c.lr = 2.5e-4
+    c.anneal_lr = True
+    c.gamma = 0.99
+    c.gae_lambda = 0.95
+    c.clip_eps = 0.2
+    c.ent_coef = 0.01
+    c.vf_coef = 0.5
+    c.max_grad_norm = 0.5
+    c.hidden = (64, 64)
+    c.activation = "tanh"
+    c.normalize_obs = False
+    c.unroll = 8  # scan unroll of the rollout and GAE loops (speed only, same numbers)
+    c.seed = 0
+    c.num_seeds = 1
+    return c
+
+
+def validate_config(c: ml_collections.ConfigDict) -> None:
+    """Raise a one-line ValueError naming the first bad field (before anything compiles)."""
+
+    def need(ok: bool, field: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"config.{field} {what}, got {c[field]!r}")
+
+    valid_envs = envs.registered()
+    if c.env_name not in valid_envs:
+        raise ValueError(
+            f"config.env_name: unknown environment {c.env_name!r}; valid: {', '.join(valid_envs)}"
+        )
+    for f in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
+        need(int(c[f]) >= 1, f, "must be >= 1")
+    need(c.lr > 0, "lr", "must be > 0")
+    need(0 < c.gamma <= 1, "gamma", "must be in (0, 1]")
+    need(0 <= c.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
+    need(c.clip_eps > 0, "clip_eps", "must be > 0")
+    need(c.max_grad_norm > 0, "max_grad_norm", "must be > 0")
+    need(c.ent_coef >= 0, "ent_coef", "must be >= 0")
+    need(c.vf_coef >= 0, "vf_coef", "must be >= 0")
+    need(int(c.seed) >= 0, "seed", "must be >= 0")
+    batch = c.num_envs * c.num_steps
+    if batch % c.num_minibatches:
+        raise ValueError(
+            f"config.num_minibatches must divide num_envs*num_steps={batch}, "
+            f"got {c.num_minibatches!r}"
+        )
+    need(c.total_timesteps >= batch, "total_timesteps", f"must be >= num_envs*num_steps={batch}")
+
+
+class Transition(NamedTuple):
+    """One rollout step for all envs: leaves `[num_envs, ...]` (stacked to `[T, num_envs, ...]`)."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+
+
+@struct.dataclass
+class PPOState:
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    update: jax.Array
+    last_return: jax.Array
+    last_length: jax.Array
+
+
+def gae(
+    rewards: jax.Array,
+    values: jax.Array,
+    next_values: jax.Array,
+    final_values: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    gamma: jax.Array | float,
+    lam: jax.Array | float,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array]:
+    """Generalized advantage estimation with truncation bootstrapping.
+
+    Args:
+      rewards, values, final_values, terminated, truncated: `[T, ...]`. `values[t] = V(s_t)`,
+        `final_values[t] = V(final observation of step t)` (used only where `truncated[t]`).
+      next_values: `[...]`, V of the observation after the last step.
+      gamma, lam: discount and GAE lambda.
+
+    Returns:
+      `(advantages, returns)`, both `[T, ...]`, `returns = advantages + values`.
+
+    Where `done_t = terminated_t or truncated_t` the next stored value belongs to a new episode,
+    so `delta_t = r_t + gamma * truncated_t * (1 - terminated_t) * V(final_t) - V(s_t)` and the
+    trace is cut; otherwise `delta_t = r_t + gamma V(s_{t+1}) - V(s_t)`.
+    """
+    chex.assert_equal_shape([rewards, values, final_values, terminated, truncated])
+    term = terminated.astype(values.dtype)
+    trunc = truncated.astype(values.dtype) * (1.0 - term)
+    done = jnp.maximum(term, trunc)
+    v_next = jnp.concatenate([values[1:], next_values[None]], axis=0)
+    boot = (1.0 - done) * v_next + trunc * final_values
+    deltas = rewards + gamma * boot - values
+
+    def body(adv, x):
+        delta, d = x
+        adv = delta + gamma * lam * (1.0 - d) * adv
+        return adv, adv
+
+    _, adv = jax.lax.scan(
+        body, jnp.zeros_like(next_values), (deltas, done), reverse=True, unroll=unroll
+    )
+    return adv, adv + values
+
+
+def ppo_loss(
+    params: Any,
+    apply_fn: Any,
+    batch: Transition,
+    advantages: jax.Array,
+    targets: jax.Array,
+    hp: sweep.Hparams,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Clipped surrogate + clipped value loss - entropy bonus on a minibatch `[B, ...]`."""
+    pi, value = apply_fn(params, batch.obs)
+    log_prob = pi.log_prob(batch.action)
+    v_clipped = batch.value + jnp.clip(value - batch.value, -hp["clip_eps"], hp["clip_eps"])
+    value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (v_clipped - targets) ** 2).mean()
+    log_ratio = log_prob - batch.log_prob
+    ratio = jnp.exp(log_ratio)
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    surrogate = jnp.minimum(
+        ratio * adv, jnp.clip(ratio, 1.0 - hp["clip_eps"], 1.0 + hp["clip_eps"]) * adv
+    )
+    actor_loss = -surrogate.mean()
+    entropy = pi.entropy().mean()
+    total = actor_loss + hp["vf_coef"] * value_loss - hp["ent_coef"] * entropy
+    aux = {
+        "value_loss": value_loss,
+        "actor_loss": actor_loss,
+        "entropy": entropy,
+        "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+        "clip_frac": (jnp.abs(ratio - 1.0) > hp["clip_eps"]).mean(),
+    }
+    return total, aux
+
+
+def make_optimizer() -> optax.GradientTransformation:
+    """Adam behind global-norm clipping, both hyperparameters injectable at run time."""
+
+    def factory(learning_rate, max_grad_norm):
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                           optax.adam(learning_rate, eps=1e-5))
+
+    return optax.inject_hyperparams(factory)(learning_rate=1e-3, max_grad_norm=0.5)
+
+
+def make_env(config: ml_collections.ConfigDict):
+    """The wrapped, vectorized environment for `config` and its params."""
+    env, params = envs.make(config.env_name)
+    discrete = envs.is_discrete(env, params)
+    env = envs.LogWrapper(env)
+    if not discrete:
+        env = envs.ClipAction(env)
+    if config.normalize_obs:
+        env = envs.NormalizeObservation(env)
+    return envs.VecEnv(env, config.num_envs), params, discrete
+
+
+def make_ppo(config: ml_collections.ConfigDict) -> sweep.Algorithm:
+    """PPO as a `sweep.Algorithm` (see module docstring)."""
+    validate_config(config)
+    env, env_params, discrete = make_env(config)
+    n_act = envs.action_dim(env, env_params)
+    network = ActorCritic(n_act, discrete, tuple(config.hidden), config.activation)
+    tx = make_optimizer()
+    num_envs, num_steps = int(config.num_envs), int(config.num_steps)
+    batch_size = num_envs * num_steps
+    num_updates = int(config.total_timesteps) // batch_size
+    epochs, n_mb = int(config.update_epochs), int(config.num_minibatches)
+    mb_size = batch_size // n_mb
+    unroll = int(config.unroll)
+    anneal = bool(config.anneal_lr)
+
+    def init(key: jax.Array, hp: sweep.Hparams) -> PPOState:
+        k_net, k_env, k_run = jax.random.split(key, 3)
+        obs, env_state = env.reset(k_env, env_params)
+        params = network.init(k_net, obs[:1])
+        opt_state = tx.init(params)
+        z = jnp.zeros((), jnp.float32)
+        return PPOState(params, opt_state, env_state, obs, k_run, jnp.zeros((), jnp.int32), z, z)
+
+    def update(state: PPOState, hp: sweep.Hparams) -> tuple[PPOState, sweep.Metrics]:
+        # COLLECT TRAJECTORIES
+        def env_step(carry, _):
+            env_state, obs, key = carry
+            key, k_act, k_step = jax.random.split(key, 3)
+            pi, value = network.apply(state.params, obs)
+            action = pi.sample(seed=k_act)
+            log_prob = pi.log_prob(action)
+            next_obs, env_state, reward, term, trunc, info = env.step(
+                k_step, env_state, action, env_params
+            )
+            tr = Transition(obs, action, log_prob, value, reward.astype(jnp.float32), term, trunc,
+                            info["final_observation"])
+            ep = (info["returned_episode"], info["returned_episode_returns"],
+                  info["returned_episode_lengths"])
+            return (env_state, next_obs, key), (tr, ep)
+
+        (env_state, obs, key), (traj, (ep_done, ep_ret, ep_len)) = jax.lax.scan(
+            env_step, (state.env_state, state.obs, state.key), None, num_steps, unroll=unroll
+        )
+
+        # ADVANTAGES (bootstrap on truncation with V(final observation))
+        _, next_value = network.apply(state.params, obs)
+        _, final_values = network.apply(state.params, traj.final_obs)
+        advantages, targets = gae(traj.reward, traj.value, next_value, final_values,
+                                  traj.terminated, traj.truncated, hp["gamma"], hp["gae_lambda"],
+                                  unroll=unroll)
+
+        # UPDATE NETWORK
+        lr = hp["lr"]
+        if anneal:
+            lr = lr * (1.0 - state.update.astype(jnp.float32) / num_updates)
+        opt_state = state.opt_state._replace(hyperparams={
+            **state.opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": hp["max_grad_norm"]
+        })
+        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
+                            (traj, advantages, targets))
+
+        def epoch(carry, key):
+            params, opt_state = carry
+            perm = jax.random.permutation(key, batch_size)
+            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                tr, adv, tgt = mb
+                grads, aux = jax.grad(ppo_loss, has_aux=True)(params, network.apply, tr, adv, tgt,
+                                                              hp)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), aux
+
+            return jax.lax.scan(minibatch, (params, opt_state), mbs)
+
+        key, k_epochs = jax.random.split(key)
+        (params, opt_state), aux = jax.lax.scan(
+            epoch, (state.params, opt_state), jax.random.split(k_epochs, epochs)
+        )
+
+        # METRICS (reduced here: per-update scalars only)
+        n_done = ep_done.sum()
+        mean_ret = jnp.where(n_done > 0, (ep_ret * ep_done).sum() / jnp.maximum(n_done, 1),
+                             state.last_return)
+        mean_len = jnp.where(n_done > 0, (ep_len * ep_done).sum() / jnp.maximum(n_done, 1),
+                             state.last_length)
+        metrics = {"return": mean_ret, "episode_length": mean_len,
+                   "episodes": n_done.astype(jnp.float32)}
+        metrics |= {k: v.mean() for k, v in aux.items()}
+        new_state = PPOState(params, opt_state, env_state, obs, key, state.update + 1,
+                             mean_ret, mean_len)
+        return new_state, metrics
+
+    return sweep.Algorithm(
+        init=init,
+        update=update,
+        num_updates=num_updates,
+        env_steps_per_update=batch_size,
+        hparams={k: float(config[k]) for k in FLOAT_HPARAMS},
+        name=f"ppo_{config.env_name}",
+    )

@@ -1,0 +1,549 @@
+"""PROPS: Proximal Robust On-Policy Sampling (Corrado & Hanna, "On-Policy Policy Gradient
+Reinforcement Learning Without On-Policy Sampling", arXiv 2311.08290).
+
+On-policy sampling only matches the policy in expectation; a finite batch over- and under-samples
+actions ("sampling error", `KL(pi_D || pi_theta)`, see `jaxrl.props_sampling_error`). PROPS
+collects data with a *behavior* policy `pi_phi` that is re-fitted every `m` environment steps so
+that actions the data under-represents become likelier, and keeps the last `b` target batches in a
+FIFO buffer, so the aggregate buffer is closer to on-policy than i.i.d. sampling would make it.
+
+One `update` of the returned `sweep.Algorithm` is one target (PPO) update cycle:
+
+    for k in 0 .. n/m - 1:                       # n = num_steps, m = props_num_steps (per env)
+        phi <- theta                             # re-copy (Adam state of phi persists)
+        phi <- behavior update on buffer[m:]     # all but the m oldest steps (evicted next)
+        collect m steps with pi_phi, push them into the FIFO buffer (evicting the oldest m)
+    theta <- PPO update on the whole buffer      # log-probs and GAE recomputed under theta
+
+so the behavior update after the target update (at `k = 0` of the next cycle) is taken relative
+to the new `theta`, as in the paper.
+
+Behavior update (PROPS, Sec. 5): minimise over `phi`, with `r = pi_phi(a|s) / pi_theta(a|s)`,
+
+    L(phi) = mean_D max(r, clip(r, 1 - eps_P, 1 + eps_P)) + lambda * KL(pi_theta || pi_phi),
+
+i.e. PPO's clipped surrogate with the advantage fixed at -1: at `phi = theta` its gradient is the
+ROS direction `mean_D grad log pi(a|s)` (for a tabular softmax `n(s)/|D| (pi_D - pi)`), and once
+an action's ratio drops below `1 - eps_P` its gradient is zero. The KL is analytic over the whole
+action distribution (distrax). Before each minibatch step `mean((r - 1) - log r)` estimates
+`KL(pi_theta || pi_phi)`; once it exceeds `delta_P` (`props_target_kl`) the round stops (a mask
+carried through `lax.scan`).
+
+Settings of the same code:
+* PPO-Buffer: `behavior="none"` (`phi = theta`, no behavior updates), or equivalently
+  `props_lr = 0` (bit-identical, tested).
+* PPO: PPO-Buffer with `buffer_batches = 1`.
+* ROS (Zhong et al., 2022): `ROS_HPARAMS` (no clipping, no regulariser, no early stop) with
+  `props_update_epochs = props_num_minibatches = 1`.
+
+PPO on the buffer: `log pi_theta_old` and values are recomputed for every buffer sample under
+the current `theta` (no behavior-policy correction) and GAE runs over the whole time-ordered
+buffer with the current critic (truncation bootstrapped from `final_obs`, see `ppo.gae`). Minibatch
+size is `b * n / num_minibatches` (as the authors); before the buffer is full only the filled
+minibatches are used. The PPO KL early stop is checked on each minibatch before its step.
+
+Every float hyperparameter is read from `hparams` at run time (`FLOAT_HPARAMS`), so a sweep over
+learning rates, clip coefficients, KL coefficient/threshold, ... is one compiled program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import distrax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+
+from jaxrl import envs, ppo, sweep
+from jaxrl import props_sampling_error as se
+from jaxrl.networks import MLP, ActorCritic
+
+FLOAT_HPARAMS = (
+    "lr", "ent_coef", "vf_coef", "clip_eps", "gamma", "gae_lambda", "max_grad_norm", "target_kl",
+    "props_lr", "props_clip_eps", "props_kl_coef", "props_target_kl", "props_max_grad_norm",
+    "se_lr",
+)
+
+# ROS as a setting of PROPS: unclipped, unregularised, no early stop (use with one epoch and one
+# minibatch per behavior update).
+ROS_HPARAMS = {"props_clip_eps": 1e6, "props_kl_coef": 0.0, "props_target_kl": 1e6}
+
+BEHAVIORS = ("props", "none")
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Defaults: the paper's PPO and PROPS settings on CartPole-v1 (digest, [V])."""
+    c = ml_collections.ConfigDict()
+    c.env_name = "CartPole-v1"
+    c.behavior = "props"  # "props" (PROPS / ROS) or "none" (PPO-Buffer / PPO)
+    c.num_envs = 1
+    c.num_steps = 1024  # n: target batch, per env
+    c.props_num_steps = 256  # m: steps between behavior updates, per env
+    c.buffer_batches = 2  # b
+    c.total_timesteps = 100_000
+    c.update_epochs = 10
+    c.num_minibatches = 32
+    c.props_update_epochs = 16
+    c.props_num_minibatches = 16
+    c.anneal_lr = True
+    c.props_anneal_lr = False
+    c.lr = 1e-3
+    c.ent_coef = 0.01
+    c.vf_coef = 0.5
+    c.clip_eps = 0.2
+    c.gamma = 0.99
+    c.gae_lambda = 0.95
+    c.max_grad_norm = 0.5
+    c.target_kl = 0.03
+    c.props_lr = 1e-3
+    c.props_clip_eps = 0.3
+    c.props_kl_coef = 0.1
+    c.props_target_kl = 0.05
+    c.props_max_grad_norm = 0.5
+    c.se_steps = 100  # full-batch Adam steps of the sampling-error MLE fit (0: not measured)
+    c.se_lr = 1e-2
+    c.hidden = (64, 64)
+    c.activation = "tanh"
+    c.normalize_obs = False
+    c.unroll = 8
+    return c
+
+
+def validate_config(c: ml_collections.ConfigDict) -> None:
+    """Raise a one-line ValueError naming the first bad field (before anything compiles)."""
+
+    def need(ok: bool, field: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"config.{field} {what}, got {c[field]!r}")
+
+    if c.env_name not in envs.registered():
+        raise ValueError(f"config.env_name: unknown environment {c.env_name!r}")
+    need(c.behavior in BEHAVIORS, "behavior", f"must be one of {BEHAVIORS}")
+    for f in ("num_envs", "num_steps", "props_num_steps", "buffer_batches", "total_timesteps",
+              "update_epochs", "num_minibatches", "props_update_epochs", "props_num_minibatches"):
+        need(int(c[f]) >= 1, f, "must be >= 1")
+    need(int(c.se_steps) >= 0, "se_steps", "must be >= 0")
+    need(c.num_steps % c.props_num_steps == 0, "props_num_steps", "must divide num_steps")
+    need(c.lr >= 0, "lr", "must be >= 0")
+    need(c.props_lr >= 0, "props_lr", "must be >= 0")
+    need(c.props_clip_eps > 0, "props_clip_eps", "must be > 0")
+    need(c.props_kl_coef >= 0, "props_kl_coef", "must be >= 0")
+    need(c.props_target_kl >= 0, "props_target_kl", "must be >= 0")
+    need(c.target_kl > 0, "target_kl", "must be > 0")
+    need(0 < c.gamma <= 1, "gamma", "must be in (0, 1]")
+    need(0 <= c.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
+    need(c.clip_eps > 0, "clip_eps", "must be > 0")
+    need(c.se_lr > 0, "se_lr", "must be > 0")
+    b, n = int(c.buffer_batches), int(c.num_steps) * int(c.num_envs)
+    need((b * n) % c.num_minibatches == 0, "num_minibatches",
+         f"must divide buffer size b*n={b * n}")
+    need(c.num_minibatches % b == 0, "num_minibatches",
+         f"must be a multiple of buffer_batches={b}")
+    beh = (b * int(c.num_steps) - int(c.props_num_steps)) * int(c.num_envs)
+    if c.behavior == "props":
+        need(beh >= 1, "props_num_steps", "leaves no behavior data (b*num_steps - m must be > 0)")
+        need(beh % c.props_num_minibatches == 0, "props_num_minibatches",
+             f"must divide the behavior data size (b*n - m*num_envs)={beh}")
+    need(c.total_timesteps >= n, "total_timesteps", f"must be >= num_envs*num_steps={n}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The behavior-policy update (pure, generic in the policy: also used by the bandit).
+# ---------------------------------------------------------------------------------------------
+
+
+def props_loss(
+    phi: Any,
+    apply_pi: Callable[[Any, jax.Array], distrax.Distribution],
+    obs: jax.Array,
+    actions: jax.Array,
+    pi_theta: distrax.Distribution,
+    mask: jax.Array,
+    hp: sweep.Hparams,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PROPS behavior loss on a minibatch `[B, ...]` (see module docstring).
+
+    Args:
+      phi: behavior parameters (differentiated).
+      apply_pi: `apply_pi(params, obs) -> distribution` with batch shape `[B]`.
+      obs, actions: `[B, ...]`, actions collected by earlier behavior policies.
+      pi_theta: the target policy's distribution on `obs` (batch `[B]`, held fixed).
+      mask: `[B]` bool, valid rows (padded buffers).
+      hp: needs `props_clip_eps`, `props_kl_coef`.
+
+    Returns:
+      `(loss, aux)`, aux has `approx_kl` (`mean((r-1) - log r)`), `kl` (analytic
+      `KL(pi_theta || pi_phi)`), `clip_frac`.
+    """
+    pi_phi = apply_pi(phi, obs)
+    log_ratio = pi_phi.log_prob(actions) - jax.lax.stop_gradient(pi_theta.log_prob(actions))
+    ratio = jnp.exp(log_ratio)
+    eps = hp["props_clip_eps"]
+    surrogate = jnp.maximum(ratio, jnp.clip(ratio, 1.0 - eps, 1.0 + eps))
+    kl = pi_theta.kl_divergence(pi_phi)
+    loss = se.masked_mean(surrogate, mask) + hp["props_kl_coef"] * se.masked_mean(kl, mask)
+    aux = {
+        "approx_kl": se.approx_kl(log_ratio, mask),
+        "kl": se.masked_mean(kl, mask),
+        "clip_frac": se.masked_mean((jnp.abs(ratio - 1.0) > eps).astype(jnp.float32), mask),
+    }
+    return loss, aux
+
+
+def behavior_update(
+    theta: Any,
+    opt_state: Any,
+    obs: jax.Array,
+    actions: jax.Array,
+    mask: jax.Array,
+    key: jax.Array,
+    hp: sweep.Hparams,
+    *,
+    apply_pi: Callable[[Any, jax.Array], distrax.Distribution],
+    tx: optax.GradientTransformation,
+    epochs: int,
+    num_minibatches: int,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """One PROPS behavior update: `phi <- theta`, then `epochs x num_minibatches` masked steps.
+
+    Args:
+      theta: target parameters (copied into `phi`; never changed).
+      opt_state: behavior optimizer state (persists across re-copies); its `learning_rate` and
+        `max_grad_norm` hyperparameters must be set by the caller.
+      obs, actions, mask: behavior data `[N, ...]`, `mask: [N]` bool (N divisible by
+        `num_minibatches`).
+      key: permutation key.
+      hp: `props_clip_eps`, `props_kl_coef`, `props_target_kl`.
+
+    Returns:
+      `(phi, opt_state, metrics)`; metrics: `props_steps` (gradient steps taken), `props_kl`
+      (analytic `KL(pi_theta || pi_phi)` and `props_clip_frac` on the last minibatch evaluated:
+      the one that triggered the early stop, else the last one, before its step).
+
+    A step is skipped when its minibatch has no valid row; once a minibatch's pre-step estimate
+    `mean((r-1) - log r)` exceeds `props_target_kl`, this and all later steps are skipped.
+    """
+    n = obs.shape[0]
+    mb = n // num_minibatches
+    zero = jnp.zeros((), jnp.float32)
+
+    def minibatch(carry, batch):
+        phi, opt, stopped, steps, last = carry
+        o, a, m = batch
+        pi_theta = apply_pi(theta, o)
+        grads, aux = jax.grad(props_loss, has_aux=True)(phi, apply_pi, o, a, pi_theta, m, hp)
+        done_before = stopped
+        stopped = stopped | ((m.sum() > 0) & (aux["approx_kl"] > hp["props_target_kl"]))
+        take = (~stopped) & (m.sum() > 0)
+        updates, new_opt = tx.update(grads, opt, phi)
+        new_phi = optax.apply_updates(phi, updates)
+        phi = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_phi, phi)
+        opt = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_opt, opt)
+        seen = (m.sum() > 0) & ~done_before
+        last = jax.tree.map(lambda x, y: jnp.where(seen, x, y), (aux["kl"], aux["clip_frac"]), last)
+        return (phi, opt, stopped, steps + take.astype(jnp.float32), last), None
+
+    def epoch(carry, k):
+        perm = jax.random.permutation(k, n)
+        data = jax.tree.map(lambda x: x[perm].reshape((num_minibatches, mb) + x.shape[1:]),
+                            (obs, actions, mask))
+        return jax.lax.scan(minibatch, carry, data)
+
+    init = (theta, opt_state, jnp.array(False), zero, (zero, zero))
+    (phi, opt_state, _, steps, (kl, clip_frac)), _ = jax.lax.scan(
+        epoch, init, jax.random.split(key, epochs)
+    )
+    return phi, opt_state, {"props_steps": steps, "props_kl": kl, "props_clip_frac": clip_frac}
+
+
+def set_opt_hparams(opt_state: Any, lr: jax.Array, max_grad_norm: jax.Array) -> Any:
+    """Write the run-time learning rate and clip norm into an `inject_hyperparams` state."""
+    return opt_state._replace(hyperparams={
+        **opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": max_grad_norm
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# A K-armed bandit: i.i.d. vs PROPS sampling (ground truth: E KL(pi_D || pi) ~ (K-1)/(2N)).
+# ---------------------------------------------------------------------------------------------
+
+
+def bandit_actions(
+    key: jax.Array,
+    logits: jax.Array,
+    num_samples: int,
+    hp: sweep.Hparams,
+    *,
+    behavior: bool = True,
+    samples_per_update: int = 1,
+    epochs: int = 16,
+    num_minibatches: int = 1,
+) -> jax.Array:
+    """Draw `num_samples` arms for the fixed policy `softmax(logits)` (`[K]`).
+
+    With `behavior=False` the arms are i.i.d. from the policy; with `behavior=True` a PROPS
+    behavior update on all arms drawn so far precedes every `samples_per_update` draws, and the
+    draws come from the behavior policy. Returns `[num_samples]` int32 arms.
+    """
+    if num_samples % samples_per_update:
+        raise ValueError(f"samples_per_update must divide num_samples={num_samples}, "
+                         f"got {samples_per_update}")
+    k_draw, k_beh = jax.random.split(key)
+    if not behavior:
+        return jax.random.categorical(k_draw, logits, shape=(num_samples,)).astype(jnp.int32)
+
+    def apply_pi(p, o):
+        return distrax.Categorical(logits=jnp.broadcast_to(p, o.shape[:1] + p.shape))
+
+    tx = ppo.make_optimizer()
+    opt = set_opt_hparams(tx.init(logits), hp["props_lr"], hp["props_max_grad_norm"])
+    obs = jnp.zeros((num_samples, 1))
+    rounds = num_samples // samples_per_update
+
+    def round_(carry, i):
+        opt, acts, filled, kd, kb = carry
+        kd, k_a = jax.random.split(kd)
+        kb, k_u = jax.random.split(kb)
+        phi, opt, _ = behavior_update(logits, opt, obs, acts, filled, k_u, hp, apply_pi=apply_pi,
+                                      tx=tx, epochs=epochs, num_minibatches=num_minibatches)
+        new = jax.random.categorical(k_a, phi, shape=(samples_per_update,)).astype(jnp.int32)
+        idx = i * samples_per_update + jnp.arange(samples_per_update)
+        return (opt, acts.at[idx].set(new), filled.at[idx].set(True), kd, kb), None
+
+    init = (opt, jnp.zeros(num_samples, jnp.int32), jnp.zeros(num_samples, bool), k_draw, k_beh)
+    (_, acts, _, _, _), _ = jax.lax.scan(round_, init, jnp.arange(rounds))
+    return acts
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling error of a buffer for an ActorCritic policy (fitted MLE of the actor's head).
+# ---------------------------------------------------------------------------------------------
+
+
+def policy_sampling_error(
+    params: Any, obs: jax.Array, actions: jax.Array, mask: jax.Array, *, hidden: tuple[int, ...],
+    activation: str, discrete: bool, steps: int, lr: jax.Array,
+) -> jax.Array:
+    """`KL(pi_D || pi_theta)` of the data `(obs [N, d], actions [N, ...])` for an `ActorCritic`
+    policy, by the fitted maximum-likelihood estimator (features frozen, head refitted)."""
+    actor = params["params"]["actor"]
+    n_hidden = len(hidden)
+    feat_params = {f"Dense_{i}": actor[f"Dense_{i}"] for i in range(n_hidden)}
+    feats = MLP(tuple(hidden), None, activation).apply({"params": feat_params}, obs)
+    head = dict(actor[f"Dense_{n_hidden}"])
+    if not discrete:
+        head["log_std"] = params["params"]["log_std"]
+
+    def log_prob(h, f, a):
+        out = f @ h["kernel"] + h["bias"]
+        if discrete:
+            return distrax.Categorical(logits=out).log_prob(a)
+        return distrax.MultivariateNormalDiag(out, jnp.exp(h["log_std"])).log_prob(a)
+
+    return se.fitted_sampling_error(head, feats, actions, log_prob, steps, lr, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# The algorithm.
+# ---------------------------------------------------------------------------------------------
+
+
+class Buffer(NamedTuple):
+    """FIFO buffer of the last `b` target batches, time-major: leaves `[b * num_steps, E, ...]`
+    (oldest first); `valid: [b * num_steps]` marks filled time slots."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    valid: jax.Array
+
+
+@struct.dataclass
+class PROPSState:
+    params: Any  # theta (target)
+    opt_state: Any
+    bopt_state: Any
+    buffer: Buffer
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array  # rollout and PPO-update stream (identical use to ppo.make_ppo)
+    bkey: jax.Array  # behavior-update stream
+    update: jax.Array
+    last_return: jax.Array
+    last_length: jax.Array
+
+
+def _push(buffer: Buffer, chunk: Buffer) -> Buffer:
+    """Append `chunk` (`[m, E, ...]`) at the end and drop the `m` oldest time slots."""
+    m = chunk.valid.shape[0]
+    return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
+
+
+def make_props(config: ml_collections.ConfigDict) -> sweep.Algorithm:
+    """PROPS (or PPO-Buffer / PPO / ROS, see module docstring) as a `sweep.Algorithm`."""
+    validate_config(config)
+    env, env_params, discrete = ppo.make_env(config)
+    n_act = envs.action_dim(env, env_params)
+    hidden, act_name = tuple(config.hidden), config.activation
+    network = ActorCritic(n_act, discrete, hidden, act_name)
+    tx = ppo.make_optimizer()
+    btx = ppo.make_optimizer()
+    num_envs, num_steps = int(config.num_envs), int(config.num_steps)
+    m_steps, b = int(config.props_num_steps), int(config.buffer_batches)
+    n_chunks = num_steps // m_steps
+    buf_len = b * num_steps
+    batch = num_envs * num_steps
+    buf_size = buf_len * num_envs
+    num_updates = int(config.total_timesteps) // batch
+    epochs, n_mb = int(config.update_epochs), int(config.num_minibatches)
+    mb_size = buf_size // n_mb
+    p_epochs, p_mb = int(config.props_update_epochs), int(config.props_num_minibatches)
+    use_behavior = config.behavior == "props"
+    unroll = int(config.unroll)
+    anneal, p_anneal = bool(config.anneal_lr), bool(config.props_anneal_lr)
+    se_steps = int(config.se_steps)
+
+    def apply_pi(p, o):
+        return network.apply(p, o)[0]
+
+    def init(key: jax.Array, hp: sweep.Hparams) -> PROPSState:
+        k_net, k_env, k_run, k_beh = jax.random.split(key, 4)  # first 3 as in ppo.make_ppo
+        obs, env_state = env.reset(k_env, env_params)
+        params = network.init(k_net, obs[:1])
+        z = jnp.zeros((), jnp.float32)
+
+        def example_step(k):  # shapes/dtypes of one transition (evaluated abstractly only)
+            action = apply_pi(params, obs).sample(seed=k)
+            _, _, reward, term, trunc, _ = env.step(k, env_state, action, env_params)
+            return action, reward.astype(jnp.float32), term, trunc
+
+        ex = jax.eval_shape(example_step, k_beh)
+
+        def zeros(s):
+            return jnp.zeros((buf_len,) + s.shape, s.dtype)
+
+        buffer = Buffer(zeros(obs), *(zeros(x) for x in ex), zeros(obs),
+                        jnp.zeros((buf_len,), bool))
+        return PROPSState(params, tx.init(params), btx.init(params), buffer, env_state, obs,
+                          k_run, k_beh, jnp.zeros((), jnp.int32), z, z)
+
+    def update(state: PROPSState, hp: sweep.Hparams) -> tuple[PROPSState, sweep.Metrics]:
+        frac = 1.0 - state.update.astype(jnp.float32) / num_updates
+        p_lr = hp["props_lr"] * frac if p_anneal else hp["props_lr"]
+        bopt = set_opt_hparams(state.bopt_state, p_lr, hp["props_max_grad_norm"])
+        params = state.params
+
+        # COLLECT n STEPS IN n/m CHUNKS, A BEHAVIOR UPDATE BEFORE EACH CHUNK
+        def chunk(carry, _):
+            buffer, bopt, env_state, obs, key, bkey, ep = carry
+            if use_behavior:
+                bkey, k_upd = jax.random.split(bkey)
+                beh = jax.tree.map(lambda x: x[m_steps:].reshape((-1,) + x.shape[2:]),
+                                   (buffer.obs, buffer.action))
+                bmask = jnp.repeat(buffer.valid[m_steps:], num_envs)
+                phi, bopt, bm = behavior_update(params, bopt, beh[0], beh[1], bmask, k_upd, hp,
+                                                apply_pi=apply_pi, tx=btx, epochs=p_epochs,
+                                                num_minibatches=p_mb)
+            else:
+                phi, bm = params, {}
+
+            def env_step(c, _):
+                env_state, obs, key = c
+                key, k_act, k_step = jax.random.split(key, 3)
+                action = apply_pi(phi, obs).sample(seed=k_act)
+                next_obs, env_state, reward, term, trunc, info = env.step(
+                    k_step, env_state, action, env_params)
+                tr = Buffer(obs, action, reward.astype(jnp.float32), term, trunc,
+                            info["final_observation"], jnp.array(True))
+                done = info["returned_episode"]
+                stats = jnp.stack([done.sum(), (info["returned_episode_returns"] * done).sum(),
+                                   (info["returned_episode_lengths"] * done).sum()])
+                return (env_state, next_obs, key), (tr, stats.astype(jnp.float32))
+
+            (env_state, obs, key), (tr, stats) = jax.lax.scan(
+                env_step, (env_state, obs, key), None, m_steps, unroll=unroll)
+            ep = ep + stats.sum(0)
+            return (_push(buffer, tr), bopt, env_state, obs, key, bkey, ep), bm
+
+        carry = (state.buffer, bopt, state.env_state, state.obs, state.key, state.bkey,
+                 jnp.zeros(3, jnp.float32))
+        (buffer, bopt, env_state, obs, key, bkey, ep), bms = jax.lax.scan(
+            chunk, carry, None, n_chunks)
+        # RECOMPUTE LOG-PROBS, VALUES AND GAE OVER THE WHOLE BUFFER UNDER THE CURRENT THETA
+        pi_buf, values = network.apply(params, buffer.obs)
+        log_prob = pi_buf.log_prob(buffer.action)
+        _, next_value = network.apply(params, obs)
+        _, final_values = network.apply(params, buffer.final_obs)
+        advantages, targets = ppo.gae(buffer.reward, values, next_value, final_values,
+                                      buffer.terminated, buffer.truncated, hp["gamma"],
+                                      hp["gae_lambda"], unroll=unroll)
+        valid = jnp.broadcast_to(buffer.valid[:, None], values.shape)
+        traj = ppo.Transition(buffer.obs, buffer.action, log_prob, values, buffer.reward,
+                              buffer.terminated, buffer.truncated, buffer.final_obs)
+        flat = jax.tree.map(lambda x: x.reshape((buf_size,) + x.shape[2:]),
+                            (traj, advantages, targets, valid))
+
+        # SAMPLING ERROR KL(pi_D || pi_theta) OF THE BUFFER THE TARGET UPDATE USES
+        metrics = {}
+        if se_steps:
+            metrics["sampling_error"] = policy_sampling_error(
+                params, flat[0].obs, flat[0].action, flat[3], hidden=hidden, activation=act_name,
+                discrete=discrete, steps=se_steps, lr=hp["se_lr"])
+
+        # PPO UPDATE ON THE BUFFER
+        lr = hp["lr"] * frac if anneal else hp["lr"]
+        opt_state = set_opt_hparams(state.opt_state, lr, hp["max_grad_norm"])
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, buf_size)
+            perm = perm[jnp.argsort(~flat[3][perm], stable=True)]  # filled slots first
+            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
+
+            def minibatch(c, mb):
+                params, opt_state, stopped = c
+                tr, adv, tgt, ok = mb
+                grads, aux = jax.grad(ppo.ppo_loss, has_aux=True)(params, network.apply, tr, adv,
+                                                                  tgt, hp)
+                ok = ok.all()
+                stopped = stopped | (ok & (aux["approx_kl"] > hp["target_kl"]))
+                take = ok & ~stopped
+                updates, new_opt = tx.update(grads, opt_state, params)
+                new_params = optax.apply_updates(params, updates)
+                params = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_params, params)
+                opt_state = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_opt, opt_state)
+                return (params, opt_state, stopped), (aux, take.astype(jnp.float32))
+
+            return jax.lax.scan(minibatch, carry, mbs)
+
+        key, k_epochs = jax.random.split(key)
+        (new_params, opt_state, _), (aux, took) = jax.lax.scan(
+            epoch, (params, opt_state, jnp.array(False)), jax.random.split(k_epochs, epochs))
+
+        # METRICS (reduced here: per-update scalars only)
+        n_done, ret_sum, len_sum = ep[0], ep[1], ep[2]
+        mean_ret = jnp.where(n_done > 0, ret_sum / jnp.maximum(n_done, 1), state.last_return)
+        mean_len = jnp.where(n_done > 0, len_sum / jnp.maximum(n_done, 1), state.last_length)
+        w = took / jnp.maximum(took.sum(), 1.0)
+        metrics |= {"return": mean_ret, "episode_length": mean_len, "episodes": n_done,
+                    "ppo_steps": took.sum()}
+        metrics |= {k: (v * w).sum() for k, v in aux.items()}
+        metrics |= {k: v.mean() for k, v in bms.items()}
+        new_state = PROPSState(new_params, opt_state, bopt, buffer, env_state, obs, key,
+                               bkey, state.update + 1, mean_ret, mean_len)
+        return new_state, metrics
+
+    return sweep.Algorithm(
+        init=init,
+        update=update,
+        num_updates=num_updates,
+        env_steps_per_update=batch,
+        hparams={k: float(config[k]) for k in FLOAT_HPARAMS},
+        name=f"props_{config.behavior}_b{b}_{config.env_name}",
+    )

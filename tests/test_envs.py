@@ -1,0 +1,151 @@
+"""The gymnax adapter: episode statistics, truncation vs termination, normalization, names."""
+
+import gymnax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from jaxrl import envs, ppo
+
+
+@struct.dataclass
+class _State(environment.EnvState):
+    pos: jax.Array
+    time: int
+
+
+@struct.dataclass
+class _Params(environment.EnvParams):
+    max_steps_in_episode: int = 2
+
+
+class TwoStep(environment.Environment):
+    """Never terminates; reward 1 per step; truncated after 2 steps. Observation = [pos]."""
+
+    @property
+    def default_params(self):
+        return _Params()
+
+    def step_env(self, key, state, action, params):
+        state = _State(pos=state.pos + 1.0, time=state.time + 1)
+        return self.get_obs(state), state, jnp.float32(1.0), jnp.bool_(False), {}
+
+    def reset_env(self, key, params):
+        state = _State(pos=jnp.float32(0.0), time=0)
+        return self.get_obs(state), state
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.array([state.pos])
+
+    def is_terminated(self, state, params):
+        return jnp.bool_(False)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(-10.0, 10.0, (1,), jnp.float32)
+
+
+def test_truncation_is_not_termination_and_final_obs_is_kept():
+    env = envs.LogWrapper(TwoStep())
+    params = env.default_params
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    out = []
+    for _ in range(4):
+        obs, state, r, term, trunc, info = env.step(jax.random.PRNGKey(1), state, 0, params)
+        out.append((float(obs[0]), bool(term), bool(trunc), float(info["final_observation"][0]),
+                    bool(info["returned_episode"]), float(info["returned_episode_returns"])))
+    # Step 2 truncates: obs is the reset one (0), the final observation is 2, return 2.
+    assert out[1] == (0.0, False, True, 2.0, True, 2.0)
+    assert out[3] == (0.0, False, True, 2.0, True, 2.0)
+    assert out[0][:3] == (1.0, False, False)
+
+
+def test_gae_bootstraps_at_truncation_hand_computed():
+    # Rollout of 4 steps on TwoStep with gamma=0.9, lam=1; V(s) = 10 = 1/(1-gamma), the true
+    # value of the never-ending reward-1 process. With correct bootstrapping every target is
+    # exactly r + gamma * 10 = 10 (a fixed point); treating truncation as termination gives 1.
+    g = 0.9
+    T = 4
+    rewards = jnp.ones(T)
+    values = jnp.full(T, 10.0)
+    final_values = jnp.full(T, 10.0)
+    trunc = jnp.array([False, True, False, True])
+    term = jnp.zeros(T, bool)
+    adv, targets = ppo.gae(rewards, values, jnp.float32(10.0), final_values, term, trunc, g, 1.0)
+    np.testing.assert_allclose(targets, 10.0, rtol=1e-6)
+    np.testing.assert_allclose(adv, 0.0, atol=1e-5)
+    # Termination (not truncation) cuts the bootstrap: target = r = 1 at those steps.
+    _, t2 = ppo.gae(rewards, values, jnp.float32(10.0), final_values, trunc, term, g, 1.0)
+    np.testing.assert_allclose(t2, [1 + g * 1.0, 1.0, 1 + g * 1.0, 1.0], rtol=1e-6)
+
+
+def test_gae_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    T, N = 12, 3
+    r, v, fv = rng.normal(size=(T, N)), rng.normal(size=(T, N)), rng.normal(size=(T, N))
+    nv = rng.normal(size=N)
+    term, trunc = rng.random((T, N)) < 0.15, rng.random((T, N)) < 0.15
+    g, lam = 0.97, 0.9
+    adv_ref = np.zeros((T, N))
+    nxt = np.zeros(N)
+    for t in reversed(range(T)):
+        v_next = nv if t == T - 1 else v[t + 1]
+        tm = term[t].astype(float)
+        tr = trunc[t] * (1 - tm)
+        done = np.maximum(tm, tr)
+        delta = r[t] + g * ((1 - done) * v_next + tr * fv[t]) - v[t]
+        nxt = delta + g * lam * (1 - done) * nxt
+        adv_ref[t] = nxt
+    adv, ret = ppo.gae(*map(jnp.asarray, (r, v, nv, fv, term, trunc)), g, lam, unroll=4)
+    np.testing.assert_allclose(adv, adv_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ret, adv_ref + v, rtol=1e-5, atol=1e-5)
+
+
+def test_log_wrapper_episode_returns_match_manual_sum():
+    env, params = envs.make("CartPole-v1")
+    venv = envs.VecEnv(envs.LogWrapper(env), 3)
+    key = jax.random.PRNGKey(0)
+    obs, state = venv.reset(key, params)
+    running = np.zeros(3)
+    seen = []
+    for _ in range(60):
+        key, k1, k2 = jax.random.split(key, 3)
+        a = jax.random.randint(k1, (3,), 0, 2)
+        obs, state, r, term, trunc, info = venv.step(k2, state, a, params)
+        running += np.asarray(r)
+        done = np.asarray(info["returned_episode"])
+        for i in np.nonzero(done)[0]:
+            assert float(info["returned_episode_returns"][i]) == pytest.approx(running[i])
+            seen.append(running[i])
+            running[i] = 0.0
+    assert seen, "random CartPole episodes should end within 60 steps"
+
+
+def test_normalize_observation_tracks_running_moments():
+    env, params = envs.make("Pendulum-v1")
+    nenv = envs.NormalizeObservation(env)
+    raw_env = env
+    key = jax.random.PRNGKey(0)
+    _, state = nenv.reset(key, params)
+    _, raw_state = raw_env.reset(key, params)
+    raws = [np.asarray(raw_env.get_obs(raw_state))]
+    for t in range(30):
+        k = jax.random.PRNGKey(t + 1)
+        a = jnp.array([0.5])
+        _, state, *_ = nenv.step(k, state, a, params)
+        raw_obs, raw_state, *_ = raw_env.step(k, raw_state, a, params)
+        raws.append(np.asarray(raw_obs))
+    raws = np.stack(raws)
+    np.testing.assert_allclose(state.mean, raws.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(state.var, raws.var(0), rtol=1e-3, atol=1e-5)
+
+
+def test_unknown_env_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown environment 'NoSuchEnv-v0'.*CartPole-v1"):
+        envs.make("NoSuchEnv-v0")
+    assert set(gymnax.registered_envs) <= set(envs.registered())

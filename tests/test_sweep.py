@@ -1,0 +1,133 @@
+"""Sweep engine: vmapped == single, sharded == unsharded, no recompilation, grids, NaN isolation."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT, tiny_ppo_config
+
+from jaxrl import ppo, sweep
+
+
+def _tree_close(a, b, tol=1e-6):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
+
+
+def test_vmapped_seed_equals_single_run():
+    algo = ppo.make_ppo(tiny_ppo_config())
+    res = sweep.run(algo, seeds=range(4), chunk_size=3, progress=False)
+    state3, metrics3 = jax.jit(sweep.make_train(algo))(jax.random.PRNGKey(3))
+    for k, v in metrics3.items():
+        np.testing.assert_allclose(res.metrics[k][3], np.asarray(v), rtol=1e-6, atol=1e-6)
+    _tree_close(jax.tree.map(lambda x: x[3], res.state.algo.params), state3.params)
+
+
+def test_grid_point_equals_run_with_those_hparams():
+    algo = ppo.make_ppo(tiny_ppo_config())
+    res = sweep.run(algo, seeds=[0, 1], grid={"lr": [1e-3, 3e-3], "ent_coef": [0.0]},
+                    chunk_size=6, progress=False)
+    assert [r["lr"] for r in res.runs] == [1e-3, 1e-3, 3e-3, 3e-3]
+    _, m = jax.jit(sweep.make_train(algo))(jax.random.PRNGKey(1), {"lr": 3e-3, "ent_coef": 0.0})
+    np.testing.assert_allclose(res.metrics["value_loss"][3], m["value_loss"], rtol=1e-6,
+                               atol=1e-6)
+    # Different learning rates really give different runs.
+    assert not np.allclose(res.metrics["value_loss"][1], res.metrics["value_loss"][3])
+
+
+def test_no_recompilation_across_chunks():
+    algo = ppo.make_ppo(tiny_ppo_config())
+    runner = sweep.SweepRunner(algo, sweep.expand_runs([0, 1], None), chunk_size=2)
+    ss = runner.init()
+    for _ in range(3):
+        ss, _ = runner.chunk(ss)
+    assert runner.num_traces == 1
+    assert runner._chunk._cache_size() == 1
+
+
+def test_unknown_hparam_and_bad_seeds_fail_clearly():
+    algo = ppo.make_ppo(tiny_ppo_config())
+    with pytest.raises(ValueError, match="unknown hyperparameter.*'bogus'"):
+        sweep.run(algo, seeds=[0], grid={"bogus": [1.0]}, progress=False)
+    with pytest.raises(ValueError, match=r"seeds must be >= 0, got \[-1\]"):
+        sweep.run(algo, seeds=[-1], progress=False)
+
+
+def _toy_algo(nan_seed_at=None):
+    """A random walk per run; the run with seed `s` hits NaN at update `nan_seed_at[s]`."""
+    bad = {float(jax.random.uniform(jax.random.split(jax.random.PRNGKey(s))[1])): at
+           for s, at in (nan_seed_at or {}).items()}
+
+    def init(key, hp):
+        key, sub = jax.random.split(key)
+        return {"x": jnp.zeros(()), "id": jax.random.uniform(sub), "t": jnp.zeros((), jnp.int32),
+                "key": key}
+
+    def update(state, hp):
+        key, sub = jax.random.split(state["key"])
+        x = state["x"] + hp["lr"] * jax.random.normal(sub)
+        for ident, at in bad.items():
+            x = jnp.where((state["id"] == ident) & (state["t"] == at), jnp.nan, x)
+        return {**state, "x": x, "t": state["t"] + 1, "key": key}, {"x": x}
+
+    return sweep.Algorithm(init, update, num_updates=12, hparams={"lr": 0.1}, name="toy")
+
+
+def test_nan_in_one_run_is_isolated_and_frozen():
+    clean = sweep.run(_toy_algo(), seeds=range(4), chunk_size=4, progress=False)
+    dirty = sweep.run(_toy_algo({2: 5}), seeds=range(4), chunk_size=4, progress=False)
+    assert dirty.failed_at.tolist() == [-1, -1, 5, -1]
+    assert dirty.num_failed == 1
+    for i in (0, 1, 3):
+        np.testing.assert_array_equal(dirty.metrics["x"][i], clean.metrics["x"][i])
+    # Failed run: finite before, NaN metrics after, state frozen at the last finite value.
+    assert np.all(np.isfinite(dirty.metrics["x"][2, :5]))
+    assert np.all(np.isnan(dirty.metrics["x"][2, 5:]))
+    assert dirty.metrics["failed"][2].tolist() == [0] * 5 + [1] * 7
+    np.testing.assert_array_equal(np.asarray(dirty.state.algo["x"][2]),
+                                  dirty.metrics["x"][2, 4])
+
+
+def test_halt_on_nan_raises():
+    with pytest.raises(sweep.NonFiniteError, match=r"run\(s\) \[1\].*update\(s\) \[3\]"):
+        sweep.run(_toy_algo({1: 3}), seeds=range(2), chunk_size=4, progress=False,
+                  halt_on_nan=True)
+
+
+_SHARDED = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+    from conftest import tiny_ppo_config
+    from jaxrl import ppo, sweep
+    algo = ppo.make_ppo(tiny_ppo_config())
+    res = sweep.run(algo, seeds=range(6), chunk_size=3, progress=False)
+    leaf = res.state.algo.params["params"]["actor"]["Dense_0"]["kernel"]
+    print(json.dumps({{"devices": jax.device_count(),
+                      "shards": len(leaf.sharding.device_set),
+                      "value_loss": res.metrics["value_loss"].tolist(),
+                      "kernel": np.asarray(leaf)[:6].tolist()}}))
+""")
+
+
+def test_sharded_over_4_cpu_devices_equals_unsharded():
+    code = _SHARDED.format(root=ROOT, tests=os.path.join(ROOT, "tests"))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sharded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sharded["devices"] == 4 and sharded["shards"] == 4
+    algo = ppo.make_ppo(tiny_ppo_config())
+    res = sweep.run(algo, seeds=range(6), chunk_size=3, progress=False)
+    np.testing.assert_allclose(sharded["value_loss"], res.metrics["value_loss"], rtol=1e-5,
+                               atol=1e-6)
+    kernel = np.asarray(res.state.algo.params["params"]["actor"]["Dense_0"]["kernel"])[:6]
+    np.testing.assert_allclose(sharded["kernel"], kernel, rtol=1e-5, atol=1e-6)
