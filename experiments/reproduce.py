@@ -23,6 +23,8 @@ from absl import app, flags
 SECTIONS = [
     ("experiments.ppo", "PPO"),
     ("experiments.props", "PROPS"),
+    ("experiments.dp", "Distributional DP with stock augmentation"),
+    ("experiments.dp_deep", "Stock-augmented deep distributional agent"),
     ("experiments.martingale", "Martingale policy evaluation"),
 ]
 

@@ -28,6 +28,10 @@ _OURS: dict[str, str] = {
     "BrownianTerminal": "jaxrl.envs.diffusions:make_brownian",
     "ControlledOU": "jaxrl.envs.diffusions:make_ou",
     "BlackScholesCall": "jaxrl.envs.diffusions:make_black_scholes",
+    # Finite MDPs (distributional DP and its deep agent).
+    "FiniteMDP-random": "jaxrl.envs.finite_mdp:random_mdp_env",
+    "Gamble-v0": "jaxrl.envs.gamble:gamble",
+    "Homeostasis-v0": "jaxrl.envs.gamble:homeostasis",
 }
 
 

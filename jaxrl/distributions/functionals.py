@@ -1,0 +1,82 @@
+"""Functionals of return distributions (reduce the last axis).
+
+All accept a `Categorical`, `Quantile` or `FiniteSupport` (see `representations`).
+CVaR is the lower-tail value at level alpha in Rockafellar-Uryasev form
+`CVaR_alpha(G) = sup_b { b - E[(b - G)^+] / alpha }`, i.e. the mean of the worst alpha fraction
+of outcomes with the atom straddling the alpha-quantile split exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl.distributions.representations import Distribution, as_atoms
+
+
+def _sorted(dist: Distribution) -> tuple[jax.Array, jax.Array]:
+    atoms, probs = as_atoms(dist)
+    order = jnp.argsort(atoms, axis=-1)
+    return jnp.take_along_axis(atoms, order, -1), jnp.take_along_axis(probs, order, -1)
+
+
+def _check_alpha(alpha) -> None:
+    if isinstance(alpha, (int, float)) and not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+
+
+def mean(dist: Distribution) -> jax.Array:
+    """E[G]. Returns `[...]`."""
+    atoms, probs = as_atoms(dist)
+    return (atoms * probs).sum(-1)
+
+
+def variance(dist: Distribution) -> jax.Array:
+    """Var[G]. Returns `[...]`."""
+    atoms, probs = as_atoms(dist)
+    m = (atoms * probs).sum(-1, keepdims=True)
+    return (probs * (atoms - m) ** 2).sum(-1)
+
+
+def cdf(dist: Distribution, x: jax.Array) -> jax.Array:
+    """P(G <= x) for a scalar or `[...]`-shaped x. Returns `[...]`."""
+    atoms, probs = as_atoms(dist)
+    return (probs * (atoms <= jnp.asarray(x)[..., None])).sum(-1)
+
+
+def value_at_risk(dist: Distribution, alpha) -> jax.Array:
+    """Lower alpha-quantile VaR_alpha = inf{x : P(G <= x) >= alpha}. Returns `[...]`."""
+    _check_alpha(alpha)
+    atoms, probs = _sorted(dist)
+    cum = jnp.cumsum(probs, -1)
+    # tolerance so that alpha == a cumulative probability up to rounding picks that atom
+    idx = jnp.sum(cum < alpha - 1e-12, axis=-1, keepdims=True)
+    idx = jnp.minimum(idx, atoms.shape[-1] - 1)
+    return jnp.take_along_axis(atoms, idx, -1)[..., 0]
+
+
+def cvar(dist: Distribution, alpha) -> jax.Array:
+    """Lower-tail CVaR_alpha: mean of the worst alpha fraction, boundary atom split exactly.
+
+    Equals `max_b { b - E[(b - G)^+] / alpha }` (Rockafellar & Uryasev 2000), the maximum being
+    attained at `b = VaR_alpha`. Returns `[...]`.
+    """
+    _check_alpha(alpha)
+    atoms, probs = _sorted(dist)
+    cum_before = jnp.cumsum(probs, -1) - probs
+    taken = jnp.clip(alpha - cum_before, 0.0, probs)
+    return (taken * atoms).sum(-1) / alpha
+
+
+def expected_utility(dist: Distribution, f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """E[f(G)]. Returns `[...]`."""
+    atoms, probs = as_atoms(dist)
+    return (probs * f(atoms)).sum(-1)
+
+
+def threshold_probability(dist: Distribution, threshold, tol: float = 0.0) -> jax.Array:
+    """P(G >= threshold - tol). Returns `[...]`."""
+    atoms, probs = as_atoms(dist)
+    return (probs * (atoms >= jnp.asarray(threshold)[..., None] - tol)).sum(-1)

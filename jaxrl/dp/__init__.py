@@ -1,0 +1,60 @@
+"""Distributional dynamic programming with stock augmentation (paper: "Optimizing Return
+Distributions with Distributional Dynamic Programming", 2025, sec. 3-5).
+
+Objectives (`make_objective`): mean, cvar (outer search over one shared scalar b), target /
+homeostatic, threshold, utility; refused with ValueError: mean-variance, variance, Sharpe,
+per-step CVaR without the outer loop, non-homogeneous utilities with a stationary greedy policy
+and gamma < 1 (see `jaxrl.dp.objectives`).
+
+Solvers:
+* exact, finite horizon (`jaxrl.dp.tabular`): `solve_exact` (distributional VI, time-indexed
+  greedy, exact to float64 over history-dependent policies), `policy_iteration_exact`,
+  `evaluate_exact`, `classic_value_iteration`, `exact_stocks`.
+* categorical on a stock grid (`jaxrl.dp.grid`), finite horizon or discounted:
+  `grid_value_iteration`, `grid_policy_iteration`, `make_grid_operator` + `grid_sweep` (one
+  jitted sweep on CDFs, the benchmark operator).
+
+Public API (the deep agent imports these):
+    MDP, validate_mdp, mdp_from_params, Objective, make_objective, objective_value,
+    check_stationary, REFUSED, ExactStocks, exact_stocks, ExactSolution, solve_exact,
+    policy_iteration_exact, evaluate_exact, classic_value_iteration, GridOperator,
+    make_grid_operator, grid_sweep, GridSolution, grid_value_iteration, grid_policy_iteration
+"""
+
+from jaxrl.dp.objectives import (
+    REFUSED,
+    Objective,
+    check_stationary,
+    make_objective,
+    objective_value,
+)
+from jaxrl.dp.tabular import (
+    MDP,
+    ExactSolution,
+    ExactStocks,
+    classic_value_iteration,
+    evaluate_exact,
+    exact_stocks,
+    mdp_from_params,
+    policy_iteration_exact,
+    solve_exact,
+    validate_mdp,
+)
+
+__all__ = [
+    "MDP",
+    "REFUSED",
+    "ExactSolution",
+    "ExactStocks",
+    "Objective",
+    "check_stationary",
+    "classic_value_iteration",
+    "evaluate_exact",
+    "exact_stocks",
+    "make_objective",
+    "mdp_from_params",
+    "objective_value",
+    "policy_iteration_exact",
+    "solve_exact",
+    "validate_mdp",
+]

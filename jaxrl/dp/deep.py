@@ -1,0 +1,540 @@
+"""DηN: the stock-augmented distributional DQN ("Optimizing Return Distributions with
+Distributional Dynamic Programming", 2025, sec. 6).
+
+The agent learns the return distribution `eta(s, c, a)` of a stock-augmented MDP with a
+distributional critic (categorical C51 or quantile QR-DQN head) whose input is the observation
+and the stock `c`. The stock starts at `c_0` and follows `c_{t+1} = (c_t + r_t) / gamma`, so that
+`c_t + G_t = gamma^{-t} (c_0 + G)` (sec. 3). Acting and bootstrapping are greedy for the
+*objective*, not the mean:
+
+    a*(s, c) = argmax_a  E_{Z ~ eta(s, c, a)} [ f(c + Z) ]
+
+with `f` one of `mean: x`, `cvar: min(x, 0)` (stock start `c_0 = -b`, outer max over `b`),
+`homeostatic: -|x|` (`c_0 = -set point`), `threshold: 1{x >= 0}` (`c_0 = -tau`). All four are
+positively homogeneous, so the greedy ranking is unchanged by the rescaling `gamma^t` and a
+stationary greedy policy on `(s, c)` is valid (sec. 4); on finite-horizon tasks the observation
+carries the time step, which makes the network time-indexed.
+
+As in the paper's deep agent, the stock at each episode start is drawn from `U[stock_low,
+stock_high]` so one network learns every stock level; at evaluation the user fixes `c_0`, and
+CVaR_alpha picks `b` by maximizing the network's own estimate of the Rockafellar-Uryasev value
+`b + E[min(G - b, 0)] / alpha` at the initial state (`select_cvar_b`).
+
+Everything is pure: `make_deep_dn(config)` returns a `jaxrl.sweep.Algorithm` whose `update` does
+one vectorized environment step (`num_envs` copies), one replay insertion and one gradient step
+(after `learning_starts` stored transitions). The replay buffer (`jaxrl.dp.replay`), networks,
+target parameters, optimizer and environment states all live in the state pytree, so the sweep
+engine vmaps seeds and float hyperparameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl import sweep
+from jaxrl.distributions import (
+    Categorical,
+    FiniteSupport,
+    Quantile,
+    categorical_projection,
+    cvar,
+    expected_utility,
+    utilities,
+)
+from jaxrl.dp.replay import ReplayState, replay_add, replay_init, replay_sample
+from jaxrl.networks import MLP
+
+# f of each objective (sec. 5): maximize E[f(c_0 + G)].
+OBJECTIVES: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "mean": utilities.identity,
+    "cvar": utilities.cvar_hinge,
+    "homeostatic": utilities.negative_abs,
+    "threshold": utilities.step,
+}
+
+# Objectives the stock-augmented greedy agent cannot optimize, and why (sec. 4).
+REFUSED: dict[str, str] = {
+    "mean_variance": "mean-variance is not an expected utility (not indifferent to mixtures), "
+    "so no greedy policy on the stock-augmented MDP is optimal for it",
+    "variance": "variance is not an expected utility (not indifferent to mixtures)",
+    "cvar_per_step": "CVaR applied greedily per step without the outer max over b is not "
+    "optimal; use objective='cvar' (f = min(x, 0), c_0 = -b, then maximize over b)",
+}
+
+CRITICS = ("categorical", "quantile")
+
+DEFAULT_HPARAMS: dict[str, float] = {
+    "lr": 1e-3,  # Adam step size
+    "gamma": 1.0,  # discount
+    "eps_start": 1.0,  # epsilon-greedy at update 0
+    "eps_end": 0.05,  # epsilon after the decay
+    "eps_decay_frac": 0.5,  # fraction of num_updates over which epsilon decays linearly
+    "target_tau": 0.01,  # Polyak rate of the target network per update
+    "huber_kappa": 1.0,  # quantile Huber threshold (> 0; quantile critic only)
+    "v_min": -10.0,  # categorical support, lower end (categorical critic only)
+    "v_max": 10.0,  # categorical support, upper end
+    "stock_low": -5.0,  # c_0 ~ U[stock_low, stock_high] at each training episode start
+    "stock_high": 5.0,
+    "stock_scale": 0.1,  # the network sees stock * stock_scale
+    "max_grad_norm": 10.0,  # global-norm gradient clipping
+    "objective_index": 0.0,  # which of config.objective's names (when it is a tuple)
+}
+
+
+def check_objective(objective: str) -> Callable[[jax.Array], jax.Array]:
+    """The utility `f` of a supported objective; a clear `ValueError` otherwise."""
+    if objective in REFUSED:
+        raise ValueError(f"objective {objective!r} is refused: {REFUSED[objective]}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; valid: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[objective]
+
+
+def objective_names(objective: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`config.objective` as a tuple of checked names (one name or several)."""
+    names = (objective,) if isinstance(objective, str) else tuple(objective)
+    if not names:
+        raise ValueError("config.objective is empty: give a name or a tuple of names")
+    for n in names:
+        check_objective(n)
+    return names
+
+
+def make_utility(objective: str | tuple[str, ...] | list[str]):
+    """`utility(x, hp) -> f(x)` for `config.objective`.
+
+    With one name, `f` is fixed. With a tuple of names, the float hyperparameter
+    `hp["objective_index"]` (rounded) picks `f` at run time, so agents with different objectives
+    share one compiled program and one vmapped sweep (`grid={"objective_index": [0, 1]}`).
+    """
+    names = objective_names(objective)
+    fs = [OBJECTIVES[n] for n in names]
+    if len(fs) == 1:
+        return lambda x, hp: fs[0](x)
+
+    def utility(x, hp):
+        idx = jnp.clip(jnp.round(hp["objective_index"]), 0, len(fs) - 1).astype(jnp.int32)
+        out = jnp.zeros_like(x)
+        for i, fi in enumerate(fs):
+            out = jnp.where(idx == i, fi(x), out)
+        return out
+
+    return utility
+
+
+# ---------------------------------------------------------------------------------------------
+# Critic and greedy action selection by the objective.
+# ---------------------------------------------------------------------------------------------
+
+
+class Critic(nn.Module):
+    """MLP from `(obs, stock feature)` to per-action distribution parameters.
+
+    Input `obs: [..., obs_dim]`, `stock: [...]` (already scaled). Output `[..., A, K]`: logits
+    over the fixed support (categorical) or quantile locations (quantile).
+    """
+
+    num_actions: int
+    num_atoms: int
+    hidden: tuple[int, ...] = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, stock: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, stock[..., None]], axis=-1)
+        out = MLP(self.hidden, self.num_actions * self.num_atoms, act="relu")(x)
+        return out.reshape(*out.shape[:-1], self.num_actions, self.num_atoms)
+
+
+def support_of(hp: Mapping[str, jax.Array], num_atoms: int) -> jax.Array:
+    """Categorical support `[K]`: `K` evenly spaced atoms on `[v_min, v_max]`."""
+    return hp["v_min"] + (hp["v_max"] - hp["v_min"]) * jnp.linspace(0.0, 1.0, num_atoms)
+
+
+def as_distribution(out: jax.Array, critic: str, support: jax.Array | None = None):
+    """Critic output `[..., A, K]` as a `Categorical` (softmax of logits) or `Quantile`."""
+    if critic == "categorical":
+        return Categorical(support, jax.nn.softmax(out, axis=-1))
+    return Quantile(out)
+
+
+def objective_values(dist: Any, stock: jax.Array, f: Callable[[jax.Array], jax.Array]):
+    """`E[f(c + Z)]` per action: `dist` has batch `[..., A]`, `stock: [...]`. Returns `[..., A]`.
+
+    `f` is elementwise (e.g. `utilities.cvar_hinge`)."""
+    c = jnp.asarray(stock)[..., None, None]
+    return expected_utility(dist, lambda z: f(c + z))
+
+
+def greedy_action(dist: Any, stock: jax.Array, f: Callable[[jax.Array], jax.Array]):
+    """`argmax_a E[f(c + Z_a)]` (first maximizer on ties). Returns int32 `[...]`."""
+    return jnp.argmax(objective_values(dist, stock, f), axis=-1).astype(jnp.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments.
+# ---------------------------------------------------------------------------------------------
+
+
+def make_env(name: str, env_kwargs: Mapping[str, Any] | None = None):
+    """`(env, params)` by name: our finite-horizon tasks first, then `jaxrl.envs.make`."""
+    from jaxrl.envs import gamble as gamble_envs
+
+    local = {"Gamble-v0": gamble_envs.gamble, "Homeostasis-v0": gamble_envs.homeostasis}
+    kwargs = dict(env_kwargs or {})
+    if name in local:
+        return local[name](**kwargs)
+    from jaxrl import envs
+
+    return envs.make(name, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent.
+# ---------------------------------------------------------------------------------------------
+
+
+class Transition(NamedTuple):
+    """One stored transition; `next_obs` is the true next observation (before auto-reset)."""
+
+    obs: jax.Array  # [obs_dim]
+    stock: jax.Array  # []
+    action: jax.Array  # [] int32
+    reward: jax.Array  # []
+    next_obs: jax.Array  # [obs_dim]
+    next_stock: jax.Array  # [] = (stock + reward) / gamma
+    terminated: jax.Array  # [] float32, 1 at a true terminal state
+
+
+class DeepDNState(NamedTuple):
+    """Agent state (one seed). Env fields have a leading `[num_envs]` axis."""
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: ReplayState
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    stock: jax.Array  # [num_envs]
+    episode_return: jax.Array  # [num_envs] running discounted return
+    discount: jax.Array  # [num_envs] gamma^t
+    key: jax.Array
+    step: jax.Array  # int32 updates done
+
+
+_REQUIRED = (
+    "env_name",
+    "critic",
+    "objective",
+    "num_atoms",
+    "hidden",
+    "num_envs",
+    "buffer_size",
+    "batch_size",
+    "learning_starts",
+    "num_updates",
+)
+
+
+def validate_config(config: Any) -> None:
+    """Raise `ValueError` with one line naming the bad field and value."""
+    for name in _REQUIRED:
+        if name not in config:
+            raise ValueError(f"config.{name} is missing")
+    if config.critic not in CRITICS:
+        raise ValueError(f"config.critic must be one of {CRITICS}, got {config.critic!r}")
+    objective_names(config.objective)
+    for name, low in (
+        ("num_atoms", 2 if config.critic == "categorical" else 1),
+        ("num_envs", 1),
+        ("buffer_size", 1),
+        ("batch_size", 1),
+        ("learning_starts", 0),
+        ("num_updates", 1),
+    ):
+        v = config[name]
+        if int(v) != v or v < low:
+            raise ValueError(f"config.{name} must be an integer >= {low}, got {v}")
+    if config.num_envs > config.buffer_size:
+        raise ValueError(
+            f"config.buffer_size must be >= config.num_envs ({config.num_envs}), "
+            f"got {config.buffer_size}"
+        )
+    if not config.hidden or any(int(h) < 1 for h in config.hidden):
+        raise ValueError(f"config.hidden must be positive widths, got {tuple(config.hidden)}")
+    hp = {**DEFAULT_HPARAMS, **dict(config.get("hparams", {}) or {})}
+    unknown = sorted(set(hp) - set(DEFAULT_HPARAMS))
+    if unknown:
+        raise ValueError(f"config.hparams has unknown names {unknown}")
+    if not 0.0 < hp["gamma"] <= 1.0:
+        raise ValueError(f"config.hparams.gamma must be in (0, 1], got {hp['gamma']}")
+    if hp["huber_kappa"] <= 0:
+        raise ValueError(f"config.hparams.huber_kappa must be > 0, got {hp['huber_kappa']}")
+    if hp["v_max"] <= hp["v_min"]:
+        raise ValueError(f"config.hparams.v_max must be > v_min, got {hp['v_max']}")
+    if hp["stock_high"] < hp["stock_low"]:
+        raise ValueError(f"config.hparams.stock_high must be >= stock_low, got {hp['stock_high']}")
+
+
+def _quantile_huber(locs: jax.Array, targets: jax.Array, kappa: jax.Array) -> jax.Array:
+    """QR-DQN loss with a traced `kappa > 0`: `locs [K]`, `targets [M]`; sum over quantiles of
+    the mean over targets (same convention as `distributions.quantile_huber_loss`)."""
+    k = locs.shape[-1]
+    tau = (2.0 * jnp.arange(k, dtype=locs.dtype) + 1.0) / (2.0 * k)
+    u = targets[None, :] - locs[:, None]
+    abs_u = jnp.abs(u)
+    huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa)) / kappa
+    weight = jnp.abs(tau[:, None] - (u < 0).astype(locs.dtype))
+    return (weight * huber).mean(axis=1).sum()
+
+
+def make_deep_dn(config: Any) -> sweep.Algorithm:
+    """Build the DηN agent as a sweep `Algorithm`.
+
+    Config (ConfigDict or dict-like): `env_name`, `env_kwargs`, `critic` ("categorical" |
+    "quantile"), `objective` ("mean" | "cvar" | "homeostatic" | "threshold", or a tuple of
+    them picked per run by the float hyperparameter `objective_index`), `num_atoms`, `hidden`
+    (tuple of widths), `num_envs`, `buffer_size`, `batch_size`, `learning_starts` (transitions
+    stored before learning), `num_updates`, optional `hparams` overriding `DEFAULT_HPARAMS`
+    (every float hyperparameter; read at run time so they can be swept).
+
+    Example (CVaR_0.2 and risk-neutral agents on the gamble, 8 seeds each, one program):
+        algo = make_deep_dn(config)   # config.objective = ("mean", "cvar")
+        res = sweep.run(algo, range(8), {"objective_index": [0.0, 1.0]})
+
+    Metrics per update: `loss`, `epsilon`, `episode_return` (mean discounted return of the
+    episodes that ended in this update, 0 if none), `episodes` (their number).
+    """
+    validate_config(config)
+    utility = make_utility(config.objective)
+    env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
+    num_actions = int(env.action_space(env_params).n)
+    critic_kind = config.critic
+    num_atoms, num_envs = int(config.num_atoms), int(config.num_envs)
+    batch_size, learning_starts = int(config.batch_size), int(config.learning_starts)
+    num_updates = int(config.num_updates)
+    net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
+    adam = optax.scale_by_adam()
+    hparams = {**DEFAULT_HPARAMS, **dict(config.get("hparams", {}) or {})}
+
+    def dist(params, obs, stock, hp):
+        out = net.apply(params, obs, stock * hp["stock_scale"])
+        return as_distribution(out, critic_kind, support_of(hp, num_atoms))
+
+    def init(key: jax.Array, hp: Mapping[str, jax.Array]) -> DeepDNState:
+        k_net, k_env, k_stock, key = jax.random.split(key, 4)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, num_envs), env_params
+        )
+        stock = jax.random.uniform(
+            k_stock, (num_envs,), minval=hp["stock_low"], maxval=hp["stock_high"]
+        )
+        params = net.init(k_net, obs[0], stock[0])
+        example = Transition(
+            obs[0], stock[0], jnp.zeros((), jnp.int32), stock[0], obs[0], stock[0], stock[0]
+        )
+        return DeepDNState(
+            params=params,
+            target_params=params,
+            opt_state=adam.init(params),
+            buffer=replay_init(example, int(config.buffer_size)),
+            env_state=env_state,
+            obs=obs,
+            stock=stock,
+            episode_return=jnp.zeros((num_envs,), jnp.float32),
+            discount=jnp.ones((num_envs,), jnp.float32),
+            key=key,
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def loss_fn(params, target_params, batch: Transition, hp):
+        out = net.apply(params, batch.obs, batch.stock * hp["stock_scale"])  # [B, A, K]
+        out_a = jnp.take_along_axis(out, batch.action[:, None, None], axis=1)[:, 0]  # [B, K]
+        next_d = dist(target_params, batch.next_obs, batch.next_stock, hp)
+        a_next = greedy_action(next_d, batch.next_stock, lambda x: utility(x, hp))  # [B]
+        not_term = 1.0 - batch.terminated
+        scale = (hp["gamma"] * not_term)[:, None]
+        if critic_kind == "quantile":
+            next_locs = jnp.take_along_axis(next_d.locs, a_next[:, None, None], axis=1)[:, 0]
+            target = jax.lax.stop_gradient(batch.reward[:, None] + scale * next_locs)
+            losses = jax.vmap(_quantile_huber, in_axes=(0, 0, None))(
+                out_a, target, hp["huber_kappa"]
+            )
+        else:
+            support = next_d.support
+            next_p = jnp.take_along_axis(next_d.probs, a_next[:, None, None], axis=1)[:, 0]
+            atoms = batch.reward[:, None] + scale * support[None, :]
+            target = jax.lax.stop_gradient(categorical_projection(support, atoms, next_p))
+            losses = -(target * jax.nn.log_softmax(out_a, axis=-1)).sum(-1)
+        return losses.mean()
+
+    def update(state: DeepDNState, hp: Mapping[str, jax.Array]):
+        key, k_eps, k_rand, k_env, k_stock, k_sample = jax.random.split(state.key, 6)
+
+        # ACT: epsilon-greedy on argmax_a E f(c + Z).
+        frac = state.step / jnp.maximum(hp["eps_decay_frac"] * num_updates, 1.0)
+        eps = hp["eps_end"] + (hp["eps_start"] - hp["eps_end"]) * jnp.clip(1.0 - frac, 0.0, 1.0)
+        greedy = greedy_action(
+            dist(state.params, state.obs, state.stock, hp), state.stock, lambda x: utility(x, hp)
+        )
+        explore = jax.random.uniform(k_eps, (num_envs,)) < eps
+        random_a = jax.random.randint(k_rand, (num_envs,), 0, num_actions)
+        action = jnp.where(explore, random_a, greedy).astype(jnp.int32)
+
+        # STEP the environments and the stock c' = (c + r) / gamma.
+        obs, env_state, reward, term, trunc, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None)
+        )(jax.random.split(k_env, num_envs), state.env_state, action, env_params)
+        reward = reward.astype(jnp.float32)
+        done = jnp.logical_or(term, trunc)
+        next_stock = (state.stock + reward) / hp["gamma"]
+        transition = Transition(
+            state.obs,
+            state.stock,
+            action,
+            reward,
+            info["final_observation"],
+            next_stock,
+            term.astype(jnp.float32),
+        )
+        buffer = replay_add(state.buffer, transition)
+        new_c0 = jax.random.uniform(
+            k_stock, (num_envs,), minval=hp["stock_low"], maxval=hp["stock_high"]
+        )
+        stock = jnp.where(done, new_c0, next_stock)
+        ep_ret = state.episode_return + state.discount * reward
+        finished = jnp.sum(done)
+        ret_metric = jnp.sum(jnp.where(done, ep_ret, 0.0)) / jnp.maximum(finished, 1)
+        episode_return = jnp.where(done, 0.0, ep_ret)
+        discount = jnp.where(done, 1.0, state.discount * hp["gamma"])
+
+        # LEARN: one gradient step on a uniform minibatch once enough data is stored.
+        batch = replay_sample(buffer, k_sample, batch_size)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, state.target_params, batch, hp)
+        gnorm = optax.tree.norm(grads)
+        grads = jax.tree.map(
+            lambda g: g * jnp.minimum(1.0, hp["max_grad_norm"] / (gnorm + 1e-8)), grads
+        )
+        upd, opt_state = adam.update(grads, state.opt_state, state.params)
+        params = jax.tree.map(lambda p, u: p - hp["lr"] * u, state.params, upd)
+        ready = buffer.size >= learning_starts
+        params = jax.tree.map(lambda a, b: jnp.where(ready, a, b), params, state.params)
+        opt_state = jax.tree.map(lambda a, b: jnp.where(ready, a, b), opt_state, state.opt_state)
+        tau = jnp.where(ready, hp["target_tau"], 0.0)
+        target_params = jax.tree.map(
+            lambda t, p: (1.0 - tau) * t + tau * p, state.target_params, params
+        )
+
+        new_state = DeepDNState(
+            params, target_params, opt_state, buffer, env_state, obs, stock,
+            episode_return, discount, key, state.step + 1,
+        )
+        metrics = {
+            "loss": jnp.where(ready, loss, 0.0).astype(jnp.float32),
+            "epsilon": eps.astype(jnp.float32),
+            "episode_return": ret_metric.astype(jnp.float32),
+            "episodes": finished.astype(jnp.float32),
+        }
+        return new_state, metrics
+
+    name = f"deep_dn_{critic_kind}_{'_'.join(objective_names(config.objective))}"
+    return sweep.Algorithm(init, update, num_updates, num_envs, hparams, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation: greedy rollouts from a fixed initial stock, and the outer CVaR search over b.
+# ---------------------------------------------------------------------------------------------
+
+
+def make_evaluate(config: Any, max_steps: int | None = None):
+    """Greedy (epsilon = 0) evaluation of a trained `params`.
+
+    Returns `(rollout, predicted)`:
+      * `rollout(params, key, hp, c0, num_episodes) -> dict`: episodes run greedily for the
+        objective from stock `c_0 = c0` (scalar) for at most `max_steps` steps (default: the
+        env's `max_steps_in_episode`): `returns [N]` discounted returns `G`, `actions [steps, N]`
+        (-1 after the episode ended), `stocks [steps + 1, N]` the stock before each step and
+        after the last one (frozen after the end; undiscounted: `c_0 + rewards so far`).
+      * `predicted(params, key, hp, c0, num_states) -> scalar`: the network's own estimate of
+        `max_a E f(c0 + Z(s_0, c0, a))` averaged over `num_states` sampled initial states.
+    Both are pure (jit/vmap them). `num_episodes`, `num_states` must be static.
+    """
+    validate_config(config)
+    utility = make_utility(config.objective)
+    env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
+    num_actions = int(env.action_space(env_params).n)
+    num_atoms = int(config.num_atoms)
+    net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
+    steps = int(max_steps or env_params.max_steps_in_episode)
+
+    def dist(params, obs, stock, hp):
+        out = net.apply(params, obs, stock * hp["stock_scale"])
+        return as_distribution(out, config.critic, support_of(hp, num_atoms))
+
+    def rollout(params, key, hp, c0, num_episodes: int):
+        k_reset, key = jax.random.split(key)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_reset, num_episodes), env_params
+        )
+        stock = jnp.full((num_episodes,), c0, jnp.float32)
+
+        def body(carry, k):
+            obs, env_state, stock, ret, disc, alive = carry
+            a = greedy_action(dist(params, obs, stock, hp), stock, lambda x: utility(x, hp))
+            obs, env_state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k, num_episodes), env_state, a, env_params
+            )
+            ret = ret + jnp.where(alive, disc * r, 0.0)
+            new_stock = jnp.where(alive, (stock + r) / hp["gamma"], stock)
+            out = (jnp.where(alive, a, -1), new_stock)
+            alive = alive & ~(term | trunc)
+            return (obs, env_state, new_stock, ret, disc * hp["gamma"], alive), out
+
+        init = (
+            obs, env_state, stock, jnp.zeros((num_episodes,)), jnp.ones((num_episodes,)),
+            jnp.ones((num_episodes,), bool),
+        )
+        carry, (actions, stocks) = jax.lax.scan(body, init, jax.random.split(key, steps))
+        return {
+            "returns": carry[3],
+            "actions": actions,
+            "stocks": jnp.concatenate([stock[None], stocks], axis=0),
+        }
+
+    def predicted(params, key, hp, c0, num_states: int):
+        obs, _ = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(key, num_states), env_params
+        )
+        stock = jnp.full((num_states,), c0, jnp.float32)
+        f = lambda x: utility(x, hp)
+        return objective_values(dist(params, obs, stock, hp), stock, f).max(-1).mean()
+
+    return rollout, predicted
+
+
+def select_cvar_b(values_at_b: jax.Array, b_grid: jax.Array, alpha: float) -> tuple[Any, Any]:
+    """Outer CVaR step: `b* = argmax_b  b + V(b) / alpha` where `V(b) = max E min(G - b, 0)`.
+
+    Args:
+      values_at_b: `[..., nb]` inner values `V(b)` (e.g. from `predicted` with `c0 = -b`).
+      b_grid: `[nb]` candidate thresholds (the achievable returns when they are known).
+      alpha: CVaR level in (0, 1].
+    Returns:
+      `(b_star [...], cvar_estimate [...])`.
+    """
+    if not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    ru = b_grid + values_at_b / alpha
+    i = jnp.argmax(ru, axis=-1)
+    return jnp.take(b_grid, i), jnp.max(ru, axis=-1)
+
+
+def empirical_cvar(returns: jax.Array, alpha: float) -> jax.Array:
+    """Lower-tail CVaR_alpha of equally weighted samples `returns [..., N]` (boundary split)."""
+    n = returns.shape[-1]
+    return cvar(FiniteSupport(returns, jnp.full(returns.shape, 1.0 / n)), alpha)

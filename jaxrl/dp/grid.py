@@ -1,0 +1,318 @@
+"""Categorical distributional DP with the stock on a grid (paper sec. 4; C51 representation).
+
+State `(s, c_j)` with the stock on a uniform grid `stocks [NC]`; return distributions are
+categorical on a uniform support `support [K]` and are stored as CDFs `F[s, j, a, k]`. One sweep
+of distributional VI (the operator of ../shared/anchors/distdp/problem.py):
+
+    a*(s', j)       = argmax_a E_{Z ~ eta(s', j, a)} f(gamma^t (c_j + Z))      (greedy on the grid)
+    c'              = clip((c_i + R[s,a,s']) / gamma) between grid points lo, lo+1 (weights 1-w, w)
+    eta'(s, i, a)   = sum_s' P[s,a,s'] Proj(R[s,a,s'] + gamma Z),
+                      Z ~ (1-w) eta(s',lo,a*) + w eta(s',lo+1,a*)
+
+`Proj` is the Cramér (C51) projection with clipping. Because R is fixed, on CDFs the projection
+is a fixed stencil of T+1 taps (T = ceil(1/gamma)) whose weights depend on R only: exact, no K x K
+matrices. `make_grid_operator` precomputes the stencil and the stock interpolation; `grid_sweep`
+is one jitted sweep vectorized over states x stocks x actions x atoms.
+
+Finite horizon: H backward sweeps from eta_H = delta_0 with a time-indexed greedy (f evaluated on
+gamma^t (c + Z)). Discounted (horizon 0): sweeps to convergence with a stationary greedy, only
+for objectives whose f is positively homogeneous (`check_stationary` refuses the others).
+The start stock c_0 is read off the grid by the same interpolation; CVaR searches b over the grid
+(b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
+
+Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, GridSolution,
+grid_value_iteration, grid_policy_iteration, cdf_to_probs.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl.dp.objectives import Objective, check_stationary, objective_value
+from jaxrl.dp.tabular import MDP
+
+
+class GridOperator(NamedTuple):
+    """Precomputed pieces of the sweep (all depend on P, R, gamma and the grids only).
+
+    Attributes:
+      lo: `[S, A, S', NC]` int32 lower stock neighbour of `(c_i + R) / gamma`.
+      w: `[S, A, S', NC]` interpolation weight of `lo + 1`.
+      kidx: `[S, A, S', K]` int32 first tap of the CDF stencil (index into the padded CDF).
+      wp: `[S, A, S', K, T1]` stencil weights times `P[s, a, s']`.
+      stocks: `[NC]` stock grid. support: `[K]` atoms.
+    """
+
+    lo: jax.Array
+    w: jax.Array
+    kidx: jax.Array
+    wp: jax.Array
+    stocks: jax.Array
+    support: jax.Array
+
+
+def _check_grid(x: np.ndarray, name: str) -> None:
+    if x.ndim != 1 or x.size < 2 or not np.allclose(np.diff(x), x[1] - x[0]) or x[1] <= x[0]:
+        raise ValueError(f"{name} must be a uniform increasing 1-D grid with >= 2 points")
+
+
+def stock_interpolation(R: np.ndarray, stocks: np.ndarray, gamma: float):
+    """lo, w `R.shape + [NC]`: clip((c + R)/gamma) lies between stocks[lo], stocks[lo + 1]."""
+    nc = stocks.size
+    cn = np.clip((stocks + R[..., None]) / gamma, stocks[0], stocks[-1])
+    pos = (cn - stocks[0]) / (stocks[1] - stocks[0])
+    lo = np.minimum(np.floor(pos).astype(np.int64), nc - 2)
+    return lo, pos - lo
+
+
+def cdf_stencil(R: np.ndarray, support: np.ndarray, gamma: float):
+    """CDF-domain C51 projection of `R + gamma Z` for every reward in `R` (any shape).
+
+    Returns (kidx `R.shape + [K]`, W `R.shape + [K, T1]`) with, for a CDF F over `support`,
+    Fpad = [0, F_0, ..., F_{K-1}, 1, ..., 1] and
+    F_out[m] = sum_t W[..., m, t] * Fpad[kidx[..., m] + t].
+    Derivation: the projected CDF is F_out(m) = sum_k p_k G_k(m), G_k(m) = clip(m + 1 - b_k, 0, 1)
+    with b_k the (clipped) index position of R + gamma z_k; summation by parts gives
+    sum_k F(k) (G_k(m) - G_{k+1}(m)), non-zero only for k in [k0(m), k0(m) + T].
+    """
+    K = support.size
+    dz = support[1] - support[0]
+    b = (np.clip(R[..., None] + gamma * support, support[0], support[-1]) - support[0]) / dz
+    m = np.arange(K, dtype=np.float64)
+    flat = b.reshape(-1, K)
+    k0 = np.stack([np.searchsorted(row, m, side="right") - 1 for row in flat])  # [n, K]
+    inside = np.stack([np.searchsorted(row, m + 1, side="left") - np.searchsorted(row, m, "right")
+                       for row in flat])
+    T = int(max(inside.max(), 0))
+    T1 = T + 1
+    k = k0[..., None] + np.arange(T1 + 1)  # [n, K, T1 + 1] atom indices k0 .. k0 + T + 1
+    bk = np.take_along_axis(np.pad(flat, ((0, 0), (0, T1 + 1)), constant_values=np.inf),
+                            np.clip(k, 0, None).reshape(flat.shape[0], -1), 1).reshape(k.shape)
+    G = np.clip(m[None, :, None] + 1 - bk, 0.0, 1.0)
+    G = np.where(k < 0, 1.0, np.where(k >= K, 0.0, G))
+    W = G[..., :-1] - G[..., 1:]
+    return (k0 + 1).reshape(R.shape + (K,)).astype(np.int32), W.reshape(R.shape + (K, T1))
+
+
+def make_grid_operator(mdp: MDP, stocks, support, dtype=jnp.float32) -> GridOperator:
+    """Precomputes the sweep for an MDP on `stocks [NC]` x `support [K]` (uniform grids)."""
+    stocks = np.asarray(stocks, np.float64)
+    support = np.asarray(support, np.float64)
+    _check_grid(stocks, "stocks")
+    _check_grid(support, "support")
+    lo, w = stock_interpolation(mdp.R, stocks, mdp.gamma)
+    kidx, W = cdf_stencil(mdp.R, support, mdp.gamma)
+    wp = W * mdp.P[..., None, None]
+    return GridOperator(jnp.asarray(lo, jnp.int32), jnp.asarray(w, dtype), jnp.asarray(kidx),
+                        jnp.asarray(wp, dtype), jnp.asarray(stocks, dtype),
+                        jnp.asarray(support, dtype))
+
+
+def utility_weights(f, stocks, support, scale=1.0) -> jax.Array:
+    """dU `[NC, K]` with E_{eta}[f(scale (c_j + Z))] = sum_k F[k] dU[j, k] for a CDF F."""
+    u = f(scale * (stocks[:, None] + support[None, :]))
+    return u - jnp.concatenate([u[:, 1:], jnp.zeros_like(u[:, :1])], axis=1)
+
+
+def greedy(F: jax.Array, dU: jax.Array) -> jax.Array:
+    """a*[s, j] = argmax_a sum_k F[s, j, a, k] dU[j, k]. F: `[S, NC, A, K]` CDFs."""
+    return jnp.argmax(jnp.einsum("sjak,jk->sja", F, dU), axis=-1)
+
+
+def _apply(V: jax.Array, op: GridOperator) -> jax.Array:
+    """new F `[S, NC, A, K]` from the chosen next distributions V `[S', NC, K]` (CDFs)."""
+    S, NC, K = V.shape
+    T1 = op.wp.shape[-1]
+    vpad = jnp.concatenate([jnp.zeros((S, NC, 1), V.dtype), V, jnp.ones((S, NC, T1), V.dtype)], -1)
+    taps = jnp.arange(T1)
+
+    def per_state(x):
+        lo, w, kidx, wp = x  # [A,S',NC] [A,S',NC] [A,S',K] [A,S',K,T1]
+        sp = jnp.arange(S)[None, :, None]
+        x_lo = vpad[sp, lo]  # [A, S', NC, K+1+T1]
+        x_hi = vpad[sp, lo + 1]
+        X = x_lo + w[..., None] * (x_hi - x_lo)  # stock interpolation (linear on CDFs)
+        idx = kidx[:, :, None, :, None] + taps  # [A, S', 1, K, T1]
+        gathered = jnp.take_along_axis(
+            X, jnp.broadcast_to(idx, X.shape[:3] + (K, T1)).reshape(X.shape[:3] + (K * T1,)),
+            axis=-1).reshape(X.shape[:3] + (K, T1))
+        return jnp.einsum("apikt,apkt->iak", gathered, wp)
+
+    return jax.lax.map(per_state, (op.lo, op.w, op.kidx, op.wp))
+
+
+@jax.jit
+def grid_sweep(F: jax.Array, op: GridOperator, dU: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One sweep of distributional VI on CDFs. F: `[S, NC, A, K]`; dU: `[NC, K]` greedy weights.
+
+    Returns (new F `[S, NC, A, K]`, greedy actions of the input `[S, NC]`).
+    """
+    a_star = greedy(F, dU)
+    V = jnp.take_along_axis(F, a_star[:, :, None, None], axis=2)[:, :, 0, :]
+    return _apply(V, op), a_star
+
+
+@jax.jit
+def _evaluate_sweep(F, op, policy):
+    V = jnp.take_along_axis(F, policy[:, :, None, None], axis=2)[:, :, 0, :]
+    return _apply(V, op)
+
+
+def cdf_to_probs(F: jax.Array) -> jax.Array:
+    """Probabilities `[..., K]` from CDFs `[..., K]`."""
+    return jnp.diff(F, axis=-1, prepend=jnp.zeros_like(F[..., :1]))
+
+
+class GridSolution(NamedTuple):
+    """Result of the grid solvers.
+
+    Attributes:
+      objective_value: value of the objective for the law of G from mu0 (approximate: grids).
+      c0: stock start used; b: CVaR threshold (cvar only, else None).
+      policy: `[S, NC]` (discounted) or `[H, S, NC]` (finite horizon) int32 greedy actions.
+      F: `[S, NC, A, K]` return-distribution CDFs at t = 0.
+      stocks `[NC]`, support `[K]`, return_probs `[K]` law of G from mu0; sweeps: sweeps used.
+    """
+
+    objective_value: float
+    c0: float
+    b: float | None
+    policy: np.ndarray
+    F: np.ndarray
+    stocks: np.ndarray
+    support: np.ndarray
+    return_probs: np.ndarray
+    sweeps: int
+
+
+def _delta0(S, NC, A, support, dtype):
+    F = (support >= 0).astype(dtype) if bool(np.any(support >= 0)) else jnp.ones_like(support)
+    return jnp.broadcast_to(jnp.asarray(F, dtype), (S, NC, A, support.shape[0]))
+
+
+def _start_law(F0, policy0, mu0, stocks, c0):
+    V0 = jnp.take_along_axis(F0, policy0[:, :, None, None], axis=2)[:, :, 0, :]  # [S, NC, K]
+    s = np.asarray(stocks, np.float64)
+    pos = np.clip((c0 - s[0]) / (s[1] - s[0]), 0, s.size - 1)
+    lo = min(int(np.floor(pos)), s.size - 2)
+    w = pos - lo
+    cdf = jnp.asarray(mu0, F0.dtype) @ ((1 - w) * V0[:, lo] + w * V0[:, lo + 1])
+    return np.asarray(cdf_to_probs(cdf), np.float64)
+
+
+def _finish(mdp, objective, op, F0, policy0, policy, sweeps) -> GridSolution:
+    stocks = np.asarray(op.stocks, np.float64)
+    support = np.asarray(op.support, np.float64)
+    if objective.name == "cvar":
+        V0 = np.asarray(jnp.take_along_axis(F0, policy0[:, :, None, None], 2)[:, :, 0, :])
+        probs = np.diff(np.einsum("s,sjk->jk", mdp.mu0, V0), axis=-1, prepend=0.0)  # [NC, K]
+        b = -stocks
+        vals = b + (probs * np.minimum(support[None, :] - b[:, None], 0.0)).sum(-1) / (
+            objective.alpha)
+        j = int(np.argmax(vals))
+        c0, bstar, law = float(stocks[j]), float(b[j]), probs[j]
+    else:
+        c0, bstar = objective.c0, None
+        law = _start_law(F0, policy0, mdp.mu0, stocks, c0)
+    value = float(objective_value(objective, jnp.asarray(support), jnp.asarray(law)))
+    return GridSolution(value, c0, bstar, np.asarray(policy), np.asarray(F0), stocks, support,
+                        law, sweeps)
+
+
+def _setup(mdp, objective, stocks, support, dtype):
+    if objective.score is not None:
+        raise ValueError("grid solvers support expected-utility objectives only (no custom score)")
+    op = make_grid_operator(mdp, stocks, support, dtype)
+    S, A, _ = mdp.P.shape
+    F = _delta0(S, op.stocks.shape[0], A, op.support, dtype)
+    return op, F
+
+
+def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
+                         max_sweeps: int = 1000, dtype=jnp.float32) -> GridSolution:
+    """Distributional VI on the stock grid (finite horizon: time-indexed; else stationary).
+
+    Args:
+      mdp: finite MDP; objective: from `make_objective`; stocks `[NC]`, support `[K]` uniform.
+      tol: stop when max |F_new - F| < tol (discounted only); max_sweeps: cap.
+    """
+    f = objective.utility
+    if mdp.horizon > 0:
+        op, F = _setup(mdp, objective, stocks, support, dtype)
+        policies = []
+        for t in reversed(range(mdp.horizon)):
+            dU_next = utility_weights(f, op.stocks, op.support, mdp.gamma ** (t + 1))
+            F, _ = grid_sweep(F, op, dU_next)
+            policies.append(greedy(F, utility_weights(f, op.stocks, op.support, mdp.gamma**t)))
+        policy = jnp.stack(policies[::-1])
+        return _finish(mdp, objective, op, F, policy[0], policy, mdp.horizon)
+    check_stationary(objective, mdp.gamma)
+    op, F = _setup(mdp, objective, stocks, support, dtype)
+    dU = utility_weights(f, op.stocks, op.support)
+    F, n = _iterate(F, op, dU, tol, max_sweeps)
+    policy = greedy(F, dU)
+    return _finish(mdp, objective, op, F, policy, policy, int(n))
+
+
+@partial(jax.jit, static_argnames=("max_sweeps",))
+def _iterate(F, op, dU, tol, max_sweeps):
+    def cond(c):
+        _, err, n = c
+        return (err >= tol) & (n < max_sweeps)
+
+    def body(c):
+        F, _, n = c
+        F_new, _ = grid_sweep(F, op, dU)
+        return F_new, jnp.max(jnp.abs(F_new - F)), n + 1
+
+    F, _, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
+    return F, n
+
+
+@partial(jax.jit, static_argnames=("max_sweeps",))
+def _evaluate(F, op, policy, tol, max_sweeps):
+    def cond(c):
+        _, err, n = c
+        return (err >= tol) & (n < max_sweeps)
+
+    def body(c):
+        F, _, n = c
+        F_new = _evaluate_sweep(F, op, policy)
+        return F_new, jnp.max(jnp.abs(F_new - F)), n + 1
+
+    F, _, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
+    return F, n
+
+
+def grid_policy_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
+                          max_sweeps: int = 1000, max_iterations: int = 100,
+                          dtype=jnp.float32) -> GridSolution:
+    """Distributional policy iteration on the stock grid (discounted, stationary greedy).
+
+    Evaluates the current policy `[S, NC]` (distributional policy evaluation to `tol`), then
+    improves it greedily (keeping the old action unless another is better by > 1e-7).
+    """
+    if mdp.horizon > 0:
+        raise ValueError("grid_policy_iteration is for horizon 0; finite horizons use "
+                         "grid_value_iteration (backward induction) or policy_iteration_exact")
+    check_stationary(objective, mdp.gamma)
+    op, F = _setup(mdp, objective, stocks, support, dtype)
+    dU = utility_weights(objective.utility, op.stocks, op.support)
+    S, A, _ = mdp.P.shape
+    policy = jnp.zeros((S, op.stocks.shape[0]), jnp.int32)
+    total = 0
+    for _ in range(max_iterations):
+        F, n = _evaluate(F, op, policy, tol, max_sweeps)
+        total += int(n)
+        q = jnp.einsum("sjak,jk->sja", F, dU)
+        old = jnp.take_along_axis(q, policy[..., None], -1)[..., 0]
+        new = jnp.where(q.max(-1) > old + 1e-7, jnp.argmax(q, -1), policy)
+        if bool(jnp.all(new == policy)):
+            break
+        policy = new
+    return _finish(mdp, objective, op, F, policy, policy, total)

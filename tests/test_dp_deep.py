@@ -1,0 +1,270 @@
+"""Tests of the stock-augmented deep agent (DηN): replay buffer, greedy-by-objective action
+selection, the finite-horizon tasks, vmapped == single seed, and a tiny learning check that fails
+if the objective were ignored."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxrl import sweep
+from jaxrl.distributions import Categorical, Quantile
+from jaxrl.dp import deep
+from jaxrl.dp.replay import replay_add, replay_init, replay_sample
+from jaxrl.envs import gamble as gamble_envs
+
+NP_UTILITIES = {
+    "mean": lambda x: x,
+    "cvar": lambda x: np.minimum(x, 0.0),
+    "homeostatic": lambda x: -np.abs(x),
+    "threshold": lambda x: (x >= 0).astype(np.float64),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay buffer vs a NumPy ring buffer.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_replay_add_matches_numpy_ring_buffer():
+    cap = 7
+    rng = np.random.default_rng(0)
+    example = {"x": np.zeros((3,), np.float32), "a": np.zeros((), np.int32)}
+    state = replay_init(example, cap)
+    ref_x, ref_a = np.zeros((cap, 3), np.float32), np.zeros((cap,), np.int32)
+    pos = size = 0
+    for n in (3, 1, 5, 7, 2, 4):
+        batch = {"x": rng.normal(size=(n, 3)).astype(np.float32),
+                 "a": rng.integers(0, 100, size=n).astype(np.int32)}
+        state = replay_add(state, jax.tree.map(jnp.asarray, batch))
+        for i in range(n):  # reference: one item at a time
+            ref_x[pos], ref_a[pos] = batch["x"][i], batch["a"][i]
+            pos = (pos + 1) % cap
+            size = min(size + 1, cap)
+        np.testing.assert_array_equal(np.asarray(state.data["x"]), ref_x)
+        np.testing.assert_array_equal(np.asarray(state.data["a"]), ref_a)
+        assert int(state.pos) == pos and int(state.size) == size
+
+
+def test_replay_sample_is_uniform_over_stored_items():
+    cap = 10
+    state = replay_init(jnp.zeros((), jnp.float32), cap)
+    state = replay_add(state, jnp.arange(4, dtype=jnp.float32) + 1.0)  # 4 of 10 slots used
+    out = np.asarray(replay_sample(state, jax.random.PRNGKey(0), 20_000))
+    assert set(np.unique(out)) == {1.0, 2.0, 3.0, 4.0}  # never the empty slots
+    freq = np.bincount(out.astype(int), minlength=5)[1:] / out.size
+    np.testing.assert_allclose(freq, 0.25, atol=0.015)  # ~5 sigma of a binomial
+    with pytest.raises(ValueError, match="exceeds the capacity"):
+        replay_add(state, jnp.zeros((11,)))
+
+
+def test_replay_under_vmap_equals_single():
+    state = replay_init(jnp.zeros((2,)), 5)
+    batches = jnp.arange(2 * 3 * 2, dtype=jnp.float32).reshape(2, 3, 2)
+    states = jax.vmap(lambda b: replay_add(state, b))(batches)
+    for i in range(2):
+        single = replay_add(state, batches[i])
+        np.testing.assert_array_equal(np.asarray(states.data[i]), np.asarray(single.data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy action by the objective applied to c + Z.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective", sorted(NP_UTILITIES))
+@pytest.mark.parametrize("critic", ["quantile", "categorical"])
+def test_greedy_action_matches_numpy(objective, critic):
+    rng = np.random.default_rng(1)
+    batch, actions, k = 64, 4, 11
+    stock = rng.uniform(-3, 3, size=batch)
+    if critic == "quantile":
+        atoms = np.sort(rng.normal(size=(batch, actions, k)) * 2.0, axis=-1)
+        probs = np.full(atoms.shape, 1.0 / k)
+        dist = Quantile(jnp.asarray(atoms, jnp.float32))
+    else:
+        support = np.linspace(-5, 5, k)
+        probs = rng.dirichlet(np.ones(k), size=(batch, actions))
+        atoms = np.broadcast_to(support, probs.shape)
+        dist = Categorical(jnp.asarray(support, jnp.float32), jnp.asarray(probs, jnp.float32))
+    # the stocks put c + z exactly at 0 nowhere (threshold ties are measure-zero here)
+    ref_vals = (probs * NP_UTILITIES[objective](stock[:, None, None] + atoms)).sum(-1)
+    f = deep.OBJECTIVES[objective]
+    vals = np.asarray(deep.objective_values(dist, jnp.asarray(stock, jnp.float32), f))
+    np.testing.assert_allclose(vals, ref_vals, rtol=1e-5, atol=1e-5)
+    got = np.asarray(deep.greedy_action(dist, jnp.asarray(stock, jnp.float32), f))
+    # where the top two values are not (numerically) tied, the argmax must agree
+    top2 = np.sort(ref_vals, axis=-1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-4
+    assert clear.sum() > batch // 2
+    np.testing.assert_array_equal(got[clear], np.argmax(ref_vals, axis=-1)[clear])
+
+
+def test_greedy_action_hand_made_gamble():
+    # action 0: Z = 3 surely; action 1: Z = 12 or -6 w.p. 1/2 (mean 3 + 0.01 to break the tie).
+    dist = Quantile(jnp.array([[3.0, 3.0], [-6.0, 12.02]]))
+    pick = lambda obj, c: int(deep.greedy_action(dist, jnp.asarray(c), deep.OBJECTIVES[obj]))
+    assert pick("mean", 0.0) == 1  # E Z: 3 < 3.01
+    assert pick("cvar", -3.0) == 0  # E min(Z - 3, 0): 0 > -4.5
+    assert pick("cvar", -13.0) == 1  # a high b favours the gamble: -10 < (-19 + 0) / 2
+    assert pick("homeostatic", -3.0) == 0  # E|Z - 3|: 0 < 9
+    assert pick("threshold", -10.0) == 1  # P(Z >= 10): 0 < 1/2
+    assert pick("threshold", 0.0) == 0  # P(Z >= 0): 1 > 1/2
+
+
+def test_objective_index_selects_the_utility():
+    x = jnp.linspace(-2, 2, 9)
+    u = deep.make_utility(("mean", "cvar", "homeostatic"))
+    for i, name in enumerate(("mean", "cvar", "homeostatic")):
+        np.testing.assert_allclose(
+            u(x, {"objective_index": jnp.float32(i)}), deep.OBJECTIVES[name](x)
+        )
+
+
+def test_refused_and_bad_config_fail_clearly():
+    with pytest.raises(ValueError, match="not an expected utility"):
+        deep.check_objective("mean_variance")
+    with pytest.raises(ValueError, match="outer max over b"):
+        deep.check_objective("cvar_per_step")
+    cfg = _config(num_updates=10)
+    cfg.num_atoms = 0
+    with pytest.raises(ValueError, match=r"config\.num_atoms must be an integer >= 1, got 0"):
+        deep.make_deep_dn(cfg)
+    cfg = _config(num_updates=10)
+    cfg.critic = "mixture"
+    with pytest.raises(ValueError, match=r"config\.critic"):
+        deep.make_deep_dn(cfg)
+
+
+def test_empirical_cvar_and_b_selection_match_numpy():
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(200,)).astype(np.float32)
+    alpha = 0.1  # 20 worst samples exactly
+    ref = np.sort(g)[:20].mean()
+    np.testing.assert_allclose(float(deep.empirical_cvar(jnp.asarray(g), alpha)), ref, rtol=1e-5)
+    # Rockafellar-Uryasev over a grid containing the samples: max_b b + E[min(g - b, 0)]/alpha.
+    b_grid = np.sort(g)
+    inner = np.minimum(g[None, :] - b_grid[:, None], 0).mean(1)
+    b, val = deep.select_cvar_b(jnp.asarray(inner), jnp.asarray(b_grid), alpha)
+    np.testing.assert_allclose(float(val), ref, rtol=1e-4)
+    np.testing.assert_allclose(float(b), np.sort(g)[19], rtol=1e-6)  # the alpha-VaR
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gamble_env_dynamics():
+    env, params = gamble_envs.gamble()
+    keys = jax.random.split(jax.random.PRNGKey(0), 4000)
+    obs, st = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    np.testing.assert_array_equal(np.asarray(obs[0]), [1, 0, 0, 1, 0, 0])  # s0, t = 0
+    step = jax.vmap(env.step, in_axes=(0, 0, None, None))
+    _, st1, r, term, _, _ = step(keys, st, 1, params)
+    assert set(np.unique(np.asarray(r))) == {-2.0, 4.0}
+    assert abs(float(jnp.mean(r == 4.0)) - 0.6) < 0.03
+    assert not bool(term.any())
+    _, st2, r, _, _, _ = step(keys, st1, 0, params)
+    np.testing.assert_array_equal(np.asarray(r), 1.0)
+    _, _, _, term, trunc, info = step(keys, st2, 0, params)
+    assert bool(term.all()) and bool(trunc.all())
+    np.testing.assert_array_equal(np.asarray(info["final_observation"][0, 3:]), 0.0)
+    with pytest.raises(ValueError, match="p_win"):
+        gamble_envs.gamble_mdp(p_win=1.5)
+
+
+def test_homeostasis_mdp_rewards_and_probs():
+    m = gamble_envs.homeostasis_mdp(horizon=4)
+    np.testing.assert_allclose(m["P"].sum(-1), 1.0)
+    for s, a, s2 in itertools.product(range(3), repeat=3):
+        assert m["R"][s, a, s2] == (a - 1) + (s2 - 1)
+    with pytest.raises(ValueError, match="disturbance_probs"):
+        gamble_envs.homeostasis_mdp(disturbance_probs=(0.5, 0.5, 0.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent: vmapped seeds, and learning that depends on the objective.
+# ---------------------------------------------------------------------------------------------
+
+
+def _config(num_updates: int, objective=("mean", "cvar"), critic="quantile"):
+    return ml_collections.ConfigDict({
+        "env_name": "Gamble-v0", "env_kwargs": {}, "critic": critic, "objective": objective,
+        "num_atoms": 8, "hidden": (32, 32), "num_envs": 8, "buffer_size": 2000,
+        "batch_size": 32, "learning_starts": 64, "num_updates": num_updates,
+        "hparams": {"stock_low": -10.0, "stock_high": 6.0, "v_min": -8.0, "v_max": 14.0},
+    })
+
+
+def test_vmapped_seed_equals_single_seed():
+    # categorical critic here; the quantile critic is exercised by the learning test below
+    cfg = _config(num_updates=24, critic="categorical")
+    cfg.learning_starts = 16
+    algo = deep.make_deep_dn(cfg)
+    res = sweep.run(algo, seeds=[0, 1, 2], grid={"objective_index": [1.0]}, chunk_size=24,
+                    progress=False)
+    state, metrics = jax.jit(sweep.make_train(algo))(
+        jax.random.PRNGKey(2), {"objective_index": 1.0}
+    )
+    for name in ("loss", "episode_return"):
+        np.testing.assert_allclose(res.metrics[name][2], np.asarray(metrics[name]),
+                                   rtol=1e-4, atol=1e-5)
+    assert np.any(res.metrics["loss"][2] > 0)  # learning happened in the compared window
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a[2]), np.asarray(b), rtol=1e-4,
+                                                atol=1e-5),
+        res.state.algo.params, state.params,
+    )
+
+
+def test_cvar_agent_plays_safe_mean_agent_gambles():
+    """Closed form: on the H = 3 gamble (safe +1; risky +4 / -2 w.p. 0.6 / 0.4) any policy that
+    gambles on a path of probability q puts mass >= 0.4 q on a loss, and the lower tail below
+    level 0.2 of always-gambling is -1.92, so CVaR_0.2 is maximized only by never gambling
+    (G = 3 surely, CVaR = 3); the risk-neutral optimum always gambles (E G = 4.8)."""
+    cfg = _config(num_updates=700)
+    algo = deep.make_deep_dn(cfg)
+    res = sweep.run(algo, seeds=[0], grid={"objective_index": [0.0, 1.0]}, chunk_size=700,
+                    progress=False)
+    rollout, predicted = deep.make_evaluate(cfg)
+    b_grid = jnp.arange(-6.0, 13.0)
+
+    def evaluate(params, hp, key):
+        vals = jax.vmap(lambda b: predicted(params, key, hp, -b, 4))(b_grid)
+        b_star, _ = deep.select_cvar_b(vals, b_grid, 0.2)
+        out = rollout(params, key, hp, -b_star, 500)
+        acts = out["actions"]
+        return deep.empirical_cvar(out["returns"], 0.2), jnp.mean(acts == 0), out["returns"]
+
+    cv, safe, returns = jax.jit(jax.vmap(evaluate))(
+        res.state.algo.params, res.state.hparams, jax.random.split(jax.random.PRNGKey(9), 2)
+    )
+    mean_agent, cvar_agent = 0, 1
+    assert float(safe[cvar_agent]) > 0.95, safe
+    assert float(safe[mean_agent]) < 0.05, safe
+    assert abs(float(cv[cvar_agent]) - 3.0) <= 0.3  # within 10% of the exact optimum 3
+    assert float(cv[mean_agent]) < 0.0
+    assert float(np.mean(returns[mean_agent])) > 4.0  # near the risk-neutral optimum 4.8
+
+
+def test_experiment_config_validation():
+    from experiments import dp_deep
+    from experiments.configs import dp_deep as cfgs
+
+    dp_deep.validate(cfgs.get_config("quick"))
+    bad = cfgs.get_config("quick")
+    bad.num_seeds = 0
+    with pytest.raises(ValueError, match=r"^config\.num_seeds must be >= 1, got 0$"):
+        dp_deep.validate(bad)
+    bad = cfgs.get_config("quick")
+    bad.gamble.objective = ("mean", "threshold")
+    with pytest.raises(ValueError, match=r"config\.gamble\.objective"):
+        dp_deep.validate(bad)
+    with pytest.raises(ValueError, match="unknown config variant"):
+        cfgs.get_config("huge")
