@@ -25,6 +25,7 @@ SECTIONS = [
     ("experiments.props", "PROPS"),
     ("experiments.dp", "Distributional DP with stock augmentation"),
     ("experiments.dp_deep", "Stock-augmented deep distributional agent"),
+    ("experiments.samplers", "Score-based samplers"),
     ("experiments.martingale", "Martingale policy evaluation"),
 ]
 

@@ -1,0 +1,104 @@
+"""Warm-started (RTI) denoising: shifting, discrete scaling, Lipschitz estimates against closed
+forms, the task's exact denoiser against autodiff, and the bring-your-own-mixture CLI."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl.diffusion import samplers, scores, sde, warmstart
+
+
+def test_shift_and_discrete_scaling():
+    chunk = jnp.arange(12.0).reshape(4, 3) - 5.0
+    np.testing.assert_array_equal(warmstart.shift_chunk(chunk),
+                                  np.concatenate([chunk[1:], chunk[-1:]]))
+    mask = jnp.array([False, False, True])
+    scaled = warmstart.scale_discrete(chunk, mask, 10.0)
+    np.testing.assert_allclose(scaled[:, 2], chunk[:, 2] / 10.0)
+    np.testing.assert_allclose(scaled[:, :2], chunk[:, :2])
+    back = warmstart.unscale_discrete(scaled, mask)
+    sign = np.where(np.asarray(chunk[:, 2]) >= 0, 1.0, -1.0)  # 0 counts as closed (+1)
+    np.testing.assert_array_equal(back[:, 2], sign)
+    np.testing.assert_allclose(warmstart.clip_discrete(chunk, mask, 10.0)[:, 2], sign / 10.0)
+
+
+def test_lipschitz_of_linear_map_and_gaussian_flow():
+    a = jnp.array([[2.0, 1.0], [0.0, 0.5]])
+    lip = warmstart.map_lipschitz(lambda x: a @ x, jnp.ones(2), jax.random.PRNGKey(0))
+    np.testing.assert_allclose(lip, np.linalg.norm(np.asarray(a), 2), rtol=1e-4)
+    # Exact PF-ODE flow of Gaussian data from sigma to 0 contracts by sqrt(lam / (sigma^2 + lam)).
+    cov = jnp.diag(jnp.array([0.04, 1.0]))
+    den = scores.gaussian_denoiser(jnp.zeros(2), cov)
+    sig = jnp.asarray(sde.edm_sigmas(200, sigma_min=0.01, sigma_max=0.5))
+    lip = warmstart.tail_lipschitz(den, jnp.ones(2), sig, 0, jax.random.PRNGKey(1), name="heun")
+    np.testing.assert_allclose(lip, np.sqrt(1.0 / (0.25 + 1.0)), rtol=2e-2)
+    assert warmstart.choose_start_index([0.9, 0.5, 0.95, 1.0], err0=1.0, tol=0.6) == 1
+    assert warmstart.choose_start_index([0.9, 0.8], err0=1.0, tol=0.1) == 0
+
+
+def test_task_denoiser_equals_tweedie_of_autodiff_log_density():
+    task = warmstart.ReachGraspTask()
+    p, g = jnp.array([0.4, 0.2]), jnp.array([0.0, 0.1])
+    q, w = task.expert(p, g)
+    c, v = 1.0 / task.factor, (task.tau_grip / task.factor) ** 2
+
+    def logp(x, sigma):
+        x = x.reshape(task.horizon, 3)
+        sd_c = jnp.sqrt(task.tau**2 + sigma**2)
+        cont = jax.scipy.special.logsumexp(jnp.stack(
+            [jax.scipy.stats.norm.logpdf(x[:, :2], q[j], sd_c).sum() for j in range(2)]))
+        sd = jnp.sqrt(v + sigma**2)
+        grip = jnp.logaddexp(jnp.log(w) + jax.scipy.stats.norm.logpdf(x[:, 2], c, sd),
+                             jnp.log1p(-w) + jax.scipy.stats.norm.logpdf(x[:, 2], -c, sd)).sum()
+        return cont + grip
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (task.horizon * 3,)) * 0.3
+    for sigma in [0.01, 0.1, 2.0]:
+        ref = x + sigma**2 * jax.grad(logp)(x, sigma)
+        np.testing.assert_allclose(task.denoiser(p, g)(x, sigma), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_warm_start_from_exact_solution_stays_there():
+    task = warmstart.ReachGraspTask()
+    p, g = jnp.array([0.4, 0.2]), jnp.array([0.0, 0.1])
+    den = task.denoiser(p, g)
+    full = jnp.asarray(sde.edm_sigmas(20, sigma_max=10.0))
+    q, w = task.expert(p, g)
+    mode = jnp.concatenate([q[0], jnp.where(w >= 0.5, 1.0, -1.0)[:, None] / task.factor], 1)
+    x, nfe = warmstart.warm_start_denoise(den, mode.reshape(-1), full[-3:], name="euler")
+    assert int(nfe) == 2
+    np.testing.assert_allclose(x, mode.reshape(-1), atol=1e-3)
+    x_full, nfe_full = samplers.euler(den, 10.0 * jax.random.normal(jax.random.PRNGKey(0), (24,)),
+                                      full)
+    assert int(nfe_full) == 20
+    # the full solve lands within a few policy standard deviations of one of the two routes
+    dist = min(float(jnp.abs(x_full.reshape(-1, 3)[:, :2] - q[j]).max()) for j in range(2))
+    assert dist < 5 * task.tau
+
+
+def test_cli_writes_samples_and_rejects_bad_mixtures(tmp_path):
+    from experiments import samplers as exp
+
+    good = tmp_path / "good.npz"
+    np.savez(good, weights=np.array([0.4, 0.6]), means=np.array([[0.0, 0.0], [3.0, 1.0]]),
+             covs=np.stack([np.eye(2) * 0.2, np.eye(2) * 0.5]))
+    out = tmp_path / "x.npy"
+    info = exp.sample_gmm_file(str(good), "dpmpp_2m", 12, 300, 0, str(out), teleport_fraction=0.25)
+    x = np.load(out)
+    assert x.shape == (300, 2) and info["nfe"] == 12 - 3
+    assert abs(x[:, 0].mean() - 1.8) < 0.3
+    for kwargs, match in [
+        (dict(weights=[0.5, 0.6], means=[[0.0], [1.0]], covs=[[[1.0]], [[1.0]]]), "sum to 1"),
+        (dict(weights=[1.0], means=[[0.0, 0.0]], covs=[[[1.0, 2.0], [2.0, 1.0]]]),
+         "positive definite"),
+        (dict(weights=[1.0], means=[[0.0, 0.0]], covs=[[[1.0, 0.3], [0.0, 1.0]]]),
+         "symmetric"),
+        (dict(weights=[1.0], means=[[0.0, 0.0]]), "lacks"),
+    ]:
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, **{k: np.asarray(v) for k, v in kwargs.items()})
+        with pytest.raises(ValueError, match=match):
+            exp.sample_gmm_file(str(bad), "heun", 5, 10, 0, str(out))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        exp.sample_gmm_file(str(good), "rk45", 5, 10, 0, str(out))
