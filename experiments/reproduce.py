@@ -26,6 +26,7 @@ SECTIONS = [
     ("experiments.dp", "Distributional DP with stock augmentation"),
     ("experiments.dp_deep", "Stock-augmented deep distributional agent"),
     ("experiments.samplers", "Score-based samplers"),
+    ("experiments.stac", "Stochastic Actor-Critic"),
     ("experiments.martingale", "Martingale policy evaluation"),
 ]
 

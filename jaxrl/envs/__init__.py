@@ -32,6 +32,8 @@ _OURS: dict[str, str] = {
     "FiniteMDP-random": "jaxrl.envs.finite_mdp:random_mdp_env",
     "Gamble-v0": "jaxrl.envs.gamble:gamble",
     "Homeostasis-v0": "jaxrl.envs.gamble:homeostasis",
+    # The risk demonstration of Stochastic Actor-Critic.
+    "RiskyPointMass-v0": "jaxrl.envs.risky_point_mass:make_risky_point_mass",
 }
 
 

@@ -1,0 +1,117 @@
+"""Throughput of our SAC-family code: gradient updates/s summed over vmapped seeds, Pendulum-v1.
+
+  python -m experiments.benchmarks.stac --impl=ours_rejaxcfg   # our twin SAC, rejax's config
+  /work/venv-rejax/bin/python -m experiments.benchmarks.stac --impl=rejax   # rejax SAC itself
+  python -m experiments.benchmarks.stac --impl=stac256   # STAC, paper networks (2x256 LN)
+  python -m experiments.benchmarks.stac --impl=sac256    # twin SAC, the same networks
+
+rejax must live in its own venv (rejax 0.1.3 needs gymnax 0.0.9; see RESULTS_stac.md). Each run
+prints one JSON line: the time of the first call (compile + run), of a second call (run only,
+with `--repeat=2`), updates/s summed over seeds from the run-only time, and the final evaluation
+return (mean over seeds). rejax's shipped Pendulum SAC config (configs/gymnax/pendulum.yaml):
+1 env, buffer 10k, fill 256, batch 256, lr 0.01, polyak 0.98, swish 64x64, twin critics, 10k
+steps; we set its `eval_freq` to the run length so evaluation is not timed (its every-100-steps
+evaluation costs about 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+REJAX_CFG = dict(
+    env="Pendulum-v1", agent_kwargs={"activation": "swish"}, num_envs=1, buffer_size=10_000,
+    fill_buffer=256, batch_size=256, learning_rate=0.01, num_epochs=1, gamma=0.99, polyak=0.98,
+    target_entropy_ratio=None, normalize_observations=True,
+)
+
+
+def _time_calls(fn, args, repeat):
+    import jax
+
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return times, out
+
+
+def run_rejax(seeds: int, steps: int, repeat: int) -> dict:
+    import jax
+    import numpy as np
+    import rejax
+
+    algo = rejax.get_algo("sac").create(**REJAX_CFG, total_timesteps=steps, eval_freq=steps)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    train = jax.jit(jax.vmap(algo.train))
+    times, (ts, (lengths, returns)) = _time_calls(train, (keys,), repeat)
+    final = float(np.mean(np.asarray(returns)[:, -1]))
+    return {"updates": steps - REJAX_CFG["fill_buffer"], "times": times, "final_return": final}
+
+
+def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
+    import jax
+    import numpy as np
+
+    from jaxrl import sweep
+    from jaxrl.stac import STACConfig, evaluate, make_learner, make_stac
+
+    cfg = STACConfig(**cfg_kwargs)
+    algo, L = make_stac(cfg), make_learner(cfg)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    train = jax.jit(jax.vmap(sweep.make_train(algo)))
+    times, (state, _) = _time_calls(train, (keys,), repeat)
+    ev = jax.jit(jax.vmap(lambda s, k: evaluate(L, s, k, 8)["return"]))(
+        state, jax.random.split(jax.random.PRNGKey(1), seeds))
+    return {"updates": algo.num_updates, "times": times, "final_return": float(np.mean(ev))}
+
+
+def run_ours_rejaxcfg(seeds: int, steps: int, repeat: int) -> dict:
+    """Our twin SAC with rejax's Pendulum configuration (no observation normalisation)."""
+    return _ours(dict(
+        variant="sac", total_env_steps=steps, warmup_steps=256, buffer_size=10_000,
+        batch_size=256, actor_hidden=(64, 64), critic_hidden=(64, 64), activation="swish",
+        layer_norm=False, use_dropout=False, actor_lr=0.01, critic_lr=0.01, alpha_lr=0.01,
+        alpha_update="adam", tau=0.02, gamma=0.99, alpha_init=1.0, actor_dropout=0.0,
+        critic_dropout=0.0), seeds, repeat)
+
+
+def _paper_nets(variant: str, steps: int) -> dict:
+    return dict(variant=variant, total_env_steps=steps, warmup_steps=256, buffer_size=10_000,
+                batch_size=256, actor_hidden=(256, 256), critic_hidden=(256, 256),
+                layer_norm=True, use_dropout=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--impl", required=True,
+                   choices=["ours_rejaxcfg", "rejax", "stac256", "sac256"])
+    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--repeat", type=int, default=1)
+    a = p.parse_args()
+    if a.seeds < 1 or a.steps < 512 or a.repeat < 1:
+        raise SystemExit(f"--seeds >= 1, --steps >= 512, --repeat >= 1; got {vars(a)}")
+    t0 = time.perf_counter()
+    if a.impl == "rejax":
+        r = run_rejax(a.seeds, a.steps, a.repeat)
+    elif a.impl == "ours_rejaxcfg":
+        r = run_ours_rejaxcfg(a.seeds, a.steps, a.repeat)
+    else:
+        r = _ours(_paper_nets("stac" if a.impl == "stac256" else "sac", a.steps), a.seeds,
+                  a.repeat)
+    run_s = r["times"][-1] if a.repeat > 1 else None
+    print(json.dumps({
+        "impl": a.impl, "seeds": a.seeds, "updates_per_seed": r["updates"],
+        "first_call_s": round(r["times"][0], 2), "run_only_s": run_s and round(run_s, 2),
+        "updates_per_s_summed": run_s and round(r["updates"] * a.seeds / run_s, 1),
+        "updates_per_s_incl_compile": round(r["updates"] * a.seeds / r["times"][0], 1),
+        "final_return": round(r["final_return"], 1),
+        "process_s": round(time.perf_counter() - t0, 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

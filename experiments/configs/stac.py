@@ -1,0 +1,80 @@
+"""STAC vs SAC-family baselines on Pendulum-v1 and RiskyPointMass (Özalp 2026, Sec. 5).
+
+Full run (16 seeds; STAC, twin SAC, single SAC, ESTAC, STAC without dropout; beta ablation
+{0, .125, .25, .375, .5} on both tasks; paper networks 2x256; 20k steps Pendulum, 100k steps
+RiskyPointMass). Hours on a 2-core CPU, minutes on a GPU:
+  python -m experiments.stac --config=experiments/configs/stac.py --workdir=/tmp/stac
+Quick variant (`:quick`, 3 seeds, 2x32 networks, 2.5k Pendulum steps, 1.5k RiskyPointMass
+steps; STAC, twin SAC and STAC without dropout on Pendulum, the beta ablation {0, .25, .5} on
+RiskyPointMass; about 100 s of CPU time, i.e. roughly 60 s wall on a quiet 2-core CPU).
+Medium variant (`:medium`, Pendulum only, 6 seeds, 2x64 networks, 6k steps, all five methods).
+Expected (quick): every method improves on Pendulum's random return (about -1200); biases are
+computed and plotted; at this scale differences between methods are NOT meaningful (few seeds,
+few steps, critics still catching up with the returns); the full config is the experiment.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.envs = ("Pendulum-v1", "RiskyPointMass-v0")
+    c.variants = ("stac", "sac", "sac_single", "estac", "stac_nodrop")  # on every env
+    c.ablation_envs = ("Pendulum-v1", "RiskyPointMass-v0")  # beta ablation of STAC
+    c.betas = (0.0, 0.125, 0.25, 0.375, 0.5)
+    c.variant_envs = ("Pendulum-v1", "RiskyPointMass-v0")  # envs where all variants run
+    c.num_seeds = 16
+    c.seed = 0
+    c.steps = ml_collections.ConfigDict({"Pendulum-v1": 20_000, "RiskyPointMass-v0": 100_000})
+    c.alpha_init = ml_collections.ConfigDict({"Pendulum-v1": 0.2, "RiskyPointMass-v0": 0.01})
+    c.warmup_steps = 1_000
+    c.buffer_size = 100_000
+    c.batch_size = 256
+    c.hidden = 256
+    c.beta = 0.25  # STAC's main beta
+    c.dropout = 0.01  # actor and critic dropout of STAC (baselines: none, as in the paper)
+    c.lr = 3e-4
+    c.alpha_update = "paper"
+    c.eval_every = 1_000  # env steps between evaluation points
+    c.eval_episodes = 8
+    c.bias_states = 8
+    c.bias_rollouts = 16
+    c.bias_horizon = 300
+    c.trajectory_episodes = 6
+    if arg == "quick":
+        c.num_seeds = 3
+        c.variants = ("stac", "sac", "stac_nodrop")
+        c.variant_envs = ("Pendulum-v1",)
+        c.ablation_envs = ("RiskyPointMass-v0",)
+        c.betas = (0.0, 0.25, 0.5)
+        c.steps = ml_collections.ConfigDict({"Pendulum-v1": 2_500, "RiskyPointMass-v0": 1_500})
+        c.warmup_steps = 500
+        c.buffer_size = 2_500
+        c.batch_size = 64
+        c.hidden = 32
+        c.lr = 3e-3
+        c.alpha_update = "adam"
+        c.eval_every = 500
+        c.eval_episodes = 4
+        c.bias_states = 4
+        c.bias_rollouts = 8
+        c.bias_horizon = 150
+        c.trajectory_episodes = 4
+    elif arg == "medium":
+        c.num_seeds = 6
+        c.envs = ("Pendulum-v1",)
+        c.variant_envs = ("Pendulum-v1",)
+        c.ablation_envs = ()
+        c.steps = ml_collections.ConfigDict({"Pendulum-v1": 6_000})
+        c.alpha_init = ml_collections.ConfigDict({"Pendulum-v1": 0.2})
+        c.buffer_size = 6_000
+        c.batch_size = 128
+        c.hidden = 64
+        c.lr = 1e-3
+        c.alpha_update = "adam"
+        c.eval_episodes = 4
+        c.bias_states = 4
+        c.bias_rollouts = 8
+    elif arg not in (None, ""):
+        raise ValueError(f"unknown config variant {arg!r}; use '' or 'quick'")
+    return c

@@ -1,0 +1,451 @@
+"""Stochastic Actor-Critic (STAC) and its SAC-family baselines, in one pure-JAX code path.
+
+Özalp, "Stochastic Actor-Critic: Mitigating Overestimation via Temporal Aleatoric Uncertainty",
+arXiv 2601.00737 (2026). Variants, chosen by `config.variant`:
+
+* `stac` (paper Sec. 3-4): ONE Gaussian critic `N(mu(s, a), sigma(s, a)^2)` of the one-step return.
+  Target (no gradient), one next action `a' ~ pi(.|s')`:
+  `y = r + gamma (1 - done) [mu_targ(s', a') - beta sigma_targ(s', a') - alpha log pi(a'|s')]`;
+  critic loss = batch-mean Gaussian NLL `-log N(y; mu, sigma^2)`; actor minimises
+  `E[alpha log pi(a|s) - mu(s, a) + beta sigma(s, a)]` (reparameterised, online critic, dropout
+  on). The paper's Algorithm 1 writes a descent step on the objective itself: a sign slip, the
+  reference code minimises the negative, as we do.
+* `sac`: twin Q critics, min in target and actor, loss `0.5 (q - y)^2` per critic (Haarnoja 2018).
+* `sac_single`: one Q critic, otherwise `sac`.
+* `estac`: twin Gaussian one-step critics trained by NLL, min of the means in target and actor,
+  no `beta` (the paper's baseline, Sec. 5).
+
+Common to all (paper Sec. 4.3): tanh-squashed Gaussian actor, Polyak targets every step,
+automatic temperature `alpha <- alpha exp(lr_alpha alpha (H_target - H_batch))` (SGD on
+`log alpha`, `H_target = -|A|`; `alpha_update="adam"` uses Adam on the same gradient instead),
+`Dense -> Dropout -> LayerNorm -> ReLU` bodies, dropout ON in every training computation
+(data collection, target, losses) and OFF in evaluation. One gradient update per environment
+step after `warmup_steps` of uniformly random actions (done inside `init`).
+
+Everything float is a run-time hyperparameter (`Algorithm.hparams`): `beta`, `alpha_init`,
+`actor_lr`, `critic_lr`, `alpha_lr`, `tau`, `gamma`, `actor_dropout`, `critic_dropout`,
+`target_entropy`; a sweep over any of them compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrl import sweep
+from jaxrl.stac import networks as nets
+from jaxrl.stac import replay
+
+# variant -> (number of critics, Gaussian critic head, beta pessimism used)
+VARIANTS = {
+    "stac": (1, True, True),
+    "sac": (2, False, False),
+    "sac_single": (1, False, False),
+    "estac": (2, True, False),
+}
+HPARAM_NAMES = (
+    "beta", "alpha_init", "actor_lr", "critic_lr", "alpha_lr", "tau", "gamma",
+    "actor_dropout", "critic_dropout", "target_entropy",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class STACConfig:
+    """Static configuration (shapes, loop lengths) and the defaults of the float hparams.
+
+    `target_entropy=None` means `-|A|`. Step counts are environment steps summed over envs.
+    """
+
+    env_name: str = "Pendulum-v1"
+    variant: str = "stac"
+    total_env_steps: int = 20_000
+    warmup_steps: int = 1_000
+    num_envs: int = 1
+    buffer_size: int = 100_000
+    batch_size: int = 256
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    layer_norm: bool = True
+    use_dropout: bool = True
+    learn_alpha: bool = True
+    alpha_update: str = "paper"
+    eval_samples: int = 10
+    beta: float = 0.25
+    alpha_init: float = 0.2
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    tau: float = 0.005
+    gamma: float = 0.99
+    actor_dropout: float = 0.01
+    critic_dropout: float = 0.01
+    target_entropy: float | None = None
+
+    def validate(self) -> None:
+        """Raise `ValueError` with one line naming the first bad field."""
+        def bad(field, cond, why):
+            if cond:
+                raise ValueError(f"config.{field} {why}, got {getattr(self, field)!r}")
+
+        bad("variant", self.variant not in VARIANTS, f"must be one of {sorted(VARIANTS)}")
+        bad("num_envs", self.num_envs < 1, "must be >= 1")
+        bad("warmup_steps", self.warmup_steps < self.num_envs, "must be >= num_envs")
+        bad("total_env_steps", self.total_env_steps < self.warmup_steps + self.num_envs,
+            "must exceed warmup_steps by at least num_envs")
+        bad("buffer_size", self.buffer_size < max(self.num_envs, 1), "must be >= num_envs")
+        bad("batch_size", self.batch_size < 1, "must be >= 1")
+        bad("actor_hidden", len(self.actor_hidden) == 0 or min(self.actor_hidden) < 1,
+            "must be a non-empty tuple of positive widths")
+        bad("critic_hidden", len(self.critic_hidden) == 0 or min(self.critic_hidden) < 1,
+            "must be a non-empty tuple of positive widths")
+        bad("alpha_update", self.alpha_update not in ("paper", "adam"), "must be paper or adam")
+        bad("eval_samples", self.eval_samples < 1, "must be >= 1")
+        nets.check_activation(self.activation)
+        for f in ("actor_dropout", "critic_dropout"):
+            bad(f, not 0.0 <= getattr(self, f) < 1.0, "must be in [0, 1)")
+        for f in ("gamma", "tau"):
+            bad(f, not 0.0 <= getattr(self, f) <= 1.0, "must be in [0, 1]")
+        for f in ("alpha_init",):
+            bad(f, not getattr(self, f) > 0.0, "must be > 0")
+        for f in ("actor_lr", "critic_lr", "alpha_lr", "beta"):
+            bad(f, not (np.isfinite(getattr(self, f)) and getattr(self, f) >= 0.0), "must be >= 0")
+
+
+def as_config(config: Any) -> STACConfig:
+    """`STACConfig` from a `STACConfig`, a dict or an `ml_collections.ConfigDict` (extra keys are
+    an error naming them)."""
+    if isinstance(config, STACConfig):
+        cfg = config
+    else:
+        d = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+        names = {f.name for f in dataclasses.fields(STACConfig)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown STAC config field(s) {unknown}")
+        for k in ("actor_hidden", "critic_hidden"):
+            if k in d:
+                d[k] = tuple(int(h) for h in d[k])
+        cfg = STACConfig(**d)
+    cfg.validate()
+    return cfg
+
+
+def make_env(name: str):
+    """`(env, params)`: `jaxrl.envs.make` when available, else our RiskyPointMass or gymnax."""
+    try:
+        from jaxrl.envs import make  # the lead's registry, once it exists
+
+        return make(name)
+    except (ImportError, AttributeError, KeyError, ValueError):
+        pass
+    if name in ("RiskyPointMass-v0", "RiskyPointMass"):
+        from jaxrl.envs.risky_point_mass import make_risky_point_mass
+
+        return make_risky_point_mass()
+    import gymnax
+
+    return gymnax.make(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure loss pieces (single stream: batch axis first, critics stacked on axis 0).
+# ---------------------------------------------------------------------------------------------
+
+
+def gaussian_nll(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
+    """Elementwise `-log N(y; mu, sigma^2) = log sigma + (y - mu)^2 / (2 sigma^2) + log(2 pi)/2`."""
+    return jnp.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2 + 0.5 * jnp.log(2.0 * jnp.pi)
+
+
+def soft_target(
+    reward: jax.Array, terminated: jax.Array, next_value: jax.Array, next_log_prob: jax.Array,
+    gamma: jax.Array, alpha: jax.Array,
+) -> jax.Array:
+    """`y = r + gamma (1 - terminated) [next_value - alpha log pi(a'|s')]`, all `[batch]`.
+
+    `next_value` is `mu_targ - beta sigma_targ` (STAC), `min_i Q_targ_i` (SAC) or
+    `min_i mu_targ_i` (ESTAC)."""
+    return reward + gamma * (1.0 - terminated) * (next_value - alpha * next_log_prob)
+
+
+class AgentState(NamedTuple):
+    """Training state of one run (vmapped over runs by the sweep engine)."""
+
+    actor: Any
+    critic: Any
+    target_critic: Any
+    actor_opt: Any
+    critic_opt: Any
+    log_alpha: jax.Array
+    alpha_opt: Any
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    ep_return: jax.Array  # [num_envs] running return of the current episodes
+    last_return: jax.Array  # [num_envs] return of each env's last finished episode
+    key: jax.Array
+    env_steps: jax.Array
+
+
+class Learner(NamedTuple):
+    """The algorithm's pieces, built by `make_learner` (used by training, evaluation, tests)."""
+
+    config: STACConfig
+    env: Any
+    env_params: Any
+    obs_dim: int
+    action_dim: int
+    action_low: jax.Array
+    action_high: jax.Array
+    actor: nets.Actor
+    critic: nets.Critic
+    n_critics: int
+    gaussian: bool
+    uses_beta: bool
+
+    # ---- networks -------------------------------------------------------------------------
+    def policy(self, actor_params, key, obs, rate, train: bool):
+        """`obs [B, obs_dim] -> (mean [B, A], std [B, A])` of the pre-tanh Gaussian."""
+        return self.actor.apply(actor_params, obs, rate, train=train, rngs={"dropout": key})
+
+    def sample_action(self, actor_params, key, obs, rate, train: bool):
+        """`(a [B, A] in (-1, 1), log pi [B])`; dropout key and noise key split from `key`."""
+        k_drop, k_noise = jax.random.split(key)
+        mean, std = self.policy(actor_params, k_drop, obs, rate, train)
+        return nets.tanh_gaussian_sample(k_noise, mean, std)
+
+    def critic_heads(self, critic_params, key, obs, act, rate, train: bool):
+        """`(mu [n, B], sigma [n, B])`; `sigma` is zeros for plain Q critics."""
+        out = nets.apply_stacked(self.critic, critic_params, key, obs, act, rate, train=train)
+        if self.gaussian:
+            return nets.gaussian_head(out)
+        return out[..., 0], jnp.zeros_like(out[..., 0])
+
+    def value(self, mu, sigma, beta):
+        """Pessimistic value `[B]` used by target and actor: `mu - beta sigma` (STAC), else
+        `min_i mu_i`."""
+        if self.uses_beta:
+            return mu[0] - beta * sigma[0]
+        return jnp.min(mu, axis=0)
+
+    def q_estimate(self, mu):
+        """The critic's estimate of Q used by the bias measurement: `mu` (STAC), `min_i`."""
+        return jnp.min(mu, axis=0)
+
+    def to_env_action(self, a):
+        """Rescale `a in [-1, 1]^A` to the environment's box."""
+        return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
+
+    # ---- losses ---------------------------------------------------------------------------
+    def target(self, actor_params, target_params, key, batch: replay.Transition, hp, alpha):
+        """TD target `[B]` (no gradient), one next action, dropout on in actor and target."""
+        k_pi, k_q = jax.random.split(key)
+        a2, logp2 = self.sample_action(actor_params, k_pi, batch.next_obs, hp["actor_dropout"],
+                                       True)
+        mu, sigma = self.critic_heads(target_params, k_q, batch.next_obs, a2,
+                                      hp["critic_dropout"], True)
+        v = self.value(mu, sigma, hp["beta"])
+        y = soft_target(batch.reward, batch.terminated, v, logp2, hp["gamma"], alpha)
+        return jax.lax.stop_gradient(y)
+
+    def critic_loss(self, critic_params, key, batch: replay.Transition, y, hp):
+        """Sum over critics of the batch-mean Gaussian NLL (Gaussian heads) or `0.5 (q - y)^2`."""
+        mu, sigma = self.critic_heads(critic_params, key, batch.obs, batch.action,
+                                      hp["critic_dropout"], True)
+        if self.gaussian:
+            per = gaussian_nll(y[None], mu, sigma)
+        else:
+            per = 0.5 * (mu - y[None]) ** 2
+        aux = {"q_mean": jnp.mean(mu), "sigma_mean": jnp.mean(sigma)}
+        return jnp.sum(jnp.mean(per, axis=1)), aux
+
+    def actor_loss(self, actor_params, critic_params, key, obs, hp, alpha):
+        """`mean[alpha log pi(a|s) - value(s, a)]`, `a` reparameterised; returns (loss, log pi)."""
+        k_pi, k_q = jax.random.split(key)
+        a, logp = self.sample_action(actor_params, k_pi, obs, hp["actor_dropout"], True)
+        mu, sigma = self.critic_heads(critic_params, k_q, obs, a, hp["critic_dropout"], True)
+        return jnp.mean(alpha * logp - self.value(mu, sigma, hp["beta"])), logp
+
+
+def make_learner(config: Any) -> Learner:
+    """Build the `Learner` (networks, env, action scaling) for a config."""
+    cfg = as_config(config)
+    env, env_params = make_env(cfg.env_name)
+    space = env.action_space(env_params)
+    action_dim = int(np.prod(space.shape))
+    obs_dim = int(np.prod(env.observation_space(env_params).shape))
+    low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), (action_dim,))
+    high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), (action_dim,))
+    n_critics, gaussian, uses_beta = VARIANTS[cfg.variant]
+    kw = dict(activation=cfg.activation, layer_norm=cfg.layer_norm, use_dropout=cfg.use_dropout)
+    actor = nets.Actor(cfg.actor_hidden, action_dim, **kw)
+    critic = nets.Critic(cfg.critic_hidden, 2 if gaussian else 1, **kw)
+    return Learner(cfg, env, env_params, obs_dim, action_dim, low, high, actor, critic,
+                   n_critics, gaussian, uses_beta)
+
+
+def default_hparams(cfg: STACConfig, action_dim: int) -> dict[str, float]:
+    """The run-time float hyperparameters with their defaults."""
+    d = {k: float(getattr(cfg, k)) for k in HPARAM_NAMES if k != "target_entropy"}
+    d["target_entropy"] = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
+    return d
+
+
+def _adam_step(opt: optax.GradientTransformation, grads, opt_state, params, lr):
+    updates, opt_state = opt.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    return params, opt_state
+
+
+def make_stac(config: Any) -> sweep.Algorithm:
+    """STAC or a baseline (by `config.variant`) as a `sweep.Algorithm`: one update = one
+    environment step per env + one gradient update of critic, actor and temperature."""
+    L = make_learner(config)
+    cfg = L.config
+    env, env_params, n_envs = L.env, L.env_params, cfg.num_envs
+    adam = optax.scale_by_adam()
+    num_updates = (cfg.total_env_steps - cfg.warmup_steps) // n_envs
+
+    def env_step(state: AgentState, key, a_norm):
+        """Step all envs with normalised actions `a_norm [n_envs, A]`; store; track returns."""
+        keys = jax.random.split(key, n_envs)
+        obs2, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            keys, state.env_state, L.to_env_action(a_norm), env_params
+        )
+        r = r.astype(jnp.float32)
+        tr = replay.Transition(state.obs, a_norm, r, info["final_observation"],
+                               term.astype(jnp.float32))
+        buffer = replay.add(state.buffer, tr)
+        done = jnp.logical_or(term, trunc)
+        ep = state.ep_return + r
+        last = jnp.where(done, ep, state.last_return)
+        return state._replace(buffer=buffer, env_state=env_state, obs=obs2,
+                              ep_return=jnp.where(done, 0.0, ep), last_return=last,
+                              env_steps=state.env_steps + n_envs)
+
+    def init(key, hp):
+        k_actor, k_critic, k_env, k_warm, key = jax.random.split(key, 5)
+        obs0 = jnp.zeros((1, L.obs_dim))
+        act0 = jnp.zeros((1, L.action_dim))
+        rate0 = jnp.zeros(())
+        actor_params = L.actor.init({"params": k_actor, "dropout": k_actor}, obs0, rate0, False)
+        critic_params = nets.init_stacked(L.critic, k_critic, L.n_critics, obs0, act0, rate0,
+                                          False)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, n_envs), env_params)
+        log_alpha = jnp.log(hp["alpha_init"])
+        state = AgentState(
+            actor=actor_params, critic=critic_params, target_critic=critic_params,
+            actor_opt=adam.init(actor_params), critic_opt=adam.init(critic_params),
+            log_alpha=log_alpha, alpha_opt=adam.init(log_alpha),
+            buffer=replay.init(cfg.buffer_size, L.obs_dim, L.action_dim),
+            env_state=env_state, obs=obs.astype(jnp.float32),
+            ep_return=jnp.zeros(n_envs), last_return=jnp.zeros(n_envs), key=key,
+            env_steps=jnp.zeros((), jnp.int32),
+        )
+
+        # WARM-UP: uniformly random actions fill the buffer (no learning).
+        def warm(s, k):
+            k_a, k_e = jax.random.split(k)
+            a = jax.random.uniform(k_a, (n_envs, L.action_dim), minval=-1.0, maxval=1.0)
+            return env_step(s, k_e, a), None
+
+        state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, cfg.warmup_steps // n_envs))
+        return state
+
+    def update(state: AgentState, hp):
+        key, k_act, k_env, k_batch, k_tgt, k_crit, k_act_loss = jax.random.split(state.key, 7)
+        # COLLECT: one step per env, policy with dropout on.
+        a, _ = L.sample_action(state.actor, k_act, state.obs, hp["actor_dropout"], True)
+        state = env_step(state, k_env, a)
+        # LEARN: critic, then actor on the updated critic, then temperature, then Polyak.
+        batch = replay.sample(state.buffer, k_batch, cfg.batch_size)
+        alpha = jnp.exp(state.log_alpha)
+        y = L.target(state.actor, state.target_critic, k_tgt, batch, hp, alpha)
+        (c_loss, aux), c_grad = jax.value_and_grad(L.critic_loss, has_aux=True)(
+            state.critic, k_crit, batch, y, hp)
+        critic, critic_opt = _adam_step(adam, c_grad, state.critic_opt, state.critic,
+                                        hp["critic_lr"])
+        (a_loss, logp), a_grad = jax.value_and_grad(L.actor_loss, has_aux=True)(
+            state.actor, critic, k_act_loss, batch.obs, hp, alpha)
+        actor, actor_opt = _adam_step(adam, a_grad, state.actor_opt, state.actor, hp["actor_lr"])
+        entropy = -jnp.mean(logp)
+        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
+        if cfg.learn_alpha:
+            g = alpha * (entropy - hp["target_entropy"])  # d/dlog_alpha of alpha (H - H_target)
+            g = jax.lax.stop_gradient(g)
+            if cfg.alpha_update == "paper":
+                log_alpha = log_alpha - hp["alpha_lr"] * g
+            else:
+                log_alpha, alpha_opt = _adam_step(adam, g, alpha_opt, log_alpha, hp["alpha_lr"])
+        tau = hp["tau"]
+        target = jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, state.target_critic, critic)
+        state = state._replace(actor=actor, critic=critic, target_critic=target,
+                               actor_opt=actor_opt, critic_opt=critic_opt, log_alpha=log_alpha,
+                               alpha_opt=alpha_opt, key=key)
+        metrics = {
+            "train_return": jnp.mean(state.last_return), "critic_loss": c_loss,
+            "actor_loss": a_loss, "alpha": jnp.exp(log_alpha), "entropy": entropy,
+            "q_mean": aux["q_mean"], "sigma_mean": aux["sigma_mean"],
+        }
+        return state, metrics
+
+    return sweep.Algorithm(
+        init=init, update=update, num_updates=num_updates, env_steps_per_update=n_envs,
+        hparams=default_hparams(cfg, L.action_dim), name=cfg.variant,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation (dropout off): returns, danger-disc visits, trajectories.
+# ---------------------------------------------------------------------------------------------
+
+
+def eval_action(L: Learner, actor_params, key, obs):
+    """Evaluation action `[B, A]` in `[-1, 1]`: mean of `eval_samples` squashed samples, dropout
+    off (the reference code's `exploit` mode)."""
+    mean, std = L.policy(actor_params, key, obs, jnp.zeros(()), False)
+    eps = jax.random.normal(key, (L.config.eval_samples,) + mean.shape)
+    return jnp.mean(jnp.tanh(mean[None] + std[None] * eps), axis=0)
+
+
+def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
+             trajectories: bool = False) -> dict[str, jax.Array]:
+    """Run `num_episodes` full evaluation episodes in parallel (dropout off, mean action).
+
+    Returns `return` (mean episode return), `danger_frac` (fraction of episodes with any step in
+    the danger disc; 0 for envs without `info["danger"]`) and, with `trajectories=True`,
+    `obs [T, episodes, obs_dim]` and `alive [T, episodes]`.
+    """
+    env, params = L.env, L.env_params
+    T = int(params.max_steps_in_episode)
+    k_reset, k_run = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(k_reset, num_episodes), params)
+
+    def step(carry, k):
+        obs, env_state, alive, ret, danger = carry
+        k_a, k_e = jax.random.split(k)
+        a = eval_action(L, state.actor, k_a, obs)
+        obs2, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_e, num_episodes), env_state, L.to_env_action(a), params)
+        ret = ret + alive * r
+        if "danger" in info:
+            danger = jnp.maximum(danger, alive * info["danger"])
+        out = (obs, alive) if trajectories else None
+        alive = alive * (1.0 - jnp.logical_or(term, trunc))
+        return (obs2, env_state, alive, ret, danger), out
+
+    z = jnp.zeros(num_episodes)
+    (_, _, _, ret, danger), out = jax.lax.scan(
+        step, (obs, env_state, jnp.ones(num_episodes), z, z), jax.random.split(k_run, T))
+    res = {"return": jnp.mean(ret), "danger_frac": jnp.mean(danger)}
+    if trajectories:
+        res["obs"], res["alive"] = out
+    return res
