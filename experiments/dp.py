@@ -25,15 +25,23 @@ from jaxrl import dp
 from jaxrl.dp import grid
 from jaxrl.envs.finite_mdp import random_mdp
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/dp.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
-_MDP = flags.DEFINE_string("mdp", None, "npz file with P, R, mu0, gamma, horizon")
-_OBJECTIVE = flags.DEFINE_string("objective", None, "mean|cvar|threshold|target|utility")
-_ALPHA = flags.DEFINE_float("alpha", None, "CVaR level in (0, 1]")
-_THRESHOLD = flags.DEFINE_float("threshold", None, "threshold T of P(G >= T)")
-_TARGET = flags.DEFINE_float("target", None, "target of -E|G - target|")
-_UTILITY = flags.DEFINE_string("utility", None, "utility name (exp)")
-_RISK = flags.DEFINE_float("risk", None, "risk parameter beta of the exp utility")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/dp.py", allow_override=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "output directory", allow_override=True)
+_MDP = flags.DEFINE_string(
+    "mdp", None, "npz file with P, R, mu0, gamma, horizon", allow_override=True
+)
+_OBJECTIVE = flags.DEFINE_string(
+    "objective", None, "mean|cvar|threshold|target|utility", allow_override=True
+)
+_ALPHA = flags.DEFINE_float("alpha", None, "CVaR level in (0, 1]", allow_override=True)
+_THRESHOLD = flags.DEFINE_float("threshold", None, "threshold T of P(G >= T)", allow_override=True)
+_TARGET = flags.DEFINE_float("target", None, "target of -E|G - target|", allow_override=True)
+_UTILITY = flags.DEFINE_string("utility", None, "utility name (exp)", allow_override=True)
+_RISK = flags.DEFINE_float(
+    "risk", None, "risk parameter beta of the exp utility", allow_override=True
+)
 
 REQUIRED = ("P", "R", "mu0", "gamma", "horizon")
 
@@ -53,11 +61,14 @@ def load_npz(path: str) -> dp.MDP:
             raise ValueError(f"{path}: {k} must be a scalar, got shape {arrays[k].shape}")
         arrays[k] = arrays[k].reshape(())
     if np.asarray(arrays["R"]).ndim != 3:
-        raise ValueError(f"{path}: R must have shape [S, A, S'] (deterministic rewards), got "
-                         f"{np.asarray(arrays['R']).shape}")
+        raise ValueError(
+            f"{path}: R must have shape [S, A, S'] (deterministic rewards), got "
+            f"{np.asarray(arrays['R']).shape}"
+        )
     try:
-        return dp.validate_mdp(arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]),
-                               arrays["horizon"])
+        return dp.validate_mdp(
+            arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"]
+        )
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
 
@@ -97,31 +108,60 @@ def make_mdp(c: ml_collections.ConfigDict) -> dp.MDP:
         return load_npz(c.mdp)
     if c.builtin == "stock_necessity":
         return stock_necessity_mdp()
-    _, params = random_mdp(jax.random.PRNGKey(int(c.seed)), int(c.num_states),
-                           int(c.num_actions), gamma=float(c.gamma), horizon=int(c.horizon),
-                           reward_values=[-3.0, -1.0, 0.0, 1.0, 2.0], branching=2)
+    _, params = random_mdp(
+        jax.random.PRNGKey(int(c.seed)),
+        int(c.num_states),
+        int(c.num_actions),
+        gamma=float(c.gamma),
+        horizon=int(c.horizon),
+        reward_values=[-3.0, -1.0, 0.0, 1.0, 2.0],
+        branching=2,
+    )
     return dp.mdp_from_params(params)
 
 
 def make_objective(c: ml_collections.ConfigDict) -> dp.Objective:
-    return dp.make_objective(c.objective, alpha=c.alpha, threshold=c.threshold, target=c.target,
-                             utility=c.utility, risk=c.risk)
+    return dp.make_objective(
+        c.objective,
+        alpha=c.alpha,
+        threshold=c.threshold,
+        target=c.target,
+        utility=c.utility,
+        risk=c.risk,
+    )
 
 
 def _solve(mdp: dp.MDP, obj: dp.Objective, c) -> dict[str, Any]:
     if mdp.horizon > 0:
         sol = dp.solve_exact(mdp, obj)
-        return dict(value=sol.objective_value, c0=sol.c0, b=sol.b, policy=sol.policy,
-                    stocks=sol.stocks, reachable=sol.reachable, returns=sol.returns,
-                    probs=sol.return_probs, solver="exact")
+        return dict(
+            value=sol.objective_value,
+            c0=sol.c0,
+            b=sol.b,
+            policy=sol.policy,
+            stocks=sol.stocks,
+            reachable=sol.reachable,
+            returns=sol.returns,
+            probs=sol.return_probs,
+            solver="exact",
+        )
     rmax = float(np.abs(mdp.R).max()) / (1.0 - mdp.gamma)
     support = np.linspace(-rmax, rmax, int(c.num_atoms))
     stocks = np.linspace(-rmax, rmax, int(c.num_stocks))
-    sol = grid.grid_value_iteration(mdp, obj, stocks, support, tol=float(c.tol),
-                                    max_sweeps=int(c.max_sweeps))
-    return dict(value=sol.objective_value, c0=sol.c0, b=sol.b, policy=sol.policy,
-                stocks=sol.stocks, reachable=None, returns=sol.support, probs=sol.return_probs,
-                solver=f"grid ({c.num_stocks} stocks x {c.num_atoms} atoms, {sol.sweeps} sweeps)")
+    sol = grid.grid_value_iteration(
+        mdp, obj, stocks, support, tol=float(c.tol), max_sweeps=int(c.max_sweeps)
+    )
+    return dict(
+        value=sol.objective_value,
+        c0=sol.c0,
+        b=sol.b,
+        policy=sol.policy,
+        stocks=sol.stocks,
+        reachable=None,
+        returns=sol.support,
+        probs=sol.return_probs,
+        solver=f"grid ({c.num_stocks} stocks x {c.num_atoms} atoms, {sol.sweeps} sweeps)",
+    )
 
 
 def _plot(path: str, opt: dict, neutral: dict, title: str) -> None:
@@ -134,8 +174,12 @@ def _plot(path: str, opt: dict, neutral: dict, title: str) -> None:
     for sol, label in ((opt, "optimal (stock-augmented DP)"), (neutral, "risk-neutral (mean)")):
         x, p = np.asarray(sol["returns"]), np.asarray(sol["probs"])
         keep = p > 1e-12
-        ax.step(np.concatenate([[x[keep][0] - 0.5], x[keep]]),
-                np.concatenate([[0.0], np.cumsum(p[keep])]), where="post", label=label)
+        ax.step(
+            np.concatenate([[x[keep][0] - 0.5], x[keep]]),
+            np.concatenate([[0.0], np.cumsum(p[keep])]),
+            where="post",
+            label=label,
+        )
     ax.set_xlabel("return G")
     ax.set_ylabel("P(G <= x)")
     ax.set_title(title)
@@ -150,8 +194,13 @@ def _jsonable(x):
         return None
     a = np.asarray(x)
     if a.dtype.kind == "f":
-        return [None if not np.isfinite(v) else float(v) for v in a.ravel()] if a.ndim == 1 \
-            else [_jsonable(r) for r in a] if a.ndim > 1 else float(a)
+        return (
+            [None if not np.isfinite(v) else float(v) for v in a.ravel()]
+            if a.ndim == 1
+            else [_jsonable(r) for r in a]
+            if a.ndim > 1
+            else float(a)
+        )
     return a.tolist()
 
 
@@ -168,25 +217,44 @@ def run(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     neutral = _solve(mdp, dp.make_objective("mean"), c)
     seconds = time.perf_counter() - t0
     with jax.enable_x64(True):
-        neutral_value = float(dp.objective_value(obj, np.asarray(neutral["returns"]),
-                                                 np.asarray(neutral["probs"])))
+        neutral_value = float(
+            dp.objective_value(obj, np.asarray(neutral["returns"]), np.asarray(neutral["probs"]))
+        )
     opt_mean = float(np.dot(opt["returns"], opt["probs"]))
     neutral_mean = float(np.dot(neutral["returns"], neutral["probs"]))
     axes = ("time", "state", "stock") if mdp.horizon > 0 else ("state", "stock")
     summary = dict(
-        objective=obj.name, alpha=obj.alpha, param=obj.param, solver=opt["solver"],
-        num_states=int(mdp.P.shape[0]), num_actions=int(mdp.P.shape[1]), gamma=mdp.gamma,
-        horizon=mdp.horizon, objective_value=opt["value"], b=opt["b"], c0=opt["c0"],
-        risk_neutral_objective_value=neutral_value, optimal_mean=opt_mean,
-        risk_neutral_mean=neutral_mean, policy_axes=list(axes),
-        policy=_jsonable(opt["policy"]), stocks=_jsonable(opt["stocks"]),
-        reachable=_jsonable(opt["reachable"]), returns=_jsonable(opt["returns"]),
-        return_probs=_jsonable(opt["probs"]), risk_neutral_return_probs=_jsonable(
-            neutral["probs"]), seconds=seconds)
+        objective=obj.name,
+        alpha=obj.alpha,
+        param=obj.param,
+        solver=opt["solver"],
+        num_states=int(mdp.P.shape[0]),
+        num_actions=int(mdp.P.shape[1]),
+        gamma=mdp.gamma,
+        horizon=mdp.horizon,
+        objective_value=opt["value"],
+        b=opt["b"],
+        c0=opt["c0"],
+        risk_neutral_objective_value=neutral_value,
+        optimal_mean=opt_mean,
+        risk_neutral_mean=neutral_mean,
+        policy_axes=list(axes),
+        policy=_jsonable(opt["policy"]),
+        stocks=_jsonable(opt["stocks"]),
+        reachable=_jsonable(opt["reachable"]),
+        returns=_jsonable(opt["returns"]),
+        return_probs=_jsonable(opt["probs"]),
+        risk_neutral_return_probs=_jsonable(neutral["probs"]),
+        seconds=seconds,
+    )
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f)
-    _plot(os.path.join(workdir, "plots", "return_distribution.png"), opt, neutral,
-          f"{obj.name}: optimal {opt['value']:.4f} vs risk-neutral {neutral_value:.4f}")
+    _plot(
+        os.path.join(workdir, "plots", "return_distribution.png"),
+        opt,
+        neutral,
+        f"{obj.name}: optimal {opt['value']:.4f} vs risk-neutral {neutral_value:.4f}",
+    )
     return summary
 
 
@@ -211,20 +279,37 @@ def reproduce(root: str) -> str:
     mean_c.objective = "mean"
     s3 = run(mean_c, os.path.join(root, "dp", "mean"))
     rows = [
-        ("CVaR_0.1, random MDP (seed 4, S=4, A=3, H=4)", s1["objective_value"],
-         s1["risk_neutral_objective_value"], "optimum > risk-neutral"),
-        ("P(G >= 1), digest's stock-necessity MDP", s2["objective_value"], best_markov,
-         "0.75 with stock, 0.5 best Markov (digest)"),
-        ("E[G] (mean) vs classic VI", s3["objective_value"], float(mdp.mu0 @ v),
-         "equal (to 1e-9)"),
+        (
+            "CVaR_0.1, random MDP (seed 4, S=4, A=3, H=4)",
+            s1["objective_value"],
+            s1["risk_neutral_objective_value"],
+            "optimum > risk-neutral",
+        ),
+        (
+            "P(G >= 1), digest's stock-necessity MDP",
+            s2["objective_value"],
+            best_markov,
+            "0.75 with stock, 0.5 best Markov (digest)",
+        ),
+        ("E[G] (mean) vs classic VI", s3["objective_value"], float(mdp.mu0 @ v), "equal (to 1e-9)"),
     ]
-    lines = ["## Distributional DP with stock augmentation (`experiments/dp.py`)", "",
-             "Exact finite-horizon stock-augmented distributional DP (float64).", "",
-             "| problem | optimal (ours) | comparison | ground truth |", "|---|---|---|---|"]
+    lines = [
+        "## Distributional DP with stock augmentation (`experiments/dp.py`)",
+        "",
+        "Exact finite-horizon stock-augmented distributional DP (float64).",
+        "",
+        "| problem | optimal (ours) | comparison | ground truth |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b:.6f} | {c:.6f} | {d} |" for a, b, c, d in rows]
-    lines += ["", "The comparison column is the risk-neutral policy's value, the best Markov "
-              "Markov policy without stock (enumerated), and classic VI respectively.", "",
-              "![return distributions](dp/plots/return_distribution.png)", ""]
+    lines += [
+        "",
+        "The comparison column is the risk-neutral policy's value, the best Markov "
+        "Markov policy without stock (enumerated), and classic VI respectively.",
+        "",
+        "![return distributions](dp/plots/return_distribution.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -233,14 +318,32 @@ def main(argv: list[str]) -> None:
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required")
     c = _CONFIG.value
-    for name, fl in (("mdp", _MDP), ("objective", _OBJECTIVE), ("alpha", _ALPHA),
-                     ("threshold", _THRESHOLD), ("target", _TARGET), ("utility", _UTILITY),
-                     ("risk", _RISK)):
+    for name, fl in (
+        ("mdp", _MDP),
+        ("objective", _OBJECTIVE),
+        ("alpha", _ALPHA),
+        ("threshold", _THRESHOLD),
+        ("target", _TARGET),
+        ("utility", _UTILITY),
+        ("risk", _RISK),
+    ):
         if fl.value is not None:
             c[name] = fl.value
     summary = run(c, _WORKDIR.value)
-    print(json.dumps({k: summary[k] for k in ("objective", "objective_value", "b",
-                                               "risk_neutral_objective_value", "solver")}))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "objective",
+                    "objective_value",
+                    "b",
+                    "risk_neutral_objective_value",
+                    "solver",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

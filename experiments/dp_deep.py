@@ -38,9 +38,13 @@ from jaxrl.dp import deep
 from jaxrl.envs import gamble as gamble_envs
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/dp_deep.py", "DηN config file.", lock_config=True
+    "config",
+    "experiments/configs/dp_deep.py",
+    "DηN config file.",
+    lock_config=True,
+    allow_override=True,
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Results directory.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Results directory.", allow_override=True)
 
 TASKS = {
     # task: (config field, MDP builder, risk-aware objective, eval metric, higher is better)
@@ -98,8 +102,11 @@ def exact_values(task: str, config) -> dict[str, float]:
     t = float(config.set_point)
     best = tabular.solve_exact(mdp, objectives.make_objective("target", target=t))
     dev = float(np.sum(neutral.return_probs * np.abs(neutral.returns - t)))
-    return {"optimum": -best.objective_value, "risk_neutral": dev,
-            "risk_neutral_mean": neutral.objective_value}
+    return {
+        "optimum": -best.objective_value,
+        "risk_neutral": dev,
+        "risk_neutral_mean": neutral.objective_value,
+    }
 
 
 def make_eval(task: str, config):
@@ -164,24 +171,41 @@ def train_task(task: str, config, seeds: list[int]) -> dict[str, Any]:
         train_ms.append({k: np.nanmean(v, axis=1) for k, v in ms.items()})
 
     t0 = time.time()
-    res = sweep.run(algo, seeds, {"objective_index": (0.0, 1.0)}, chunk_size=chunk,
-                    progress=bool(config.progress), callback=callback,
-                    progress_metric="episode_return")
+    res = sweep.run(
+        algo,
+        seeds,
+        {"objective_index": (0.0, 1.0)},
+        chunk_size=chunk,
+        progress=bool(config.progress),
+        callback=callback,
+        progress_metric="episode_return",
+    )
     seconds = time.time() - t0
     ev = {k: np.stack([e[k] for e in evals], axis=1) for k in evals[0]}  # [runs, T, ...]
     tr = {k: np.stack([m[k] for m in train_ms], axis=1) for k in train_ms[0]}
     labels = ["mean" if r["objective_index"] == 0.0 else risk_obj for r in runs]
     return {
-        "runs": res.runs, "labels": labels, "steps": np.asarray(steps), "eval": ev,
-        "train": tr, "failed": res.failed_at, "seconds": seconds, "metric": metric,
+        "runs": res.runs,
+        "labels": labels,
+        "steps": np.asarray(steps),
+        "eval": ev,
+        "train": tr,
+        "failed": res.failed_at,
+        "seconds": seconds,
+        "metric": metric,
         "env_steps_per_update": algo.env_steps_per_update,
     }
 
 
 def _agg(x: np.ndarray) -> dict[str, Any]:
     lo, hi = stats.bootstrap_ci(x, "iqm", seed=0)
-    return {"iqm": float(stats.iqm(x)), "iqm_ci95": [float(lo), float(hi)],
-            "mean": float(np.mean(x)), "min": float(np.min(x)), "max": float(np.max(x))}
+    return {
+        "iqm": float(stats.iqm(x)),
+        "iqm_ci95": [float(lo), float(hi)],
+        "mean": float(np.mean(x)),
+        "min": float(np.min(x)),
+        "max": float(np.max(x)),
+    }
 
 
 def write_outputs(workdir: str, config, results: dict[str, dict], exact: dict) -> dict:
@@ -193,14 +217,23 @@ def write_outputs(workdir: str, config, results: dict[str, dict], exact: dict) -
         scalar = [k for k, v in r["eval"].items() if v.ndim == 2]
         for i, run in enumerate(r["runs"]):
             for j, step in enumerate(r["steps"]):
-                row = {"task": task, "agent": r["labels"][i], "seed": run["seed"],
-                       "step": int(step), "env_steps": int(step) * r["env_steps_per_update"]}
+                row = {
+                    "task": task,
+                    "agent": r["labels"][i],
+                    "seed": run["seed"],
+                    "step": int(step),
+                    "env_steps": int(step) * r["env_steps_per_update"],
+                }
                 row.update({f"train_{k}": float(v[i, j]) for k, v in r["train"].items()})
                 row.update({k: float(r["eval"][k][i, j]) for k in scalar})
                 rows.append(row)
         metric, ex = r["metric"], exact[task]
-        task_sum: dict[str, Any] = {"exact": ex, "seconds": r["seconds"],
-                                    "failed_runs": int(np.sum(r["failed"] >= 0)), "agents": {}}
+        task_sum: dict[str, Any] = {
+            "exact": ex,
+            "seconds": r["seconds"],
+            "failed_runs": int(np.sum(r["failed"] >= 0)),
+            "agents": {},
+        }
         for label in dict.fromkeys(r["labels"]):
             idx = [i for i, lab in enumerate(r["labels"]) if lab == label]
             final = {k: r["eval"][k][idx, -1] for k in scalar}
@@ -211,7 +244,8 @@ def write_outputs(workdir: str, config, results: dict[str, dict], exact: dict) -
             agent_sum["num_seeds"] = len(idx)
             if "stock_abs" in r["eval"]:
                 agent_sum["stock_abs_by_time_iqm"] = stats.iqm(
-                    r["eval"]["stock_abs"][idx, -1], axis=0).tolist()
+                    r["eval"]["stock_abs"][idx, -1], axis=0
+                ).tolist()
             task_sum["agents"][label] = agent_sum
         summary["tasks"][task] = task_sum
     with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
@@ -241,8 +275,13 @@ def _plots(workdir: str, config, results: dict, exact: dict) -> None:
         fig = plotting.plot_curves(path, curves, "environment steps per seed", ylabel, title)
         ax = fig.axes[0]
         ax.axhline(exact[task]["optimum"], color="k", ls="--", lw=1, label="exact optimum")
-        ax.axhline(exact[task]["risk_neutral"], color="gray", ls=":", lw=1,
-                   label="exact risk-neutral policy")
+        ax.axhline(
+            exact[task]["risk_neutral"],
+            color="gray",
+            ls=":",
+            lw=1,
+            label="exact risk-neutral policy",
+        )
         ax.legend(frameon=False)
         fig.savefig(path, dpi=100)
         if "stock_abs" in r["eval"]:
@@ -252,9 +291,13 @@ def _plots(workdir: str, config, results: dict, exact: dict) -> None:
             for label in dict.fromkeys(r["labels"]):
                 idx = [i for i, lab in enumerate(r["labels"]) if lab == label]
                 sc[f"{label} agent"] = (t, stock[idx])
-            plotting.plot_curves(os.path.join(workdir, "plots", "homeostasis_stock.png"), sc,
-                                 "time step t", "E|c_t| (distance to set point)",
-                                 "stock path after training (c_0 = -set point)")
+            plotting.plot_curves(
+                os.path.join(workdir, "plots", "homeostasis_stock.png"),
+                sc,
+                "time step t",
+                "E|c_t| (distance to set point)",
+                "stock path after training (c_0 = -set point)",
+            )
 
 
 def run(config, workdir: str) -> dict:
@@ -274,8 +317,15 @@ def run(config, workdir: str) -> dict:
 def main(argv) -> None:
     del argv
     summary = run(_CONFIG.value, _WORKDIR.value)
-    print(json.dumps({t: {a: {"iqm": s[TASKS[t][3]]["iqm"]} for a, s in v["agents"].items()}
-                      for t, v in summary["tasks"].items()}, indent=1))
+    print(
+        json.dumps(
+            {
+                t: {a: {"iqm": s[TASKS[t][3]]["iqm"]} for a, s in v["agents"].items()}
+                for t, v in summary["tasks"].items()
+            },
+            indent=1,
+        )
+    )
 
 
 def reproduce(root: str) -> str:
@@ -295,33 +345,35 @@ def reproduce(root: str) -> str:
         return f"{a['iqm']:.3f} [{a['iqm_ci95'][0]:.3f}, {a['iqm_ci95'][1]:.3f}]"
 
     n = gc["num_seeds"]
-    return "\n".join([
-        "## DηN: stock-augmented distributional DQN vs exact distributional DP",
-        "",
-        f"Quick variant, {n} seeds per agent (IQM [95% bootstrap CI] over seeds), quantile critic,"
-        f" {seconds:.0f} s in total. Exact values from `jaxrl.dp.tabular.solve_exact`.",
-        "",
-        "| task / agent | metric | DηN | exact optimum | exact risk-neutral policy |",
-        "|---|---|---|---|---|",
-        f"| gamble, CVaR agent | CVaR_{config.alpha:g}(G) | {ci(gc['cvar'])} | "
-        f"{g['exact']['optimum']:.3f} | {g['exact']['risk_neutral']:.3f} |",
-        f"| gamble, mean agent | CVaR_{config.alpha:g}(G) | {ci(gm['cvar'])} | | |",
-        f"| gamble, CVaR agent | fraction of safe actions | {ci(gc['safe_fraction'])} | 1 | 0 |",
-        f"| gamble, mean agent | fraction of safe actions | {ci(gm['safe_fraction'])} | | |",
-        f"| gamble, mean agent | E[G] | {ci(gm['mean_return'])} | "
-        f"{g['exact']['risk_neutral_mean']:.3f} (mean-optimal) | |",
-        f"| homeostasis, homeostatic agent | E\\|G - {config.set_point:g}\\| | "
-        f"{ci(hh['abs_dev'])} | {h['exact']['optimum']:.3f} | {h['exact']['risk_neutral']:.3f} |",
-        f"| homeostasis, mean agent | E\\|G - {config.set_point:g}\\| | {ci(hm['abs_dev'])} | | |",
-        "",
-        f"CVaR agent within 10% of the exact optimum on {gc['seeds_within_10pct']}/{n} seeds "
-        f"(relative gap IQM {gc['relative_gap_to_optimum']['iqm']:.3f}); homeostatic agent within"
-        f" 10% of its optimum on {hh['seeds_within_10pct']}/{n} seeds.",
-        "",
-        "![gamble](dp_deep/plots/gamble.png) ![homeostasis](dp_deep/plots/homeostasis.png)",
-        "![stock path](dp_deep/plots/homeostasis_stock.png)",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## DηN: stock-augmented distributional DQN vs exact distributional DP",
+            "",
+            f"Quick variant, {n} seeds per agent (IQM [95% bootstrap CI] over seeds), quantile critic,"
+            f" {seconds:.0f} s in total. Exact values from `jaxrl.dp.tabular.solve_exact`.",
+            "",
+            "| task / agent | metric | DηN | exact optimum | exact risk-neutral policy |",
+            "|---|---|---|---|---|",
+            f"| gamble, CVaR agent | CVaR_{config.alpha:g}(G) | {ci(gc['cvar'])} | "
+            f"{g['exact']['optimum']:.3f} | {g['exact']['risk_neutral']:.3f} |",
+            f"| gamble, mean agent | CVaR_{config.alpha:g}(G) | {ci(gm['cvar'])} | | |",
+            f"| gamble, CVaR agent | fraction of safe actions | {ci(gc['safe_fraction'])} | 1 | 0 |",
+            f"| gamble, mean agent | fraction of safe actions | {ci(gm['safe_fraction'])} | | |",
+            f"| gamble, mean agent | E[G] | {ci(gm['mean_return'])} | "
+            f"{g['exact']['risk_neutral_mean']:.3f} (mean-optimal) | |",
+            f"| homeostasis, homeostatic agent | E\\|G - {config.set_point:g}\\| | "
+            f"{ci(hh['abs_dev'])} | {h['exact']['optimum']:.3f} | {h['exact']['risk_neutral']:.3f} |",
+            f"| homeostasis, mean agent | E\\|G - {config.set_point:g}\\| | {ci(hm['abs_dev'])} | | |",
+            "",
+            f"CVaR agent within 10% of the exact optimum on {gc['seeds_within_10pct']}/{n} seeds "
+            f"(relative gap IQM {gc['relative_gap_to_optimum']['iqm']:.3f}); homeostatic agent within"
+            f" 10% of its optimum on {hh['seeds_within_10pct']}/{n} seeds.",
+            "",
+            "![gamble](dp_deep/plots/gamble.png) ![homeostasis](dp_deep/plots/homeostasis.png)",
+            "![stock path](dp_deep/plots/homeostasis_stock.png)",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from ml_collections import config_flags
 from jaxrl import martingale as mg
 from jaxrl.envs import diffusions as dif
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/martingale.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/martingale.py", allow_override=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", allow_override=True)
 
 OU_METHODS = ("ml", "ctd0", "clstd", "cgtd", "mstde")
 MAX_POINTS = 60_000_000  # paths x steps x seeds x dts allowed in one program
@@ -56,17 +58,28 @@ def validate(c: ml_collections.ConfigDict) -> None:
     if not float(c.rho) > 0:
         raise ValueError(f"config.rho must be > 0 (infinite-horizon discount), got {c.rho!r}")
     if not float(c.rho) + 2 * float(c.a) > 0:
-        raise ValueError(f"config.a must satisfy rho + 2a > 0 (finite value), got a={c.a!r} "
-                         f"with rho={c.rho!r}")
+        raise ValueError(
+            f"config.a must satisfy rho + 2a > 0 (finite value), got a={c.a!r} with rho={c.rho!r}"
+        )
     if not float(c.sigma) >= 0 or not float(c.x0_std) >= 0:
-        raise ValueError(f"config.sigma and config.x0_std must be >= 0, got {c.sigma!r}, "
-                         f"{c.x0_std!r}")
+        raise ValueError(
+            f"config.sigma and config.x0_std must be >= 0, got {c.sigma!r}, {c.x0_std!r}"
+        )
     for name in ("t_fit", "tail", "dt", "ctd_lr", "cgtd_alpha", "cgtd_beta", "bs_dt"):
         v = float(c[name])
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"config.{name} must be a finite number > 0, got {c[name]!r}")
-    for name in ("num_paths", "num_seeds", "sweep_paths", "ctd_epochs", "cgtd_epochs",
-                 "bm_paths", "bs_paths", "bs_mlp_iters", "bs_mlp_paths"):
+    for name in (
+        "num_paths",
+        "num_seeds",
+        "sweep_paths",
+        "ctd_epochs",
+        "cgtd_epochs",
+        "bm_paths",
+        "bs_paths",
+        "bs_mlp_iters",
+        "bs_mlp_paths",
+    ):
         if int(c[name]) < 1:
             raise ValueError(f"config.{name} must be >= 1, got {c[name]!r}")
     if int(c.seed) < 0:
@@ -103,8 +116,14 @@ def make_ou_estimator(c: ml_collections.ConfigDict, num_paths: int, num_steps: i
     """`estimate(key, dt) -> {method: [3]}`: simulate the OU paths, run every estimator."""
     env = dif.ControlledOU()
     base = env.default_params.replace(
-        a=float(c.a), b=float(c.b), sigma=float(c.sigma), q=float(c.q), rho=float(c.rho),
-        x0_mean=float(c.x0_mean), x0_std=float(c.x0_std), horizon=ou_horizon(c),
+        a=float(c.a),
+        b=float(c.b),
+        sigma=float(c.sigma),
+        q=float(c.q),
+        rho=float(c.rho),
+        x0_mean=float(c.x0_mean),
+        x0_std=float(c.x0_std),
+        horizon=ou_horizon(c),
     )
     value = mg.LinearValue(mg.quadratic_features)
     ctd_epochs, cgtd_epochs = int(c.ctd_epochs), int(c.cgtd_epochs)
@@ -118,8 +137,9 @@ def make_ou_estimator(c: ml_collections.ConfigDict, num_paths: int, num_steps: i
             "ml": mg.ml_linear(value, traj, fit_until=t_fit),
             "ctd0": mg.ctd(zero, value, traj, hp["ctd_lr"], num_epochs=ctd_epochs),
             "clstd": mg.clstd(value, traj),
-            "cgtd": mg.cgtd(zero, value, traj, hp["cgtd_alpha"], hp["cgtd_beta"],
-                            num_epochs=cgtd_epochs),
+            "cgtd": mg.cgtd(
+                zero, value, traj, hp["cgtd_alpha"], hp["cgtd_beta"], num_epochs=cgtd_epochs
+            ),
             "mstde": mg.mstde_linear(value, traj),
         }
 
@@ -147,7 +167,9 @@ def run_ou_case(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "true_params": truth.tolist(),
         **{k: v.tolist() for k, v in est.items()},
         "errors": {k: float(np.linalg.norm(v - truth)) for k, v in est.items()},
-        "dt": dt, "seed": int(c.seed), "num_paths": int(c.num_paths),
+        "dt": dt,
+        "seed": int(c.seed),
+        "num_paths": int(c.num_paths),
         "wall_s": round(time.time() - t0, 2),
     }
     _write_json(os.path.join(workdir, "summary.json"), summary)
@@ -176,15 +198,26 @@ def run_ou_sweep(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         bias_slope = float(np.polyfit(np.log(dts), np.log(bias), 1)[0])
         ci = [_bootstrap_mean_ci(err[:, j]) for j in range(len(dts))]
         result["methods"][m] = {
-            "mean_error": mean_err.tolist(), "ci": ci, "bias": bias.tolist(),
-            "slope": slope, "bias_slope": bias_slope,
+            "mean_error": mean_err.tolist(),
+            "ci": ci,
+            "bias": bias.tolist(),
+            "slope": slope,
+            "bias_slope": bias_slope,
             "mean_params": est[m].mean(0).tolist(),
         }
         for i, s in enumerate(seeds):
             for j, dt in enumerate(dts):
-                rows.append({"seed": s, "dt": float(dt), "method": m,
-                             "A": est[m][i, j, 0], "B": est[m][i, j, 1], "C": est[m][i, j, 2],
-                             "error": err[i, j]})
+                rows.append(
+                    {
+                        "seed": s,
+                        "dt": float(dt),
+                        "method": m,
+                        "A": est[m][i, j, 0],
+                        "B": est[m][i, j, 1],
+                        "C": est[m][i, j, 2],
+                        "error": err[i, j],
+                    }
+                )
     _write_csv(os.path.join(workdir, "metrics.csv"), rows)
     _plot_error_vs_dt(os.path.join(workdir, "plots", "ou_error_vs_dt.png"), dts, result)
     return result
@@ -213,8 +246,14 @@ def _plot_error_vs_dt(path: str, dts: np.ndarray, result: dict[str, Any]) -> Non
     for m, r in result["methods"].items():
         err = np.asarray(r["mean_error"])
         ci = np.asarray(r["ci"]).T
-        ax.errorbar(dts, err, yerr=[err - ci[0], ci[1] - err], marker="o", capsize=3,
-                    label=f"{m} (slope {r['slope']:.2f})")
+        ax.errorbar(
+            dts,
+            err,
+            yerr=[err - ci[0], ci[1] - err],
+            marker="o",
+            capsize=3,
+            label=f"{m} (slope {r['slope']:.2f})",
+        )
     ref = result["methods"]["ml"]["mean_error"][0] * (dts / dts[0])
     ax.plot(dts, ref, "k:", label="slope 1")
     ax.set_xscale("log")
@@ -313,8 +352,9 @@ def run_black_scholes(c: ml_collections.ConfigDict) -> dict[str, Any]:
 
     mkeys = jnp.stack([jax.random.PRNGKey(s + 3000) for s in mlp_seeds])
     mlp_rmse = np.asarray(jax.jit(jax.vmap(mlp_run))(mkeys))
-    out = {m: {"rmse_mean": float(np.mean(v)), "rmse_std": float(np.std(v))}
-           for m, v in rmse.items()}
+    out = {
+        m: {"rmse_mean": float(np.mean(v)), "rmse_std": float(np.std(v))} for m, v in rmse.items()
+    }
     out["mlp_ml"] = {"rmse_mean": float(mlp_rmse.mean()), "rmse_std": float(mlp_rmse.std())}
     out["max_rel_gap_ml_vs_clstd1"] = float(np.max(np.asarray(gap)))
     out["price_at_money"] = float(env.value(0.0, 1.0, params))
@@ -389,7 +429,8 @@ def report(summary: dict[str, Any], name: str = "martingale") -> str:
         "Brownian motion, `h(x) = x`, family `J = (theta(1-t)+1)x`: analytical limits theta = 0 "
         "(ML, CTD, CLSTD) and theta = -3/2 (MSTDE, minimiser of `int_0^1 (theta u + 1)^2 du`).",
         "",
-        "| method | " + " | ".join(f"theta dt={d:g}" for d in summary["brownian"]["dts"])
+        "| method | "
+        + " | ".join(f"theta dt={d:g}" for d in summary["brownian"]["dts"])
         + " | analytical limit |",
         "|---|" + "---|" * (len(summary["brownian"]["dts"]) + 1),
     ]

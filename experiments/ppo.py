@@ -19,9 +19,16 @@ from experiments import common
 from jaxrl import experiment, ppo
 from jaxrl.metrics import write_json
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/ppo.py",
-                                          "PPO config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Results directory (resumed if it exists).")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config",
+    "experiments/configs/ppo.py",
+    "PPO config file.",
+    lock_config=True,
+    allow_override=True,
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Results directory (resumed if it exists).", allow_override=True
+)
 
 
 def validate(config) -> tuple[list[int], dict]:
@@ -44,11 +51,19 @@ def run(config, workdir: str, stop_after_chunks: int | None = None) -> dict:
     seeds, grid = validate(config)
     algo = ppo.make_ppo(config)
     data = experiment.run_sweep(
-        algo, config, workdir, seeds=seeds, grid=grid,
-        chunk_size=int(config.chunk_size) or None, checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints, progress=config.progress,
-        halt_on_nan=config.halt_on_nan, force_resume=config.force_resume,
-        progress_metric="return", stop_after_chunks=stop_after_chunks,
+        algo,
+        config,
+        workdir,
+        seeds=seeds,
+        grid=grid,
+        chunk_size=int(config.chunk_size) or None,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        progress=config.progress,
+        halt_on_nan=config.halt_on_nan,
+        force_resume=config.force_resume,
+        progress_metric="return",
+        stop_after_chunks=stop_after_chunks,
     )
     if "interrupted_at" in data:
         return data
@@ -59,8 +74,12 @@ def run(config, workdir: str, stop_after_chunks: int | None = None) -> dict:
 
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "summary.json"), summary)
-        common.plot_learning_curves(data, "return", os.path.join(workdir, "plots", "return.png"),
-                                    f"PPO on {config.env_name} ({len(seeds)} seeds)")
+        common.plot_learning_curves(
+            data,
+            "return",
+            os.path.join(workdir, "plots", "return.png"),
+            f"PPO on {config.env_name} ({len(seeds)} seeds)",
+        )
     return summary
 
 
@@ -84,25 +103,27 @@ def reproduce(root: str) -> str:
     workdir = os.path.join(root, "ppo")
     summary = run(config, workdir)
     a = summary["aggregate"][0]
-    return "\n".join([
-        "## PPO (reference workload of the sweep engine)",
-        "",
-        f"CartPole-v1, {a['num_runs']} seeds x {summary['env_steps_per_run']:,} env steps, "
-        "4 envs x 128 steps per update, one compiled program.",
-        "",
-        "| final return (last 10% of updates) | value |",
-        "|---|---|",
-        f"| IQM [95% CI] | {a['iqm']:.1f} [{a['iqm_ci95'][0]:.1f}, {a['iqm_ci95'][1]:.1f}] |",
-        f"| mean | {a['mean']:.1f} |",
-        f"| min / max over seeds | {a['min']:.1f} / {a['max']:.1f} |",
-        f"| failed seeds | {summary['num_failed']} |",
-        "",
-        "![PPO CartPole](ppo/plots/return.png)",
-        "",
-        "The quick run is 1e5 steps per seed; the full claim (return >= 400 within 5e5 steps on",
-        ">= 7 of 8 seeds) is the default config, see README.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## PPO (reference workload of the sweep engine)",
+            "",
+            f"CartPole-v1, {a['num_runs']} seeds x {summary['env_steps_per_run']:,} env steps, "
+            "4 envs x 128 steps per update, one compiled program.",
+            "",
+            "| final return (last 10% of updates) | value |",
+            "|---|---|",
+            f"| IQM [95% CI] | {a['iqm']:.1f} [{a['iqm_ci95'][0]:.1f}, {a['iqm_ci95'][1]:.1f}] |",
+            f"| mean | {a['mean']:.1f} |",
+            f"| min / max over seeds | {a['min']:.1f} / {a['max']:.1f} |",
+            f"| failed seeds | {summary['num_failed']} |",
+            "",
+            "![PPO CartPole](ppo/plots/return.png)",
+            "",
+            "The quick run is 1e5 steps per seed; the full claim (return >= 400 within 5e5 steps on",
+            ">= 7 of 8 seeds) is the default config, see README.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,16 @@ SECTIONS = [
     ("experiments.dp_deep", "Stock-augmented deep distributional agent"),
     ("experiments.samplers", "Score-based samplers"),
     ("experiments.stac", "Stochastic Actor-Critic"),
+    ("experiments.bayes_pg", "Bayesian policy gradient and actor-critic"),
     ("experiments.martingale", "Martingale policy evaluation"),
 ]
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/reproduce", "Where REPORT.md and plots go.")
-_ONLY = flags.DEFINE_list("only", [], "Run only these modules (e.g. experiments.ppo).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "runs/reproduce", "Where REPORT.md and plots go.", allow_override=True
+)
+_ONLY = flags.DEFINE_list(
+    "only", [], "Run only these modules (e.g. experiments.ppo).", allow_override=True
+)
 
 
 def main(argv):
@@ -53,8 +58,10 @@ def main(argv):
             sections.append(importlib.import_module(module).reproduce(root))
         except Exception as e:  # noqa: BLE001 - report and go on with the other sections
             failures.append(module)
-            sections.append(f"## {title}\n\n**FAILED**: `{type(e).__name__}: {e}`\n\n```\n"
-                            f"{traceback.format_exc()[-3000:]}\n```\n")
+            sections.append(
+                f"## {title}\n\n**FAILED**: `{type(e).__name__}: {e}`\n\n```\n"
+                f"{traceback.format_exc()[-3000:]}\n```\n"
+            )
         timings.append((title, time.time() - t0))
         print(f"[reproduce] {title} done in {timings[-1][1]:.0f} s", flush=True)
     header = [

@@ -31,16 +31,32 @@ from experiments import common
 from jaxrl import stats
 from jaxrl.diffusion import metrics, network, samplers, scores, sde, teleport, warmstart
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory of the experiment")
-_GMM = flags.DEFINE_string("gmm", None, "npz with weights [M], means [M, D], covs [M, D, D]")
-_SAMPLER = flags.DEFINE_string("sampler", "heun", f"one of {', '.join(samplers.SAMPLERS)}")
-_NFE = flags.DEFINE_integer("nfe", 35, "budget of score evaluations per sample")
-_NUM = flags.DEFINE_integer("num_samples", 1000, "number of samples K")
-_SEED = flags.DEFINE_integer("seed", 0, "seed (PRNGKey(seed))")
-_OUT = flags.DEFINE_string("out", None, "output .npy file for the [K, D] samples")
-_TELEPORT = flags.DEFINE_float("teleport", 0.0, "fraction of the schedule jumped analytically")
-_SIGMA_MAX = flags.DEFINE_float("sigma_max", 80.0, "largest noise level of the EDM schedule")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiment config file", allow_override=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "output directory of the experiment", allow_override=True
+)
+_GMM = flags.DEFINE_string(
+    "gmm", None, "npz with weights [M], means [M, D], covs [M, D, D]", allow_override=True
+)
+_SAMPLER = flags.DEFINE_string(
+    "sampler", "heun", f"one of {', '.join(samplers.SAMPLERS)}", allow_override=True
+)
+_NFE = flags.DEFINE_integer(
+    "nfe", 35, "budget of score evaluations per sample", allow_override=True
+)
+_NUM = flags.DEFINE_integer("num_samples", 1000, "number of samples K", allow_override=True)
+_SEED = flags.DEFINE_integer("seed", 0, "seed (PRNGKey(seed))", allow_override=True)
+_OUT = flags.DEFINE_string(
+    "out", None, "output .npy file for the [K, D] samples", allow_override=True
+)
+_TELEPORT = flags.DEFINE_float(
+    "teleport", 0.0, "fraction of the schedule jumped analytically", allow_override=True
+)
+_SIGMA_MAX = flags.DEFINE_float(
+    "sigma_max", 80.0, "largest noise level of the EDM schedule", allow_override=True
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -57,8 +73,16 @@ def load_gmm(path: str) -> scores.GMM:
         return scores.validate_gmm(f["weights"], f["means"], f["covs"])
 
 
-def sample_gmm_file(gmm_path: str, sampler: str, nfe: int, num_samples: int, seed: int,
-                    out: str, teleport_fraction: float = 0.0, sigma_max: float = 80.0) -> dict:
+def sample_gmm_file(
+    gmm_path: str,
+    sampler: str,
+    nfe: int,
+    num_samples: int,
+    seed: int,
+    out: str,
+    teleport_fraction: float = 0.0,
+    sigma_max: float = 80.0,
+) -> dict:
     """The `--gmm` mode as a function; returns `{"nfe": used, "steps": ..., "skipped": ...}`."""
     samplers.get_sampler(sampler)
     if nfe < 1:
@@ -81,8 +105,9 @@ def sample_gmm_file(gmm_path: str, sampler: str, nfe: int, num_samples: int, see
     def run(key):
         k_init, k_run = jax.random.split(key)
         x = sig[0] * jax.random.normal(k_init, (num_samples, dim))
-        return teleport.teleport_then_sample(k_run, x, sig, skip, mean, cov, name=sampler,
-                                             denoiser=den)
+        return teleport.teleport_then_sample(
+            k_run, x, sig, skip, mean, cov, name=sampler, denoiser=den
+        )
 
     x, used = run(jax.random.PRNGKey(seed))
     x = np.asarray(x, np.float32)
@@ -101,8 +126,13 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
         for name in c[field]:
             if name not in samplers.SAMPLERS:
                 raise ValueError(f"config.{field} has unknown sampler {name!r}")
-    for field in ("nfe_grid", "digits_nfe_grid", "teleport_steps", "warm_cold_steps",
-                  "warm_tail_steps"):
+    for field in (
+        "nfe_grid",
+        "digits_nfe_grid",
+        "teleport_steps",
+        "warm_cold_steps",
+        "warm_tail_steps",
+    ):
         if not c[field] or min(c[field]) < 1:
             raise ValueError(f"config.{field} must be non-empty with values >= 1, got {c[field]}")
     for name in c.samplers:
@@ -118,8 +148,9 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
         if not 0.0 <= f < 1.0:
             raise ValueError(f"config.teleport_fractions must lie in [0, 1), got {f}")
     if max(c.warm_tail_steps) > c.warm_full_steps:
-        raise ValueError(f"config.warm_tail_steps must be <= warm_full_steps, got "
-                         f"{c.warm_tail_steps}")
+        raise ValueError(
+            f"config.warm_tail_steps must be <= warm_full_steps, got {c.warm_tail_steps}"
+        )
     if c.warm_control_steps < 2:
         raise ValueError(f"config.warm_control_steps must be >= 2, got {c.warm_control_steps}")
     if not c.warm_factor >= 1.0:
@@ -165,8 +196,14 @@ def _summary(v: np.ndarray) -> dict:
 
 def _metric_fn(c, bandwidth: float):
     """One jitted, seed-vmapped metric: `(keys [S], x [S, N, D], ref [S, N, D]) -> (sw, mmd)`."""
-    return jax.jit(jax.vmap(lambda k, x, ref: (
-        metrics.sliced_wasserstein(k, x, ref, c.num_projections), metrics.mmd(x, ref, bandwidth))))
+    return jax.jit(
+        jax.vmap(
+            lambda k, x, ref: (
+                metrics.sliced_wasserstein(k, x, ref, c.num_projections),
+                metrics.mmd(x, ref, bandwidth),
+            )
+        )
+    )
 
 
 def _bandwidth(ref: np.ndarray) -> float:
@@ -182,8 +219,9 @@ def gmm_quality(gmm, c, keys):
     dim = gmm.means.shape[1]
     den = scores.gmm_denoiser(gmm)
     n = c.num_samples
-    k_ref, k_floor, k_metric, k_run = (jnp.stack(a) for a in zip(
-        *[jax.random.split(k, 4) for k in keys], strict=True))
+    k_ref, k_floor, k_metric, k_run = (
+        jnp.stack(a) for a in zip(*[jax.random.split(k, 4) for k in keys], strict=True)
+    )
     sample_ref = jax.jit(jax.vmap(lambda k: scores.sample_gmm(k, gmm, n)))
     refs = sample_ref(k_ref)
     metric = _metric_fn(c, _bandwidth(refs[0]))
@@ -192,8 +230,13 @@ def gmm_quality(gmm, c, keys):
         for nfe in c.nfe_grid:
             steps = samplers.steps_for_nfe(name, nfe)
             sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
-            run = jax.jit(jax.vmap(lambda k, name=name, sig=sig: samplers.sample_from_noise(
-                k, n, dim, sig, name=name, denoiser=den)))
+            run = jax.jit(
+                jax.vmap(
+                    lambda k, name=name, sig=sig: samplers.sample_from_noise(
+                        k, n, dim, sig, name=name, denoiser=den
+                    )
+                )
+            )
             x, used = run(k_run)
             sw, mm = metric(k_metric, x, refs)
             out[(name, nfe)] = (np.asarray(sw), np.asarray(mm), int(used[0, 0]))
@@ -207,28 +250,43 @@ def teleport_study(den, mean, cov, dim, refs, c, keys):
     rows = []
     n = refs.shape[1]
     metric = _metric_fn(c, _bandwidth(refs[0]))
-    k_init, k_run, k_metric = (jnp.stack(a) for a in zip(
-        *[jax.random.split(jax.random.fold_in(k, 7), 3) for k in keys], strict=True))
+    k_init, k_run, k_metric = (
+        jnp.stack(a)
+        for a in zip(*[jax.random.split(jax.random.fold_in(k, 7), 3) for k in keys], strict=True)
+    )
     for name in c.teleport_samplers:
         for steps in c.teleport_steps:
             sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
-            skips = sorted({teleport.skip_steps_for_fraction(steps, f)
-                            for f in c.teleport_fractions} | {0})
+            skips = sorted(
+                {teleport.skip_steps_for_fraction(steps, f) for f in c.teleport_fractions} | {0}
+            )
 
             def per_seed(k_i, k_r, name=name, sig=sig, skips=tuple(skips)):
                 x_t = sig[0] * jax.random.normal(k_i, (n, dim))
-                return [teleport.teleport_then_sample(k_r, x_t, sig, skip, mean, cov, name=name,
-                                                      denoiser=den)
-                        for skip in skips]
+                return [
+                    teleport.teleport_then_sample(
+                        k_r, x_t, sig, skip, mean, cov, name=name, denoiser=den
+                    )
+                    for skip in skips
+                ]
 
             res = jax.jit(jax.vmap(per_seed))(k_init, k_run)
             base = res[0][0]
             for skip, (y, used) in zip(skips, res, strict=True):
                 sw, mm = metric(k_metric, y, refs)
                 rmse = jnp.sqrt(jnp.mean((y - base) ** 2, axis=(1, 2)))
-                rows.append(dict(sampler=name, steps=steps, skip=skip,
-                                 fraction=skip / steps, nfe=int(used[0, 0]), sw=np.asarray(sw),
-                                 mmd=np.asarray(mm), rmse=np.asarray(rmse)))
+                rows.append(
+                    dict(
+                        sampler=name,
+                        steps=steps,
+                        skip=skip,
+                        fraction=skip / steps,
+                        nfe=int(used[0, 0]),
+                        sw=np.asarray(sw),
+                        mmd=np.asarray(mm),
+                        rmse=np.asarray(rmse),
+                    )
+                )
     return rows
 
 
@@ -241,24 +299,36 @@ def teleport_savings(rows, tol=1.05):
         q0 = stats.iqm(base["sw"])
         ok = [r for r in group if stats.iqm(r["sw"]) <= tol * q0]
         best = max(ok, key=lambda r: r["skip"])
-        out.append(dict(sampler=key[0], steps=key[1], nfe_full=base["nfe"], nfe_tp=best["nfe"],
-                        fraction=best["fraction"], saved=base["nfe"] - best["nfe"],
-                        sw_full=float(q0), sw_tp=float(stats.iqm(best["sw"]))))
+        out.append(
+            dict(
+                sampler=key[0],
+                steps=key[1],
+                nfe_full=base["nfe"],
+                nfe_tp=best["nfe"],
+                fraction=best["fraction"],
+                saved=base["nfe"] - best["nfe"],
+                sw_full=float(q0),
+                sw_tp=float(stats.iqm(best["sw"])),
+            )
+        )
     return out
 
 
 def digits_study(c, net_cfg, keys):
     train, test = digits_data()
     t0 = time.time()
-    params, losses = jax.jit(jax.vmap(lambda k: network.train_score_net(k, jnp.asarray(train),
-                                                                      net_cfg)))(keys)
+    params, losses = jax.jit(
+        jax.vmap(lambda k: network.train_score_net(k, jnp.asarray(train), net_cfg))
+    )(keys)
     jax.block_until_ready(params)
     train_s = time.time() - t0
     n = test.shape[0]
     refs = jnp.broadcast_to(jnp.asarray(test), (keys.shape[0], n, 64))
     metric = _metric_fn(c, _bandwidth(test))
-    k_run, k_metric, k_floor = (jnp.stack(a) for a in zip(
-        *[jax.random.split(jax.random.fold_in(k, 11), 3) for k in keys], strict=True))
+    k_run, k_metric, k_floor = (
+        jnp.stack(a)
+        for a in zip(*[jax.random.split(jax.random.fold_in(k, 11), 3) for k in keys], strict=True)
+    )
     out = {}
     last_x = None
     for name in c.digits_samplers:
@@ -282,29 +352,45 @@ def digits_study(c, net_cfg, keys):
     for s_name in c.teleport_samplers:
         for steps in c.teleport_steps:
             sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
-            skips = sorted({teleport.skip_steps_for_fraction(steps, f)
-                            for f in c.teleport_fractions} | {0})
+            skips = sorted(
+                {teleport.skip_steps_for_fraction(steps, f) for f in c.teleport_fractions} | {0}
+            )
 
             def per_seed(key, p, s_name=s_name, sig=sig, skips=tuple(skips)):
                 den = network.make_denoiser(p, 64, net_cfg)
                 k_init, k_r = jax.random.split(key)
                 x_t = sig[0] * jax.random.normal(k_init, (n, 64))
-                return [teleport.teleport_then_sample(k_r, x_t, sig, skip, mean, cov,
-                                                      name=s_name, denoiser=den)
-                        for skip in skips]
+                return [
+                    teleport.teleport_then_sample(
+                        k_r, x_t, sig, skip, mean, cov, name=s_name, denoiser=den
+                    )
+                    for skip in skips
+                ]
 
             res = jax.jit(jax.vmap(per_seed))(k_run, params)
             base = res[0][0]
             for skip, (y, used) in zip(skips, res, strict=True):
                 sw, mm = metric(k_metric, y, refs)
-                tp_rows.append(dict(sampler=s_name, steps=steps, skip=skip,
-                                    fraction=skip / steps, nfe=int(used[0, 0]),
-                                    sw=np.asarray(sw), mmd=np.asarray(mm),
-                                    rmse=np.asarray(jnp.sqrt(jnp.mean((y - base) ** 2,
-                                                                      axis=(1, 2))))))
-    return dict(quality=out, floor=(np.asarray(fsw), np.asarray(fmm)), teleport=tp_rows,
-                final_loss=np.asarray(losses[:, -50:].mean(1)), train_seconds=train_s,
-                samples=last_x)
+                tp_rows.append(
+                    dict(
+                        sampler=s_name,
+                        steps=steps,
+                        skip=skip,
+                        fraction=skip / steps,
+                        nfe=int(used[0, 0]),
+                        sw=np.asarray(sw),
+                        mmd=np.asarray(mm),
+                        rmse=np.asarray(jnp.sqrt(jnp.mean((y - base) ** 2, axis=(1, 2)))),
+                    )
+                )
+    return dict(
+        quality=out,
+        floor=(np.asarray(fsw), np.asarray(fmm)),
+        teleport=tp_rows,
+        final_loss=np.asarray(losses[:, -50:].mean(1)),
+        train_seconds=train_s,
+        samples=last_x,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,8 +399,15 @@ def digits_study(c, net_cfg, keys):
 WARM_SIGMA_MAX = 10.0
 
 
-def warm_rollout(key, task: warmstart.ReachGraspTask, mode: str, steps: int, full_steps: int,
-                 control_steps: int, sigma_start: jax.Array | float = WARM_SIGMA_MAX):
+def warm_rollout(
+    key,
+    task: warmstart.ReachGraspTask,
+    mode: str,
+    steps: int,
+    full_steps: int,
+    control_steps: int,
+    sigma_start: jax.Array | float = WARM_SIGMA_MAX,
+):
     """One closed-loop episode; returns per-step (pos_err [T], grip_err [T], nfe [T]).
 
     `mode="cold"`: every control step denoises from noise at `WARM_SIGMA_MAX` with `steps` Euler
@@ -339,6 +432,7 @@ def warm_rollout(key, task: warmstart.ReachGraspTask, mode: str, steps: int, ful
         if mode == "cold":
             x, nfe = samplers.euler(den, WARM_SIGMA_MAX * x_t, short)
         else:
+
             def cold(_):
                 return samplers.euler(den, WARM_SIGMA_MAX * x_t, full)
 
@@ -354,8 +448,9 @@ def warm_rollout(key, task: warmstart.ReachGraspTask, mode: str, steps: int, ful
         return (p_next, x), (pos_err, grip_err, nfe)
 
     ts = jnp.arange(control_steps)
-    _, (pe, ge, nfe) = jax.lax.scan(step, (p0, jnp.zeros(dim)),
-                                    (ts, jax.random.split(k_loop, control_steps)))
+    _, (pe, ge, nfe) = jax.lax.scan(
+        step, (p0, jnp.zeros(dim)), (ts, jax.random.split(k_loop, control_steps))
+    )
     return pe, ge, nfe
 
 
@@ -367,25 +462,51 @@ def warm_study(c, keys):
         variants = [("full", "cold", c.warm_full_steps)]
         variants += [("cold", "cold", k) for k in c.warm_cold_steps if k != c.warm_full_steps]
         for label, mode, k in variants:
-            f = jax.jit(jax.vmap(lambda key, mode=mode, k=k, task=task: warm_rollout(
-                key, task, mode, k, c.warm_full_steps, c.warm_control_steps)))
+            f = jax.jit(
+                jax.vmap(
+                    lambda key, mode=mode, k=k, task=task: warm_rollout(
+                        key, task, mode, k, c.warm_full_steps, c.warm_control_steps
+                    )
+                )
+            )
             pe, ge, nfe = f(keys)
-            rows.append(dict(factor=factor, method=label, steps=k, sigma_start=WARM_SIGMA_MAX,
-                             nfe=float(np.asarray(nfe)[:, 1:].mean()),
-                             pos_err=np.asarray(pe)[:, 1:].mean(1),
-                             grip_err=np.asarray(ge)[:, 1:].mean(1)))
+            rows.append(
+                dict(
+                    factor=factor,
+                    method=label,
+                    steps=k,
+                    sigma_start=WARM_SIGMA_MAX,
+                    nfe=float(np.asarray(nfe)[:, 1:].mean()),
+                    pos_err=np.asarray(pe)[:, 1:].mean(1),
+                    grip_err=np.asarray(ge)[:, 1:].mean(1),
+                )
+            )
         for k in c.warm_tail_steps:
             # one compiled program for every start level: vmap over levels, then seeds
-            f = jax.jit(jax.vmap(jax.vmap(
-                lambda key, s0, k=k, task=task: warm_rollout(
-                    key, task, "warm", k, c.warm_full_steps, c.warm_control_steps, s0),
-                in_axes=(0, None)), in_axes=(None, 0)))
+            f = jax.jit(
+                jax.vmap(
+                    jax.vmap(
+                        lambda key, s0, k=k, task=task: warm_rollout(
+                            key, task, "warm", k, c.warm_full_steps, c.warm_control_steps, s0
+                        ),
+                        in_axes=(0, None),
+                    ),
+                    in_axes=(None, 0),
+                )
+            )
             pe, ge, nfe = f(keys, starts)
             for j, s0 in enumerate(c.warm_start_sigmas):
-                rows.append(dict(factor=factor, method="warm", steps=k, sigma_start=s0,
-                                 nfe=float(np.asarray(nfe)[j, :, 1:].mean()),
-                                 pos_err=np.asarray(pe)[j, :, 1:].mean(1),
-                                 grip_err=np.asarray(ge)[j, :, 1:].mean(1)))
+                rows.append(
+                    dict(
+                        factor=factor,
+                        method="warm",
+                        steps=k,
+                        sigma_start=s0,
+                        nfe=float(np.asarray(nfe)[j, :, 1:].mean()),
+                        pos_err=np.asarray(pe)[j, :, 1:].mean(1),
+                        grip_err=np.asarray(ge)[j, :, 1:].mean(1),
+                    )
+                )
     return rows, warm_contractivity_choice(c)
 
 
@@ -396,13 +517,14 @@ def warm_contractivity_choice(c) -> dict:
     task = warmstart.ReachGraspTask(factor=c.warm_factor)
     full = jnp.asarray(sde.edm_sigmas(c.warm_full_steps, sigma_max=WARM_SIGMA_MAX))
     g, p = jnp.array([0.0, 0.0]), jnp.array([1.2, 0.9])
-    x_prev, _ = samplers.euler(task.denoiser(p, g),
-                               WARM_SIGMA_MAX * jax.random.normal(jax.random.PRNGKey(0), (24,)),
-                               full)
+    x_prev, _ = samplers.euler(
+        task.denoiser(p, g), WARM_SIGMA_MAX * jax.random.normal(jax.random.PRNGKey(0), (24,)), full
+    )
     p_next = x_prev.reshape(8, 3)[0, :2]
     den = task.denoiser(p_next, g)
-    x_next, _ = samplers.euler(den, WARM_SIGMA_MAX * jax.random.normal(
-        jax.random.PRNGKey(1), (24,)), full)
+    x_next, _ = samplers.euler(
+        den, WARM_SIGMA_MAX * jax.random.normal(jax.random.PRNGKey(1), (24,)), full
+    )
     guess = warmstart.shift_chunk(x_prev.reshape(8, 3)).reshape(-1)
     err0 = float(jnp.linalg.norm(guess - x_next))
     q, _ = task.expert(p_next, g)
@@ -410,17 +532,25 @@ def warm_contractivity_choice(c) -> dict:
     tol = c.warm_tolerance * full_err
     lips = {}
     for k in c.warm_tail_steps:
-        fn = jax.jit(lambda s0, k=k: warmstart.map_lipschitz(
-            lambda x: samplers.euler(den, x, sde.edm_sigmas_jax(k, 0.002, s0))[0], guess,
-            jax.random.PRNGKey(2)))
+        fn = jax.jit(
+            lambda s0, k=k: warmstart.map_lipschitz(
+                lambda x: samplers.euler(den, x, sde.edm_sigmas_jax(k, 0.002, s0))[0],
+                guess,
+                jax.random.PRNGKey(2),
+            )
+        )
         for s0 in c.warm_start_sigmas:
             lips[(k, s0)] = float(fn(jnp.float32(s0)))
     ok = sorted((k, -s0) for (k, s0), v in lips.items() if v * err0 <= tol)
     chosen = (ok[0][0], -ok[0][1]) if ok else None
-    return dict(err0=err0, full_err=full_err, tol=tol,
-                lipschitz={f"{k} steps from {s0:g}": v for (k, s0), v in lips.items()},
-                chosen_steps=None if chosen is None else chosen[0],
-                chosen_sigma=None if chosen is None else chosen[1])
+    return dict(
+        err0=err0,
+        full_err=full_err,
+        tol=tol,
+        lipschitz={f"{k} steps from {s0:g}": v for (k, s0), v in lips.items()},
+        chosen_steps=None if chosen is None else chosen[0],
+        chosen_sigma=None if chosen is None else chosen[1],
+    )
 
 
 def warm_equal_error(rows, tol):
@@ -432,13 +562,15 @@ def warm_equal_error(rows, tol):
         full = next(r for r in rs if r["method"] == "full")
         target_pos = tol * stats.iqm(full["pos_err"])
         target_grip = float(np.mean(full["grip_err"])) + 0.01
-        res = dict(factor=factor, full_nfe=full["nfe"],
-                   full_pos=float(stats.iqm(full["pos_err"])))
+        res = dict(factor=factor, full_nfe=full["nfe"], full_pos=float(stats.iqm(full["pos_err"])))
         for method in ("cold", "warm"):
-            ok = [r for r in rs if r["method"] in ((method, "full") if method == "cold"
-                                                  else (method,))
-                  and stats.iqm(r["pos_err"]) <= target_pos
-                  and np.mean(r["grip_err"]) <= target_grip]
+            ok = [
+                r
+                for r in rs
+                if r["method"] in ((method, "full") if method == "cold" else (method,))
+                and stats.iqm(r["pos_err"]) <= target_pos
+                and np.mean(r["grip_err"]) <= target_grip
+            ]
             best = min(ok, key=lambda r: r["nfe"], default=None)
             res[method + "_nfe"] = None if best is None else best["nfe"]
             res[method + "_sigma_start"] = None if best is None else best["sigma_start"]
@@ -458,26 +590,37 @@ def _quality_plot(path, quality, floor, names, nfes, title, metric=0):
         ys = np.stack([quality[(name, n)][metric] for n in nfes], axis=1)
         curves[name] = (xs, ys)
     fl = np.tile(np.asarray(floor[metric])[:, None], (1, len(nfes)))
-    curves["exact samples (floor)"] = (np.array([quality[(names[0], n)][2] for n in nfes], float),
-                                       fl)
-    fig = plotting.plot_curves(path, curves, xlabel="NFE (score evaluations)",
-                               ylabel="sliced W2" if metric == 0 else "MMD", title=title)
+    curves["exact samples (floor)"] = (
+        np.array([quality[(names[0], n)][2] for n in nfes], float),
+        fl,
+    )
+    fig = plotting.plot_curves(
+        path,
+        curves,
+        xlabel="NFE (score evaluations)",
+        ylabel="sliced W2" if metric == 0 else "MMD",
+        title=title,
+    )
     fig.axes[0].set_xscale("log")
     fig.axes[0].set_yscale("log")
     fig.savefig(path, dpi=100)
 
 
 def _quality_table(quality, floor, names, nfes) -> list[str]:
-    lines = ["| sampler | " + " | ".join(f"NFE~{n}" for n in nfes) + " |",
-             "|---|" + "---|" * len(nfes)]
+    lines = [
+        "| sampler | " + " | ".join(f"NFE~{n}" for n in nfes) + " |",
+        "|---|" + "---|" * len(nfes),
+    ]
     for name in names:
         cells = []
         for n in nfes:
             sw, mm, used = quality[(name, n)]
             cells.append(f"{stats.iqm(sw):.3f} / {stats.iqm(mm):.3f} ({used})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append(f"| exact samples (floor) | {stats.iqm(floor[0]):.3f} / "
-                 f"{stats.iqm(floor[1]):.3f} |" + " |" * (len(nfes) - 1))
+    lines.append(
+        f"| exact samples (floor) | {stats.iqm(floor[0]):.3f} / "
+        f"{stats.iqm(floor[1]):.3f} |" + " |" * (len(nfes) - 1)
+    )
     return lines
 
 
@@ -495,33 +638,63 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
     gmms = {k: gmms[k]() for k in c.datasets}
     for label, gmm in gmms.items():
         quality, floor, refs = gmm_quality(gmm, c, keys)
-        _quality_plot(os.path.join(workdir, "plots", f"{label}_sw.png"), quality, floor,
-                      list(c.samplers), list(c.nfe_grid), f"{label}: exact score")
-        md += [f"### {label}: sliced W2 / MMD vs exact samples (IQM over {len(seeds)} seeds; "
-               "actual NFE in brackets)", ""] + _quality_table(quality, floor, list(c.samplers),
-                                                                list(c.nfe_grid)) + [""]
-        summary["tables"][label] = {f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]), mmd=_summary(v[1]),
-                                                          nfe=v[2]) for k, v in quality.items()}
+        _quality_plot(
+            os.path.join(workdir, "plots", f"{label}_sw.png"),
+            quality,
+            floor,
+            list(c.samplers),
+            list(c.nfe_grid),
+            f"{label}: exact score",
+        )
+        md += (
+            [
+                f"### {label}: sliced W2 / MMD vs exact samples (IQM over {len(seeds)} seeds; "
+                "actual NFE in brackets)",
+                "",
+            ]
+            + _quality_table(quality, floor, list(c.samplers), list(c.nfe_grid))
+            + [""]
+        )
+        summary["tables"][label] = {
+            f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]), mmd=_summary(v[1]), nfe=v[2])
+            for k, v in quality.items()
+        }
         summary["tables"][label]["floor"] = dict(sw=_summary(floor[0]), mmd=_summary(floor[1]))
         mean, cov = scores.gaussian_moments_of_gmm(gmm)
-        rows = teleport_study(scores.gmm_denoiser(gmm), mean, cov, gmm.means.shape[1], refs, c,
-                              keys)
+        rows = teleport_study(
+            scores.gmm_denoiser(gmm), mean, cov, gmm.means.shape[1], refs, c, keys
+        )
         summary["tables"][label + "_teleport"] = _tp_json(rows)
         summary["tables"][label + "_teleport_savings"] = teleport_savings(rows)
         md += _tp_table(label, rows)
     if c.digits:
         dg = digits_study(c, net_cfg, keys)
-        _quality_plot(os.path.join(workdir, "plots", "digits_sw.png"), dg["quality"], dg["floor"],
-                      list(c.digits_samplers), list(c.digits_nfe_grid), "digits 8x8: trained net")
-        md += [f"### digits 8x8 (score net per seed, {net_cfg.num_steps} DSM steps, train "
-               f"{dg['train_seconds']:.0f} s for all seeds): sliced W2 / MMD vs held-out digits",
-               ""] + _quality_table(dg["quality"], dg["floor"], list(c.digits_samplers),
-                                    list(c.digits_nfe_grid)) + [""]
-        summary["tables"]["digits"] = {f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]),
-                                                             mmd=_summary(v[1]), nfe=v[2])
-                                       for k, v in dg["quality"].items()}
-        summary["tables"]["digits"]["floor"] = dict(sw=_summary(dg["floor"][0]),
-                                                    mmd=_summary(dg["floor"][1]))
+        _quality_plot(
+            os.path.join(workdir, "plots", "digits_sw.png"),
+            dg["quality"],
+            dg["floor"],
+            list(c.digits_samplers),
+            list(c.digits_nfe_grid),
+            "digits 8x8: trained net",
+        )
+        md += (
+            [
+                f"### digits 8x8 (score net per seed, {net_cfg.num_steps} DSM steps, train "
+                f"{dg['train_seconds']:.0f} s for all seeds): sliced W2 / MMD vs held-out digits",
+                "",
+            ]
+            + _quality_table(
+                dg["quality"], dg["floor"], list(c.digits_samplers), list(c.digits_nfe_grid)
+            )
+            + [""]
+        )
+        summary["tables"]["digits"] = {
+            f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]), mmd=_summary(v[1]), nfe=v[2])
+            for k, v in dg["quality"].items()
+        }
+        summary["tables"]["digits"]["floor"] = dict(
+            sw=_summary(dg["floor"][0]), mmd=_summary(dg["floor"][1])
+        )
         summary["digits_final_dsm_loss"] = dg["final_loss"].tolist()
         if dg["teleport"]:
             summary["tables"]["digits_teleport"] = _tp_json(dg["teleport"])
@@ -530,9 +703,14 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
         _digit_grid(os.path.join(workdir, "plots", "digits_samples.png"), dg["samples"])
     rows, choice = warm_study(c, keys)
     eq = warm_equal_error(rows, c.warm_tolerance)
-    summary["warm_start"] = dict(rows=[{k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                                        for k, v in r.items()} for r in rows],
-                                 equal_error=eq, contractivity_choice=choice)
+    summary["warm_start"] = dict(
+        rows=[
+            {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+            for r in rows
+        ],
+        equal_error=eq,
+        contractivity_choice=choice,
+    )
     md += _warm_table(rows, eq, choice, c)
     _warm_plot(os.path.join(workdir, "plots", "warm_start.png"), rows)
     summary["seconds"] = time.time() - t0
@@ -551,62 +729,101 @@ def _write_csv(path, summary):
                 continue
             for k, v in tab.items():
                 if isinstance(v, dict) and "sw" in v and isinstance(v["sw"], dict):
-                    f.write(f"{label},{k},{v['sw']['iqm']:.5g},{v['sw']['lo']:.5g},"
-                            f"{v['sw']['hi']:.5g},{v['mmd']['iqm']:.5g},{v.get('nfe', '')}\n")
+                    f.write(
+                        f"{label},{k},{v['sw']['iqm']:.5g},{v['sw']['lo']:.5g},"
+                        f"{v['sw']['hi']:.5g},{v['mmd']['iqm']:.5g},{v.get('nfe', '')}\n"
+                    )
 
 
 def _tp_json(rows):
-    return [dict(sampler=r["sampler"], steps=r["steps"], skip=r["skip"], fraction=r["fraction"],
-                 nfe=r["nfe"], sw=_summary(r["sw"]), mmd=_summary(r["mmd"]),
-                 rmse=_summary(r["rmse"])) for r in rows]
+    return [
+        dict(
+            sampler=r["sampler"],
+            steps=r["steps"],
+            skip=r["skip"],
+            fraction=r["fraction"],
+            nfe=r["nfe"],
+            sw=_summary(r["sw"]),
+            mmd=_summary(r["mmd"]),
+            rmse=_summary(r["rmse"]),
+        )
+        for r in rows
+    ]
 
 
 def _tp_table(label, rows) -> list[str]:
-    lines = [f"### {label}: analytical teleportation (Gaussian closed form for the first steps)",
-             "", "| sampler | steps | skipped | NFE | sliced W2 (IQM [95% CI]) | MMD | RMSE vs "
-             "no-skip solve |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {label}: analytical teleportation (Gaussian closed form for the first steps)",
+        "",
+        "| sampler | steps | skipped | NFE | sliced W2 (IQM [95% CI]) | MMD | RMSE vs "
+        "no-skip solve |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         s = _summary(r["sw"])
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['skip']} ({100 * r['fraction']:.0f}%)"
-                     f" | {r['nfe']} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
-                     f"{stats.iqm(r['mmd']):.4f} | {stats.iqm(r['rmse']):.2e} |")
+        lines.append(
+            f"| {r['sampler']} | {r['steps']} | {r['skip']} ({100 * r['fraction']:.0f}%)"
+            f" | {r['nfe']} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
+            f"{stats.iqm(r['mmd']):.4f} | {stats.iqm(r['rmse']):.2e} |"
+        )
     lines.append("")
     sav = teleport_savings(rows)
-    lines += ["Equal quality (sliced W2 IQM within 5% of the no-skip run): " + "; ".join(
-        f"{s['sampler']} {s['steps']} steps: {s['nfe_full']} -> {s['nfe_tp']} NFE "
-        f"({100 * s['fraction']:.0f}% of the schedule skipped)" for s in sav), ""]
+    lines += [
+        "Equal quality (sliced W2 IQM within 5% of the no-skip run): "
+        + "; ".join(
+            f"{s['sampler']} {s['steps']} steps: {s['nfe_full']} -> {s['nfe_tp']} NFE "
+            f"({100 * s['fraction']:.0f}% of the schedule skipped)"
+            for s in sav
+        ),
+        "",
+    ]
     return lines
 
 
 def _warm_table(rows, eq, choice, c) -> list[str]:
-    lines = ["### Warm-started (RTI) denoising on the reach-and-grasp task",
-             "", f"{c.warm_control_steps} control steps per episode, {len(rows[0]['pos_err'])} "
-             "seeds; errors of the executed action over steps 2.. (step 1 of a warm run is a full "
-             "solve). Cold starts begin at sigma 10; warm starts at the listed level from the "
-             "shifted previous chunk.", "",
-             "| gripper scale | method | start sigma | steps | NFE / control step | distance to "
-             "nearest expert route (IQM [95% CI]) | gripper errors |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "### Warm-started (RTI) denoising on the reach-and-grasp task",
+        "",
+        f"{c.warm_control_steps} control steps per episode, {len(rows[0]['pos_err'])} "
+        "seeds; errors of the executed action over steps 2.. (step 1 of a warm run is a full "
+        "solve). Cold starts begin at sigma 10; warm starts at the listed level from the "
+        "shifted previous chunk.",
+        "",
+        "| gripper scale | method | start sigma | steps | NFE / control step | distance to "
+        "nearest expert route (IQM [95% CI]) | gripper errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         s = _summary(r["pos_err"])
-        lines.append(f"| {r['factor']:g} | {r['method']} | {r['sigma_start']:g} | {r['steps']} "
-                     f"| {r['nfe']:.1f} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
-                     f"{100 * np.mean(r['grip_err']):.1f}% |")
+        lines.append(
+            f"| {r['factor']:g} | {r['method']} | {r['sigma_start']:g} | {r['steps']} "
+            f"| {r['nfe']:.1f} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
+            f"{100 * np.mean(r['grip_err']):.1f}% |"
+        )
 
     def fmt(e, m):
         if e[m + "_nfe"] is None:
             return f"{m}: none in the grid"
         return f"{m} {e[m + '_nfe']:.0f} NFE (start sigma {e[m + '_sigma_start']:g})"
 
-    lines += ["", f"Equal action error (error within {c.warm_tolerance:g}x the full solve's, "
-              "gripper error rate at most 1 point higher), NFE per control step: " + "; ".join(
-                  f"gripper scale {e['factor']:g}: full {e['full_nfe']:.0f}, "
-                  + fmt(e, "cold") + ", " + fmt(e, "warm") for e in eq), "",
-              f"Contractivity-based start level (calibrated on one transition): guess error "
-              f"{choice['err0']:.3f}, tolerance {choice['tol']:.3f}; Lipschitz constants: "
-              + ", ".join(f"{k}: {v:.3g}" for k, v in choice["lipschitz"].items())
-              + f"; chosen: {choice['chosen_steps']} steps from sigma {choice['chosen_sigma']}.",
-              ""]
+    lines += [
+        "",
+        f"Equal action error (error within {c.warm_tolerance:g}x the full solve's, "
+        "gripper error rate at most 1 point higher), NFE per control step: "
+        + "; ".join(
+            f"gripper scale {e['factor']:g}: full {e['full_nfe']:.0f}, "
+            + fmt(e, "cold")
+            + ", "
+            + fmt(e, "warm")
+            for e in eq
+        ),
+        "",
+        f"Contractivity-based start level (calibrated on one transition): guess error "
+        f"{choice['err0']:.3f}, tolerance {choice['tol']:.3f}; Lipschitz constants: "
+        + ", ".join(f"{k}: {v:.3g}" for k, v in choice["lipschitz"].items())
+        + f"; chosen: {choice['chosen_steps']} steps from sigma {choice['chosen_sigma']}.",
+        "",
+    ]
     return lines
 
 
@@ -620,14 +837,27 @@ def _warm_plot(path, rows):
     top = max(r["factor"] for r in rows)
     rs = [r for r in rows if r["factor"] == top and r["method"] in ("cold", "full")]
     rs = sorted(rs, key=lambda r: r["nfe"])
-    ax.plot([r["nfe"] for r in rs], [stats.iqm(r["pos_err"]) for r in rs], marker="o",
-            color="C0", label="cold start (from noise)")
+    ax.plot(
+        [r["nfe"] for r in rs],
+        [stats.iqm(r["pos_err"]) for r in rs],
+        marker="o",
+        color="C0",
+        label="cold start (from noise)",
+    )
     starts = sorted({r["sigma_start"] for r in rows if r["method"] == "warm"})
     for j, s0 in enumerate(starts):
-        rs = [r for r in rows if r["factor"] == top and r["method"] == "warm"
-              and r["sigma_start"] == s0]
-        ax.plot([r["nfe"] for r in rs], [stats.iqm(r["pos_err"]) for r in rs], marker="s",
-                color=f"C{j + 1}", label=f"warm start from sigma {s0:g}")
+        rs = [
+            r
+            for r in rows
+            if r["factor"] == top and r["method"] == "warm" and r["sigma_start"] == s0
+        ]
+        ax.plot(
+            [r["nfe"] for r in rs],
+            [stats.iqm(r["pos_err"]) for r in rs],
+            marker="s",
+            color=f"C{j + 1}",
+            label=f"warm start from sigma {s0:g}",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("NFE per control step")
@@ -662,14 +892,18 @@ def reproduce(root: str) -> str:
     t0 = time.time()
     s = run_experiment(cfg_mod.get_config("quick"), workdir)
     head = [
-        "## Score-based samplers: quality vs NFE, teleportation, warm starts", "",
+        "## Score-based samplers: quality vs NFE, teleportation, warm starts",
+        "",
         f"Quick variant ({len(s['seeds'])} seeds, {time.time() - t0:.0f} s). Exact GMM scores "
         "(so sampler error is the only error), an 8x8-digits score net trained for a few hundred "
         "DSM steps (undertrained in the quick run: its quality is far from the data floor), "
         "teleportation with the Gaussian closed form (Wang & Vastola report skipping 15-30% of "
-        "steps), and warm-started denoising (Duan et al.: RTI scheme for diffusion policy).", "",
+        "steps), and warm-started denoising (Duan et al.: RTI scheme for diffusion policy).",
+        "",
         " ".join(f"![{d}](samplers/plots/{d}_sw.png)" for d in s["datasets"])
-        + " ![digits](samplers/plots/digits_sw.png) ![warm](samplers/plots/warm_start.png)", ""]
+        + " ![digits](samplers/plots/digits_sw.png) ![warm](samplers/plots/warm_start.png)",
+        "",
+    ]
     return "\n".join(head) + s["markdown"]
 
 
@@ -679,8 +913,16 @@ def main(argv):
         if _OUT.value is None:
             raise app.UsageError("--out is required with --gmm")
         try:
-            info = sample_gmm_file(_GMM.value, _SAMPLER.value, _NFE.value, _NUM.value,
-                                   _SEED.value, _OUT.value, _TELEPORT.value, _SIGMA_MAX.value)
+            info = sample_gmm_file(
+                _GMM.value,
+                _SAMPLER.value,
+                _NFE.value,
+                _NUM.value,
+                _SEED.value,
+                _OUT.value,
+                _TELEPORT.value,
+                _SIGMA_MAX.value,
+            )
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

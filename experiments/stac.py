@@ -27,8 +27,10 @@ from jaxrl import stats, sweep
 from jaxrl.stac import bias as bias_lib
 from jaxrl.stac import stac as stac_lib
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/stac.py[:quick]")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiments/configs/stac.py[:quick]", allow_override=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "output directory", allow_override=True)
 
 KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop")
 
@@ -53,38 +55,51 @@ def validate(c: ml_collections.ConfigDict) -> None:
     for e in c.envs:
         n = int(c.steps[e]) - int(c.warmup_steps)
         if n <= 0 or n % int(c.eval_every):
-            raise ValueError(f"config.steps[{e!r}] - warmup_steps must be a positive multiple of "
-                             f"eval_every={c.eval_every}, got {c.steps[e]}")
+            raise ValueError(
+                f"config.steps[{e!r}] - warmup_steps must be a positive multiple of "
+                f"eval_every={c.eval_every}, got {c.steps[e]}"
+            )
 
 
 def programs(c: ml_collections.ConfigDict, env: str):
     """`[(variant, STACConfig, [(label, hparam overrides)])]` for one env."""
-    base = dict(env_name=env, total_env_steps=int(c.steps[env]),
-                warmup_steps=int(c.warmup_steps), buffer_size=int(c.buffer_size),
-                batch_size=int(c.batch_size), actor_hidden=(int(c.hidden),) * 2,
-                critic_hidden=(int(c.hidden),) * 2, alpha_update=c.alpha_update,
-                actor_lr=float(c.lr), critic_lr=float(c.lr), alpha_lr=float(c.lr),
-                alpha_init=float(c.alpha_init[env]))
+    base = dict(
+        env_name=env,
+        total_env_steps=int(c.steps[env]),
+        warmup_steps=int(c.warmup_steps),
+        buffer_size=int(c.buffer_size),
+        batch_size=int(c.batch_size),
+        actor_hidden=(int(c.hidden),) * 2,
+        critic_hidden=(int(c.hidden),) * 2,
+        alpha_update=c.alpha_update,
+        actor_lr=float(c.lr),
+        critic_lr=float(c.lr),
+        alpha_lr=float(c.lr),
+        alpha_init=float(c.alpha_init[env]),
+    )
     d = float(c.dropout)
     stac_points = []
     if env in c.variant_envs:
         if "stac" in c.variants:
             stac_points.append(("stac", {"beta": c.beta, "actor_dropout": d, "critic_dropout": d}))
         if "stac_nodrop" in c.variants:
-            stac_points.append(("stac_nodrop", {"beta": c.beta, "actor_dropout": 0.0,
-                                                "critic_dropout": 0.0}))
+            stac_points.append(
+                ("stac_nodrop", {"beta": c.beta, "actor_dropout": 0.0, "critic_dropout": 0.0})
+            )
     if env in c.ablation_envs:
         for b in c.betas:
-            stac_points.append((f"beta={b:g}", {"beta": float(b), "actor_dropout": d,
-                                                "critic_dropout": d}))
+            stac_points.append(
+                (f"beta={b:g}", {"beta": float(b), "actor_dropout": d, "critic_dropout": d})
+            )
     out = []
     if stac_points:
         out.append(("stac", stac_lib.STACConfig(variant="stac", **base), stac_points))
     if env in c.variant_envs:
         for v in ("sac", "sac_single", "estac"):
             if v in c.variants:
-                cfg = stac_lib.STACConfig(variant=v, use_dropout=False, actor_dropout=0.0,
-                                          critic_dropout=0.0, **base)
+                cfg = stac_lib.STACConfig(
+                    variant=v, use_dropout=False, actor_dropout=0.0, critic_dropout=0.0, **base
+                )
                 out.append((v, cfg, [(v, {})]))
     return out
 
@@ -112,8 +127,9 @@ def run_program(c, env, variant, cfg, points, log):
     def eval_one(state, key):
         k1, k2 = jax.random.split(key)
         ev = stac_lib.evaluate(L, state, k1, int(c.eval_episodes), trajectories=traj)
-        b = bias_lib.measure_bias(L, state, k2, gamma, int(c.bias_states),
-                                  int(c.bias_rollouts), int(c.bias_horizon))
+        b = bias_lib.measure_bias(
+            L, state, k2, gamma, int(c.bias_states), int(c.bias_rollouts), int(c.bias_horizon)
+        )
         return {**ev, **b}
 
     eval_fn = jax.jit(jax.vmap(eval_one))
@@ -126,27 +142,45 @@ def run_program(c, env, variant, cfg, points, log):
         done += chunk
         i += 1
         keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.PRNGKey(10_000 + i), r))(
-            jnp.arange(runner.num_padded))
+            jnp.arange(runner.num_padded)
+        )
         ev = sweep.to_host(eval_fn(ss.algo, keys))
         last_eval = ev
         step = int(cfg.warmup_steps) + done * cfg.num_envs
         for r_i, run in enumerate(runs):
             base = {"env": env, "variant": variant, "seed": run["seed"], "step": step}
-            vals = {k: float(ev[k][r_i]) for k in ("return", "danger_frac", "bias_paper",
-                                                   "bias_rollout", "q_mean", "soft_return")}
-            vals.update({k: float(ms[k][r_i, -1]) for k in ("train_return", "alpha",
-                                                          "sigma_mean", "failed")})
+            vals = {
+                k: float(ev[k][r_i])
+                for k in (
+                    "return",
+                    "danger_frac",
+                    "bias_paper",
+                    "bias_rollout",
+                    "q_mean",
+                    "soft_return",
+                )
+            }
+            vals.update(
+                {
+                    k: float(ms[k][r_i, -1])
+                    for k in ("train_return", "alpha", "sigma_mean", "failed")
+                }
+            )
             for label in labels_of[r_i // len(seeds)]:
                 rows.append({**base, "label": label, **vals})
-    log(f"  {env} {variant}: {len(runs)} runs x {algo.num_updates} updates in "
-        f"{time.time() - t0:.1f} s")
+    log(
+        f"  {env} {variant}: {len(runs)} runs x {algo.num_updates} updates in "
+        f"{time.time() - t0:.1f} s"
+    )
     trajs = {}
     if traj and last_eval is not None:
         for u, labels in enumerate(labels_of):
             r_i = u * len(seeds)  # first seed of each point
             for label in labels:
-                trajs[label] = (np.asarray(last_eval["obs"][r_i]), np.asarray(
-                    last_eval["alive"][r_i]))
+                trajs[label] = (
+                    np.asarray(last_eval["obs"][r_i]),
+                    np.asarray(last_eval["alive"][r_i]),
+                )
     return rows, trajs
 
 
@@ -161,8 +195,14 @@ def summarize(rows):
         last = max(r["step"] for r in rs)
         first = min(r["step"] for r in rs)
         res = {}
-        for m, agg in (("return", "final"), ("danger_frac", "final"), ("bias_paper", "avg"),
-                       ("bias_rollout", "avg"), ("sigma_mean", "final"), ("alpha", "final")):
+        for m, agg in (
+            ("return", "final"),
+            ("danger_frac", "final"),
+            ("bias_paper", "avg"),
+            ("bias_rollout", "avg"),
+            ("sigma_mean", "final"),
+            ("alpha", "final"),
+        ):
             vals = []
             for s in seeds:
                 sr = [r for r in rs if r["seed"] == s]
@@ -172,10 +212,17 @@ def summarize(rows):
                     v = [r[m] for r in sr if r["step"] > first] or [r[m] for r in sr]
                     vals.append(np.mean(v))
             vals = np.asarray(vals, float)
-            lo, hi = stats.bootstrap_ci(vals, "iqm", reps=1000) if len(vals) > 1 else (
-                float(vals[0]), float(vals[0]))
-            res[m] = {"iqm": float(stats.iqm(vals)), "lo": float(lo), "hi": float(hi),
-                      "n": len(vals)}
+            lo, hi = (
+                stats.bootstrap_ci(vals, "iqm", reps=1000)
+                if len(vals) > 1
+                else (float(vals[0]), float(vals[0]))
+            )
+            res[m] = {
+                "iqm": float(stats.iqm(vals)),
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": len(vals),
+            }
         out.setdefault(env, {})[label] = res
     return out
 
@@ -191,8 +238,11 @@ def make_plots(rows, trajs, summary, plot_dir):
     os.makedirs(plot_dir, exist_ok=True)
     paths = []
     for env in sorted({r["env"] for r in rows}):
-        for metric, name in (("return", "return"), ("bias_paper", "bias_paper"),
-                             ("bias_rollout", "bias_rollout")):
+        for metric, name in (
+            ("return", "return"),
+            ("bias_paper", "bias_paper"),
+            ("bias_rollout", "bias_rollout"),
+        ):
             curves = {}
             for label in sorted({r["label"] for r in rows if r["env"] == env}):
                 rs = [r for r in rows if r["env"] == env and r["label"] == label]
@@ -214,8 +264,9 @@ def make_plots(rows, trajs, summary, plot_dir):
                 c = [summary[env][b][m]["iqm"] for b in betas]
                 lo = [summary[env][b][m]["lo"] for b in betas]
                 hi = [summary[env][b][m]["hi"] for b in betas]
-                ax.errorbar(xs, c, yerr=[np.subtract(c, lo), np.subtract(hi, c)], marker="o",
-                            capsize=3)
+                ax.errorbar(
+                    xs, c, yerr=[np.subtract(c, lo), np.subtract(hi, c)], marker="o", capsize=3
+                )
                 ax.set_xlabel("beta")
                 ax.set_title(m)
             fig.suptitle(f"{env}: STAC beta ablation (IQM, 95% CI)")
@@ -234,8 +285,13 @@ def make_plots(rows, trajs, summary, plot_dir):
             obs, alive = trajs[label]
             for e in range(obs.shape[1]):
                 n = int(alive[:, e].sum())
-                ax.plot(obs[:n, e, 0], obs[:n, e, 1], color=cmap(j / max(len(labels) - 1, 1)),
-                        lw=1, label=label if e == 0 else None)
+                ax.plot(
+                    obs[:n, e, 0],
+                    obs[:n, e, 1],
+                    color=cmap(j / max(len(labels) - 1, 1)),
+                    lw=1,
+                    label=label if e == 0 else None,
+                )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
@@ -269,8 +325,12 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
     summary["_wall_s"] = time.time() - t0
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    make_plots(rows, trajs, {k: v for k, v in summary.items() if k != "_wall_s"},
-               os.path.join(workdir, "plots"))
+    make_plots(
+        rows,
+        trajs,
+        {k: v for k, v in summary.items() if k != "_wall_s"},
+        os.path.join(workdir, "plots"),
+    )
     return summary
 
 
@@ -280,23 +340,36 @@ def _fmt(d):
 
 def report(summary: dict, prefix: str, title: str) -> str:
     """Markdown section for a summary (images relative to the report root via `prefix`)."""
-    lines = [f"## {title}", "",
-             "Özalp 2026 (arXiv 2601.00737). IQM over seeds with 95% stratified-bootstrap CIs. "
-             "`return`: final evaluation return (dropout off, mean action); `bias`: overestimation "
-             "Q_hat - soft return averaged over evaluation points after the first (paper's "
-             "one-episode method, and many rollouts from the same states).", ""]
+    lines = [
+        f"## {title}",
+        "",
+        "Özalp 2026 (arXiv 2601.00737). IQM over seeds with 95% stratified-bootstrap CIs. "
+        "`return`: final evaluation return (dropout off, mean action); `bias`: overestimation "
+        "Q_hat - soft return averaged over evaluation points after the first (paper's "
+        "one-episode method, and many rollouts from the same states).",
+        "",
+    ]
     for env, res in summary.items():
         if env.startswith("_"):
             continue
-        lines += [f"**{env}**", "",
-                  "| method | return | bias (paper) | bias (rollouts) | danger frac | sigma |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"**{env}**",
+            "",
+            "| method | return | bias (paper) | bias (rollouts) | danger frac | sigma |",
+            "|---|---|---|---|---|---|",
+        ]
         for label, r in res.items():
-            lines.append(f"| {label} (n={r['return']['n']}) | {_fmt(r['return'])} | "
-                         f"{_fmt(r['bias_paper'])} | {_fmt(r['bias_rollout'])} | "
-                         f"{r['danger_frac']['iqm']:.2f} | {r['sigma_mean']['iqm']:.3g} |")
-        lines += ["", f"![{env} return]({prefix}/plots/{env}_return.png) "
-                  f"![{env} bias]({prefix}/plots/{env}_bias_rollout.png)", ""]
+            lines.append(
+                f"| {label} (n={r['return']['n']}) | {_fmt(r['return'])} | "
+                f"{_fmt(r['bias_paper'])} | {_fmt(r['bias_rollout'])} | "
+                f"{r['danger_frac']['iqm']:.2f} | {r['sigma_mean']['iqm']:.3g} |"
+            )
+        lines += [
+            "",
+            f"![{env} return]({prefix}/plots/{env}_return.png) "
+            f"![{env} bias]({prefix}/plots/{env}_bias_rollout.png)",
+            "",
+        ]
         if any(k.startswith("beta=") for k in res):
             lines += [f"![{env} beta]({prefix}/plots/{env}_beta_ablation.png)", ""]
     if "RiskyPointMass-v0" in summary:
@@ -304,7 +377,9 @@ def report(summary: dict, prefix: str, title: str) -> str:
     lines += [
         "Paper (MuJoCo, 5 seeds, IQM SAC vs STAC): Hopper 3196 vs 3364, Walker2d 5036 vs 6635, "
         "HalfCheetah 11476 vs 14569, Humanoid 6990 vs 8726, Ant 7407 vs 6907. Those tasks are "
-        "not run here.", ""]
+        "not run here.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -318,7 +393,8 @@ def reproduce(root: str) -> str:
     return text + (
         f"Quick run wall time {summary['_wall_s']:.0f} s. At this scale (2.5k Pendulum steps, 1.5k "
         "RiskyPointMass steps, 2x32 networks) differences between methods are not meaningful; "
-        "see `experiments/configs/stac.py` for the full experiment.\n")
+        "see `experiments/configs/stac.py` for the full experiment.\n"
+    )
 
 
 def main(argv):

@@ -34,6 +34,8 @@ _OURS: dict[str, str] = {
     "Homeostasis-v0": "jaxrl.envs.gamble:homeostasis",
     # The risk demonstration of Stochastic Actor-Critic.
     "RiskyPointMass-v0": "jaxrl.envs.risky_point_mass:make_risky_point_mass",
+    # The linear-quadratic regulator of Bayesian policy gradient (closed-form gradient).
+    "LQR-v0": "jaxrl.envs.lqr:make_lqr",
 }
 
 

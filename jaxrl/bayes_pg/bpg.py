@@ -1,0 +1,164 @@
+"""Bayesian policy gradient (BPG), both models, and Monte Carlo policy gradient (REINFORCE).
+
+Ghavamzadeh & Engel (NIPS 2006); Ghavamzadeh, Engel & Valko (JMLR 17, 2016), Sec. 4.
+
+The gradient `grad eta = int R(xi) u(xi) Pr(xi; theta) d xi` over trajectories `xi`, with the
+trajectory score `u(xi) = sum_t grad log pi(a_t | x_t)`. Inputs below are per batch of `M`
+episodes: returns `R: [M]`, scores `U: [M, n]` (row i is `u(xi_i)`; the papers' `U` is its
+transpose), Fisher information `G: [n, n]` and the GP observation-noise variance `noise`
+(`Sigma = noise * I`).
+
+* Model 1 (Sec. 4.1): the vector `R(xi) u(xi)` is a GP with the quadratic Fisher kernel
+  `k = (1 + u^T G^{-1} u')^2` and `g = Pr`: `b_i = 1 + u_i^T G^{-1} u_i`, `b_0 = 1 + n`,
+  `E[grad | D] = Y C b` with `Y = [R_i u_i]`, `Cov = (b_0 - b^T C b) I`.
+* Model 2 (Sec. 4.2): the scalar `R` is a GP with the Fisher kernel `k = u^T G^{-1} u'` and
+  `g = grad Pr = u Pr`: `B = U`, `B_0 = G`, `E[grad | D] = U C y`, `Cov = G - U C U^T`.
+* Natural gradient: `G^{-1} E[grad | D]`, covariance `G^{-1} Cov G^{-1}`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from jaxrl.bayes_pg import gp
+
+
+class GradientPosterior(NamedTuple):
+    """Posterior over the policy gradient: `mean: [n]`, `cov: [n, n]`."""
+
+    mean: jax.Array
+    cov: jax.Array
+
+
+def _check(returns: jax.Array, scores: jax.Array) -> None:
+    chex.assert_rank(returns, 1)
+    chex.assert_rank(scores, 2)
+    if returns.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"returns [{returns.shape[0]}] and scores {scores.shape} disagree on the number of "
+            "episodes")
+
+
+def inv_psd(g: jax.Array) -> jax.Array:
+    chol, _ = gp.jittered_cholesky(g)
+    return gp.cho_solve(chol, jnp.eye(g.shape[0], dtype=g.dtype))
+
+
+def _weights(returns: jax.Array, mask: jax.Array | None) -> jax.Array:
+    if mask is None:
+        return jnp.ones_like(returns)
+    chex.assert_equal_shape([returns, mask])
+    return mask.astype(returns.dtype)
+
+
+def mc_gradient(returns: jax.Array, scores: jax.Array, baseline: bool = False,
+                mask: jax.Array | None = None) -> jax.Array:
+    """REINFORCE (Williams 1992): `(1/M) sum_i (R_i - b_i) u_i`: `[n]`.
+
+    With `baseline`, `b_i` is the leave-one-out mean return of the other episodes, which keeps
+    the estimate unbiased (needs `M >= 2`). `mask: [M]` (0/1) keeps only some episodes
+    (`M` = their number), so one compiled program serves every batch size.
+    """
+    _check(returns, scores)
+    w = _weights(returns, mask)
+    m = jnp.sum(w)
+    if baseline:
+        if mask is None and returns.shape[0] < 2:
+            raise ValueError(f"mc_gradient with baseline needs >= 2 episodes, got "
+                             f"{returns.shape[0]}")
+        b = (jnp.sum(w * returns) - returns) / (m - 1)
+        returns = returns - b
+    return scores.T @ (w * returns) / m
+
+
+def fisher_from_trajectories(scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """`G ~= (1/M) sum_i u(xi_i) u(xi_i)^T`, scores `[M, n]` -> `[n, n]` (kept episodes)."""
+    w = jnp.ones(scores.shape[0], scores.dtype) if mask is None else mask.astype(scores.dtype)
+    return (scores * w[:, None]).T @ scores / jnp.sum(w)
+
+
+def fisher_from_steps(step_scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """`G ~= (1/M) sum_i sum_t u_t u_t^T` (unbiased: cross-time terms have mean zero).
+
+    step_scores: `[M, T, n]` (zero on padding); mask: optional `[M]` kept episodes.
+    """
+    chex.assert_rank(step_scores, 3)
+    m = step_scores.shape[0]
+    w = jnp.ones(m, step_scores.dtype) if mask is None else mask.astype(step_scores.dtype)
+    return jnp.einsum("m,mti,mtj->ij", w, step_scores, step_scores) / jnp.sum(w)
+
+
+def bq_model1_integrals(scores: jax.Array, g_inv: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Model 1 BQ integrals for the quadratic Fisher kernel: `b: [M]`, `b_0` scalar.
+
+    `b_i = E_xi[(1 + u(xi)^T G^{-1} u_i)^2] = 1 + u_i^T G^{-1} u_i` and `b_0 = 1 + n`, using
+    `E[u] = 0`, `E[u u^T] = G`.
+    """
+    b = 1.0 + jnp.einsum("mi,ij,mj->m", scores, g_inv, scores)
+    return b, jnp.asarray(1.0 + scores.shape[1], scores.dtype)
+
+
+def bq_model2_integrals(scores: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Model 2 BQ integrals for the Fisher kernel and `g = u Pr`: `B = U^T: [n, M]`, `B_0 = G`."""
+    return scores.T, g
+
+
+def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
+               noise: float | jax.Array = 1.0, mask: jax.Array | None = None
+               ) -> GradientPosterior:
+    """BPG Model 1 posterior of the gradient (JMLR 2016 Sec. 4.1, Table 1).
+
+    Args:
+      returns: `[M]`, scores: `[M, n]`, fisher: `[n, n]` (exact or estimated `G`),
+      noise: GP observation-noise variance `sigma^2` (scalar),
+      mask: optional `[M]` 0/1; masked episodes are decoupled from the GP (zero kernel rows,
+        observations and `b`), which is exactly the posterior of the kept episodes.
+    """
+    _check(returns, scores)
+    n = scores.shape[1]
+    w = _weights(returns, mask)
+    g_inv = inv_psd(fisher)
+    k = gp.gram(lambda u, v: gp.quadratic_fisher_kernel(u, v, g_inv), scores, scores)
+    b, b0 = bq_model1_integrals(scores, g_inv)
+    y = (w * returns)[:, None] * scores
+    post = gp.bq_posterior(k * w[:, None] * w[None, :], w * b, b0, y, noise)
+    return GradientPosterior(post.mean, post.cov * jnp.eye(n, dtype=scores.dtype))
+
+
+def bpg_model2(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
+               noise: float | jax.Array = 1.0, mask: jax.Array | None = None
+               ) -> GradientPosterior:
+    """BPG Model 2 posterior of the gradient (JMLR 2016 Sec. 4.2, Table 1).
+
+    Args as in `bpg_model1`.
+    """
+    _check(returns, scores)
+    w = _weights(returns, mask)
+    g_inv = inv_psd(fisher)
+    k = gp.gram(lambda u, v: gp.fisher_kernel(u, v, g_inv), scores, scores)
+    bmat, b0 = bq_model2_integrals(scores, fisher)
+    post = gp.bq_posterior(k * w[:, None] * w[None, :], bmat * w, b0, w * returns, noise)
+    return GradientPosterior(post.mean, post.cov)
+
+
+def natural_gradient(post: GradientPosterior, fisher: jax.Array) -> GradientPosterior:
+    """Natural-gradient posterior: mean `G^{-1} m`, covariance `G^{-1} S G^{-1}`."""
+    g_inv = inv_psd(fisher)
+    cov = g_inv @ post.cov @ g_inv
+    return GradientPosterior(g_inv @ post.mean, 0.5 * (cov + cov.T))
+
+
+def angle_deg(estimate: jax.Array, truth: jax.Array) -> jax.Array:
+    """Angle between two vectors in degrees (`[..., n]` -> `[...]`)."""
+    cos = jnp.sum(estimate * truth, -1) / (
+        jnp.linalg.norm(estimate, axis=-1) * jnp.linalg.norm(truth, axis=-1) + 1e-30)
+    return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
+
+
+def relative_error(estimate: jax.Array, truth: jax.Array) -> jax.Array:
+    """`|estimate - truth| / |truth|` (`[..., n]` -> `[...]`)."""
+    return jnp.linalg.norm(estimate - truth, axis=-1) / jnp.linalg.norm(truth, axis=-1)

@@ -1,0 +1,121 @@
+"""Parametric policies with flat parameter vectors, and episode collection with scores.
+
+A `Policy` has `log_prob(theta, obs, action) -> scalar`, `sample(key, theta, obs) -> action`
+and `project(theta) -> theta` (kept inside a valid set after a gradient step). The score
+`u = grad_theta log pi(a | x; theta)` comes from `jax.grad` (Ghavamzadeh, Engel & Valko, JMLR
+2016, Sec. 2: the trajectory score `u(xi) = sum_t grad log pi(a_t | x_t)` needs no model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Policy(NamedTuple):
+    """A policy over flat parameters `theta: [num_params]`."""
+
+    log_prob: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    sample: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    project: Callable[[jax.Array], jax.Array]
+    num_params: int
+    name: str
+
+
+def gaussian_linear_policy(min_sigma: float = 0.05, max_sigma: float = 5.0,
+                           max_abs_gain: float = 2.0) -> Policy:
+    """The LQR policy of the BPG papers: `a ~ N(lambda x, sigma^2)`, `theta = (lambda, sigma)`,
+    obs `[1]`, scalar action. `project` clips `sigma` to `[min_sigma, max_sigma]` and
+    `|lambda|` to `max_abs_gain`."""
+
+    def log_prob(theta, obs, action):
+        lam, sig = theta[0], theta[1]
+        eps = (action - lam * obs[0]) / sig
+        return -0.5 * eps**2 - jnp.log(sig) - 0.5 * jnp.log(2.0 * jnp.pi)
+
+    def sample(key, theta, obs):
+        return theta[0] * obs[0] + theta[1] * jax.random.normal(key, (), theta.dtype)
+
+    def project(theta):
+        return jnp.stack([jnp.clip(theta[0], -max_abs_gain, max_abs_gain),
+                          jnp.clip(theta[1], min_sigma, max_sigma)])
+
+    return Policy(log_prob, sample, project, 2, "gaussian_linear")
+
+
+def softmax_linear_policy(obs_dim: int, num_actions: int) -> Policy:
+    """Boltzmann policy `pi(a | x) ∝ exp(w_a^T [x, 1])`, `theta = vec(W)`, `W: [A, obs_dim + 1]`."""
+    n = num_actions * (obs_dim + 1)
+
+    def logits(theta, obs):
+        w = theta.reshape(num_actions, obs_dim + 1)
+        return w @ jnp.concatenate([obs.astype(theta.dtype), jnp.ones((1,), theta.dtype)])
+
+    def log_prob(theta, obs, action):
+        return jax.nn.log_softmax(logits(theta, obs))[action]
+
+    def sample(key, theta, obs):
+        return jax.random.categorical(key, logits(theta, obs))
+
+    return Policy(log_prob, sample, lambda t: t, n, "softmax_linear")
+
+
+class Episodes(NamedTuple):
+    """A batch of `M` episodes padded to `T` steps (`valid` marks real steps).
+
+    Attributes:
+      obs: `[M, T, d]`; actions: `[M, T]`; rewards: `[M, T]`; valid: `[M, T]` bool;
+      scores: `[M, T, n]` per-step `grad log pi(a_t | x_t)` (zero on padding);
+      terminated: `[M]` bool, whether the episode reached a terminal state (not truncation).
+    """
+
+    obs: jax.Array
+    actions: jax.Array
+    rewards: jax.Array
+    valid: jax.Array
+    scores: jax.Array
+    terminated: jax.Array
+
+    @property
+    def returns(self) -> jax.Array:
+        """Undiscounted episode returns `R(xi)`: `[M]`."""
+        return jnp.sum(self.rewards, axis=1)
+
+    @property
+    def trajectory_scores(self) -> jax.Array:
+        """`u(xi_i) = sum_t grad log pi(a_t | x_t)`: `[M, n]`."""
+        return jnp.sum(self.scores, axis=1)
+
+
+def collect_episodes(env: Any, env_params: Any, policy: Policy, theta: jax.Array,
+                     key: jax.Array, num_episodes: int, max_steps: int) -> Episodes:
+    """Run `num_episodes` independent episodes of at most `max_steps` steps (gymnax protocol;
+    steps after the first `terminated or truncated` are masked out)."""
+    score = jax.grad(policy.log_prob)
+
+    def one_episode(k):
+        k_reset, k_steps = jax.random.split(k)
+        obs, state = env.reset(k_reset, env_params)
+
+        def step(carry, kk):
+            obs, state, alive, term = carry
+            k_act, k_env = jax.random.split(kk)
+            action = policy.sample(k_act, theta, obs)
+            u = score(theta, obs, action)
+            obs2, state2, reward, terminated, truncated, _ = env.step(
+                k_env, state, action, env_params)
+            done = jnp.logical_or(terminated, truncated)
+            out = (obs, action, jnp.where(alive, reward, 0.0).astype(theta.dtype), alive,
+                   jnp.where(alive, u, 0.0))
+            term = term | (alive & terminated)
+            return (obs2, state2, alive & ~done, term), out
+
+        init = (obs, state, jnp.asarray(True), jnp.asarray(False))
+        (_, _, _, term), (o, a, r, v, u) = jax.lax.scan(
+            step, init, jax.random.split(k_steps, max_steps))
+        return Episodes(o, a, r, v, u, term)
+
+    return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
