@@ -17,9 +17,10 @@ Seed rule: the run with seed `s` uses key `jax.random.PRNGKey(s)`, whatever grid
 to (common random numbers across hyperparameters). Hence seed 3 of a sweep over seeds 0..7 equals
 `make_train(algo)(PRNGKey(3), hparams)` to float tolerance.
 
-Failure isolation: after every update, a run whose metrics or floating state became NaN/inf is
-marked failed (`failed_at` = the 0-based update index) and its state is frozen at the last finite
-value; the other runs continue untouched (runs are independent under `vmap`). With
+Failure isolation: after every update, a run whose metrics became NaN/inf is marked failed
+(`failed_at` = the 0-based update index; its state is also checked at the end of each chunk) and
+its state is frozen at the start of that chunk (or, with `freeze="update"`, at the last finite
+update); the other runs continue untouched (runs are independent under `vmap`). With
 `halt_on_nan=True` the host raises `NonFiniteError` at the end of the chunk instead.
 """
 
@@ -173,23 +174,39 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def make_chunk(algo: Algorithm, chunk_size: int, check_finite: bool = True):
+def make_chunk(algo: Algorithm, chunk_size: int, check_finite: bool = True,
+               freeze: str = "chunk"):
     """`chunk(SweepState) -> (SweepState, metrics {name: [runs, chunk_size]})`, unjitted.
 
-    Metrics of failed runs are NaN from their failure on; the engine adds `failed` (0/1) metrics.
+    With `check_finite`, each update's metrics are checked; a run whose metrics turn NaN/inf is
+    marked failed at that update (`failed_at`, 0-based) and its metrics are NaN from then on
+    (the engine adds a `failed` 0/1 metric). Its state is frozen:
+      * `freeze="chunk"` (default): at the end of the chunk the whole state is also checked, and
+        a failed run's state is reset to its value at the start of the chunk (the last checked
+        finite state). Cost: one pass over the state per chunk, so large replay buffers in the
+        state stay cheap.
+      * `freeze="update"`: state checked and frozen after every update at the last finite
+        value. Cost: one pass over the whole state per update.
     """
+    if freeze not in ("chunk", "update"):
+        raise ValueError(f"freeze must be 'chunk' or 'update', got {freeze!r}")
+    per_update = check_finite and freeze == "update"
 
     def one_run(state, hp, step, failed_at):
+        state0 = state
+
         def body(carry, _):
             s, n, f = carry
             new_s, m = algo.update(s, hp)
             m = {k: jnp.asarray(v, jnp.float32) for k, v in m.items()}
             if check_finite:
-                ok = _all_finite(m) & _all_finite(new_s)
-                newly = (f < 0) & ~ok
-                f = jnp.where(newly, n, f)
+                ok = _all_finite(m)
+                if per_update:
+                    ok = ok & _all_finite(new_s)
+                f = jnp.where((f < 0) & ~ok, n, f)
                 alive = f < 0
-                new_s = jax.tree.map(lambda a, b: jnp.where(alive, a, b), new_s, s)
+                if per_update:
+                    new_s = jax.tree.map(lambda a, b: jnp.where(alive, a, b), new_s, s)
                 m = {k: jnp.where(alive, v, jnp.nan) for k, v in m.items()}
                 m["failed"] = (~alive).astype(jnp.float32)
             return (new_s, n + 1, f), m
@@ -197,6 +214,10 @@ def make_chunk(algo: Algorithm, chunk_size: int, check_finite: bool = True):
         (state, step, failed_at), ms = jax.lax.scan(
             body, (state, step, failed_at), None, length=chunk_size
         )
+        if check_finite and not per_update:
+            failed_at = jnp.where((failed_at < 0) & ~_all_finite(state), step - 1, failed_at)
+            failed = failed_at >= 0
+            state = jax.tree.map(lambda a, b: jnp.where(failed, b, a), state, state0)
         return state, step, failed_at, ms
 
     def chunk(ss: SweepState):
@@ -277,7 +298,8 @@ class SweepRunner:
         length is not a multiple reuses the same program and the extra updates are dropped
         from the metrics; prefer a divisor of `num_updates`).
       mesh: device mesh, default all devices.
-      check_finite: per-update NaN/inf isolation.
+      check_finite: NaN/inf isolation (see `make_chunk`).
+      freeze: "chunk" or "update", where a failed run's state is frozen (see `make_chunk`).
     """
 
     def __init__(
@@ -287,6 +309,7 @@ class SweepRunner:
         chunk_size: int,
         mesh: Mesh | None = None,
         check_finite: bool = True,
+        freeze: str = "chunk",
     ):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -303,7 +326,7 @@ class SweepRunner:
         padded = self.runs + [self.runs[-1]] * (self.num_padded - self.num_runs)
         self._keys = np.asarray(run_keys(padded))
         self._hparams = {k: np.asarray(v) for k, v in run_hparams(algo, padded).items()}
-        chunk = make_chunk(algo, self.chunk_size, check_finite)
+        chunk = make_chunk(algo, self.chunk_size, check_finite, freeze)
         self.chunk_fn = chunk  # unjitted, e.g. for jax.eval_shape
 
         def traced_chunk(ss):
@@ -355,6 +378,7 @@ def run(
     halt_on_nan: bool = False,
     progress_metric: str | None = None,
     callback: Callable[[int, SweepState, dict[str, np.ndarray]], None] | None = None,
+    freeze: str = "chunk",
 ) -> SweepResult:
     """Run `algo` for every seed and grid point as one compiled program, in chunks.
 
@@ -368,6 +392,7 @@ def run(
       halt_on_nan: raise `NonFiniteError` when any run fails.
       progress_metric: metric shown in the bar (mean over runs), default the first one.
       callback: called on the host after each chunk with (updates_done, state, chunk metrics).
+      freeze: where a failed run's state is frozen, "chunk" or "update" (see `make_chunk`).
 
     Returns:
       A `SweepResult` with metrics `[runs, num_updates]`.
@@ -377,7 +402,7 @@ def run(
     runs = expand_runs(seeds, grid)
     if chunk_size is None:
         chunk_size = max(1, algo.num_updates // 20)
-    runner = SweepRunner(algo, runs, chunk_size, mesh)
+    runner = SweepRunner(algo, runs, chunk_size, mesh, freeze=freeze)
     ss = runner.init()
     collected: dict[str, list[np.ndarray]] = {}
     with ProgressBar(algo, runner.num_runs, progress, progress_metric) as bar:

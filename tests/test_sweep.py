@@ -79,19 +79,41 @@ def _toy_algo(nan_seed_at=None):
     return sweep.Algorithm(init, update, num_updates=12, hparams={"lr": 0.1}, name="toy")
 
 
-def test_nan_in_one_run_is_isolated_and_frozen():
-    clean = sweep.run(_toy_algo(), seeds=range(4), chunk_size=4, progress=False)
-    dirty = sweep.run(_toy_algo({2: 5}), seeds=range(4), chunk_size=4, progress=False)
+@pytest.mark.parametrize("freeze", ["chunk", "update"])
+def test_nan_in_one_run_is_isolated_and_frozen(freeze):
+    clean = sweep.run(_toy_algo(), seeds=range(4), chunk_size=4, progress=False, freeze=freeze)
+    dirty = sweep.run(_toy_algo({2: 5}), seeds=range(4), chunk_size=4, progress=False,
+                      freeze=freeze)
     assert dirty.failed_at.tolist() == [-1, -1, 5, -1]
     assert dirty.num_failed == 1
     for i in (0, 1, 3):
         np.testing.assert_array_equal(dirty.metrics["x"][i], clean.metrics["x"][i])
-    # Failed run: finite before, NaN metrics after, state frozen at the last finite value.
+        np.testing.assert_array_equal(np.asarray(dirty.state.algo["x"][i]),
+                                      np.asarray(clean.state.algo["x"][i]))
+    # Failed run: finite before, NaN metrics after, state frozen at the last checked finite value:
+    # the start of the chunk holding update 5 (after update 3), or after update 4 per update.
     assert np.all(np.isfinite(dirty.metrics["x"][2, :5]))
     assert np.all(np.isnan(dirty.metrics["x"][2, 5:]))
     assert dirty.metrics["failed"][2].tolist() == [0] * 5 + [1] * 7
+    frozen_at = 3 if freeze == "chunk" else 4
     np.testing.assert_array_equal(np.asarray(dirty.state.algo["x"][2]),
-                                  dirty.metrics["x"][2, 4])
+                                  dirty.metrics["x"][2, frozen_at])
+
+
+def test_nan_in_state_only_is_caught_at_chunk_end():
+    def init(key, hp):
+        return {"w": jnp.zeros(()), "t": jnp.zeros((), jnp.int32), "seed": key[1]}
+
+    def update(state, hp):
+        poisoned = (state["seed"] == 1) & (state["t"] == 2)  # PRNGKey(1)[1] == 1
+        w = jnp.where(poisoned, jnp.inf, state["w"] + 1.0)
+        return {**state, "w": w, "t": state["t"] + 1}, {"loss": jnp.zeros(())}
+
+    algo = sweep.Algorithm(init, update, num_updates=8, hparams={}, name="state_nan")
+    res = sweep.run(algo, seeds=[0, 1], chunk_size=4, progress=False)
+    assert res.failed_at.tolist() == [-1, 3]
+    assert float(res.state.algo["w"][1]) == 0.0  # reset to the start of its first chunk
+    assert float(res.state.algo["w"][0]) == 8.0
 
 
 def test_halt_on_nan_raises():
