@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.hidden = (64, 64)
     c.activation = "tanh"
     c.normalize_obs = False
-    c.unroll = 8  # scan unroll of the rollout and GAE loops (speed only, same numbers)
+    c.unroll = 1  # scan unroll of the rollout and GAE loops (speed only, same numbers)
     c.seed = 0
     c.num_seeds = 1
     return c

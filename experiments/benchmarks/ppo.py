@@ -28,11 +28,14 @@ _SEEDS = flags.DEFINE_list("seeds", ["1", "8", "32"], "Seed counts to measure.")
 _MODE = flags.DEFINE_enum("mode", "vmap", ["vmap", "loop", "once"], "What to measure.")
 _STEPS = flags.DEFINE_integer("total_timesteps", 500_000, "Env steps per seed.")
 _CHUNKS = flags.DEFINE_integer("chunks", 1, "Jitted chunks per run (1 = whole run in one call).")
+_UNROLL = flags.DEFINE_integer("unroll", None, "Override config.unroll (rollout/GAE scan unroll).")
 
 
 def _config():
     c = ppo.get_config()
     c.total_timesteps = _STEPS.value
+    if _UNROLL.value is not None:
+        c.unroll = _UNROLL.value
     return c
 
 

@@ -9,10 +9,18 @@ of distributional VI (the operator of ../shared/anchors/distdp/problem.py):
     eta'(s, i, a)   = sum_s' P[s,a,s'] Proj(R[s,a,s'] + gamma Z),
                       Z ~ (1-w) eta(s',lo,a*) + w eta(s',lo+1,a*)
 
-`Proj` is the Cramér (C51) projection with clipping. Because R is fixed, on CDFs the projection
-is a fixed stencil of T+1 taps (T = ceil(1/gamma)) whose weights depend on R only: exact, no K x K
-matrices. `make_grid_operator` precomputes the stencil and the stock interpolation; `grid_sweep`
-is one jitted sweep vectorized over states x stocks x actions x atoms.
+`Proj` is the Cramér (C51) projection with clipping. Because R is fixed, the projection is a
+fixed stencil of T taps (T = 3 for gamma = 0.9) whose weights depend on R only
+(`projection_stencil`): exact, no K x K matrices. The sweep works on probabilities (better
+float32 round-off than CDFs) in two row-gather stages per state s, both contiguous on this CPU:
+the projection gathers whole stock vectors, the stock interpolation (and the sum over s', with
+P folded into the stencil weights) whole atom vectors; one transpose in between.
+`make_grid_operator` precomputes the stencil and the stock interpolation; `grid_sweep` (CDFs) and
+`grid_sweep_probs` (probabilities) are one jitted sweep.
+
+Speed on XLA:CPU (jax 0.10.2): the flags `--xla_cpu_use_fusion_emitters=false
+--xla_cpu_experimental_ynn_fusion_type=` make the sweep about 2x faster; set them in `XLA_FLAGS`
+before jax is imported (experiments/benchmarks/distdp.py does, see RESULTS_distdp.md).
 
 Finite horizon: H backward sweeps from eta_H = delta_0 with a time-indexed greedy (f evaluated on
 gamma^t (c + Z)). Discounted (horizon 0): sweeps to convergence with a stationary greedy, only
@@ -20,8 +28,8 @@ for objectives whose f is positively homogeneous (`check_stationary` refuses the
 The start stock c_0 is read off the grid by the same interpolation; CVaR searches b over the grid
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
 
-Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, GridSolution,
-grid_value_iteration, grid_policy_iteration, cdf_to_probs.
+Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, grid_sweep_probs,
+GridSolution, grid_value_iteration, grid_policy_iteration, cdf_to_probs, projection_stencil.
 """
 
 from __future__ import annotations
@@ -43,8 +51,10 @@ class GridOperator(NamedTuple):
     Attributes:
       lo: `[S, A, S', NC]` int32 lower stock neighbour of `(c_i + R) / gamma`.
       w: `[S, A, S', NC]` interpolation weight of `lo + 1`.
-      kidx: `[S, A, S', K]` int32 first tap of the CDF stencil (index into the padded CDF).
-      wp: `[S, A, S', K, T1]` stencil weights times `P[s, a, s']`.
+      kidx: `[S, A, S', K, T]` int32 taps of the projection stencil: indices into the row
+        `Q = [p_0..p_{K-1}, F_0..F_{K-1}, G_0..G_{K-1}, 0]` (probabilities, CDF, upper tail
+        masses G_k = sum_{k' >= k} p_k'), see `projection_stencil`.
+      wp: `[S, A, S', K, T]` stencil weights times `P[s, a, s']`.
       stocks: `[NC]` stock grid. support: `[K]` atoms.
     """
 
@@ -99,6 +109,64 @@ def cdf_stencil(R: np.ndarray, support: np.ndarray, gamma: float):
     return (k0 + 1).reshape(R.shape + (K,)).astype(np.int32), W.reshape(R.shape + (K, T1))
 
 
+def projection_stencil(R: np.ndarray, support: np.ndarray, gamma: float):
+    """C51 projection of `R + gamma Z` as a gather stencil over `Q` rows, for every reward in `R`.
+
+    For probabilities p over `support [K]`, let Q = [p_0..p_{K-1}, F_0..F_{K-1}, G_0..G_{K-1}, 0]
+    (F: CDF, G_k = sum_{k' >= k} p_k'). Returns (kidx `R.shape + [K, T]` int32, W `R.shape +
+    [K, T]`) with Proj(R + gamma Z)[m] = sum_t W[..., m, t] Q[kidx[..., m, t]], exactly the
+    clipped C51 split (l = min(floor(b), K - 2), mass 1 - f to l and f to l + 1; weights
+    <= 1e-12 dropped): an interior source atom gives two taps; the atoms clipped to the lower
+    (upper) end are summed by ONE tap on F (G), so T stays small (3 for gamma = 0.9: about
+    2 / gamma + 1) whatever R is.
+    """
+    K = support.size
+    z0, zK = support[0], support[-1]
+    dz = support[1] - support[0]
+    Rf = np.asarray(R, np.float64).reshape(-1)
+    n = Rf.size
+    x = Rf[:, None] + gamma * support[None, :]                       # [n, K] unclipped targets
+    b = (np.clip(x, z0, zK) - z0) / dz
+    lk = np.minimum(np.floor(b).astype(np.int64), K - 2)
+    fk = b - lk
+    low, high = x <= z0, x >= zK                                     # clipped to an end atom
+    inner = ~(low | high)
+    k = np.broadcast_to(np.arange(K), (n, K))
+    # entries (m, source index into Q, weight); invalid ones get weight 0 and are dropped below
+    m_e = [lk, lk + 1]
+    s_e = [k, k]
+    w_e = [np.where(inner, 1.0 - fk, 0.0), np.where(inner, fk, 0.0)]
+    nlow = low.sum(1)                                                 # low = atoms 0 .. nlow-1
+    m_e.append(np.zeros((n, 1), np.int64))
+    s_e.append((K + np.maximum(nlow - 1, 0))[:, None])
+    w_e.append(np.where(nlow > 0, 1.0, 0.0)[:, None])
+    khi = K - high.sum(1)                                             # high = atoms khi .. K-1
+    bmax = (zK - z0) / dz
+    lmax = min(int(np.floor(bmax)), K - 2)
+    fmax = bmax - lmax
+    for m, wt in ((lmax, 1.0 - fmax), (lmax + 1, fmax)):
+        m_e.append(np.full((n, 1), m, np.int64))
+        s_e.append((2 * K + np.minimum(khi, K - 1))[:, None])
+        w_e.append(np.where(khi < K, wt, 0.0)[:, None])
+    m_e, s_e, w_e = (np.concatenate(e, 1) for e in (m_e, s_e, w_e))
+    # drop zero taps and the ~1e-14 residues of the clipping when (z_max - z_min) / dz is
+    # not an exact integer in floating point (they would cost a whole extra tap)
+    keep = np.abs(w_e) > 1e-12
+    rows = np.broadcast_to(np.arange(n)[:, None], m_e.shape)[keep]
+    key = rows * K + m_e[keep]
+    order = np.argsort(key, kind="stable")
+    key, src, wts = key[order], s_e[keep][order], w_e[keep][order]
+    pos = np.arange(key.size)
+    start = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, bool)
+    rank = pos - np.maximum.accumulate(np.where(start, pos, 0))
+    T = int(rank.max()) + 1 if key.size else 1
+    kidx = np.full((n * K, T), 3 * K, np.int64)                       # the 0 entry of Q
+    W = np.zeros((n * K, T))
+    kidx[key, rank] = src
+    W[key, rank] = wts
+    return (kidx.reshape(R.shape + (K, T)).astype(np.int32), W.reshape(R.shape + (K, T)))
+
+
 def make_grid_operator(mdp: MDP, stocks, support, dtype=jnp.float32) -> GridOperator:
     """Precomputes the sweep for an MDP on `stocks [NC]` x `support [K]` (uniform grids)."""
     stocks = np.asarray(stocks, np.float64)
@@ -106,7 +174,7 @@ def make_grid_operator(mdp: MDP, stocks, support, dtype=jnp.float32) -> GridOper
     _check_grid(stocks, "stocks")
     _check_grid(support, "support")
     lo, w = stock_interpolation(mdp.R, stocks, mdp.gamma)
-    kidx, W = cdf_stencil(mdp.R, support, mdp.gamma)
+    kidx, W = projection_stencil(mdp.R, support, mdp.gamma)
     wp = W * mdp.P[..., None, None]
     return GridOperator(jnp.asarray(lo, jnp.int32), jnp.asarray(w, dtype), jnp.asarray(kidx),
                         jnp.asarray(wp, dtype), jnp.asarray(stocks, dtype),
@@ -124,43 +192,87 @@ def greedy(F: jax.Array, dU: jax.Array) -> jax.Array:
     return jnp.argmax(jnp.einsum("sjak,jk->sja", F, dU), axis=-1)
 
 
-def _apply(V: jax.Array, op: GridOperator) -> jax.Array:
-    """new F `[S, NC, A, K]` from the chosen next distributions V `[S', NC, K]` (CDFs)."""
-    S, NC, K = V.shape
-    T1 = op.wp.shape[-1]
-    vpad = jnp.concatenate([jnp.zeros((S, NC, 1), V.dtype), V, jnp.ones((S, NC, T1), V.dtype)], -1)
-    taps = jnp.arange(T1)
+def _q_rows(Vp: jax.Array) -> jax.Array:
+    """Q^T `[S' * (3K + 1), NC]`: per next state, the rows p_k, F_k, G_k (k < K) and a zero row,
+    each a vector over the stock grid (so the projection gathers contiguous rows)."""
+    S, NC, K = Vp.shape
+    F = jnp.cumsum(Vp, -1)
+    G = jnp.flip(jnp.cumsum(jnp.flip(Vp, -1), -1), -1)
+    Q = jnp.concatenate([Vp, F, G, jnp.zeros((S, NC, 1), Vp.dtype)], -1)  # [S', NC, 3K+1]
+    return jnp.swapaxes(Q, 1, 2).reshape(S * (3 * K + 1), NC)
+
+
+def _apply_probs(Vp: jax.Array, op: GridOperator) -> jax.Array:
+    """new probabilities `[S, NC, A, K]` from the chosen next distributions Vp `[S', NC, K]`.
+
+    Per state s (a `lax.map`): (1) projection, Y[a, s', m, :] = sum_t wp[s,a,s',m,t] *
+    Q^T[s', kidx[s,a,s',m,t], :] (row gathers over stock vectors); (2) stock interpolation and
+    the sum over s', new[s, i, a, :] = sum_s' (1 - w) Y^T[a, s', lo] + w Y^T[a, s', lo + 1]
+    (row gathers over atom vectors). Both interpolations are linear, so their order is free.
+    """
+    S, NC, K = Vp.shape
+    A = op.lo.shape[1]
+    QT = _q_rows(Vp)
+    base_q = (jnp.arange(S, dtype=jnp.int32) * (3 * K + 1))[:, None, None]
+    base_y = (jnp.arange(A * S, dtype=jnp.int32) * NC).reshape(A, S, 1)
+
+    def project(y):  # one action: Y [S', K, NC]
+        ki, wa = y  # [S', K, T]
+        idx = ki + base_q
+        # one row gather per tap (a single fused gather of all taps is much slower on XLA:CPU)
+        Y = wa[..., 0, None] * QT[idx[..., 0]]
+        for t in range(1, idx.shape[-1]):
+            Y = Y + wa[..., t, None] * QT[idx[..., t]]
+        return Y
 
     def per_state(x):
-        lo, w, kidx, wp = x  # [A,S',NC] [A,S',NC] [A,S',K] [A,S',K,T1]
-        sp = jnp.arange(S)[None, :, None]
-        x_lo = vpad[sp, lo]  # [A, S', NC, K+1+T1]
-        x_hi = vpad[sp, lo + 1]
-        X = x_lo + w[..., None] * (x_hi - x_lo)  # stock interpolation (linear on CDFs)
-        idx = kidx[:, :, None, :, None] + taps  # [A, S', 1, K, T1]
-        gathered = jnp.take_along_axis(
-            X, jnp.broadcast_to(idx, X.shape[:3] + (K, T1)).reshape(X.shape[:3] + (K * T1,)),
-            axis=-1).reshape(X.shape[:3] + (K, T1))
-        return jnp.einsum("apikt,apkt->iak", gathered, wp)
+        lo, w, kidx, wp = x  # [A,S',NC] [A,S',NC] [A,S',K,T] [A,S',K,T]
+        # the inner loop materialises Y, so the transpose below is a plain (fast) transpose;
+        # fused into the projection's gathers it made the sweep ~3x slower on XLA:CPU
+        Y = jax.lax.map(project, (kidx, wp))  # [A, S', K, NC]
+        YT = jnp.swapaxes(Y, 2, 3).reshape(A * S * NC, K)
+        rows = lo + base_y  # [A, S', NC]
+        Z = YT[rows] + w[..., None] * (YT[rows + 1] - YT[rows])  # [A, S', NC, K]
+        return jnp.swapaxes(Z.sum(1), 0, 1)  # [NC, A, K]
 
     return jax.lax.map(per_state, (op.lo, op.w, op.kidx, op.wp))
+
+
+def _utility_probs(dU: jax.Array) -> jax.Array:
+    """u `[NC, K]` with sum_k p_k u[j, k] = sum_k F_k dU[j, k] (u_k = sum_{k' >= k} dU_k')."""
+    return jnp.flip(jnp.cumsum(jnp.flip(dU, -1), -1), -1)
+
+
+def _sweep_probs(P: jax.Array, op: GridOperator, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One sweep on probabilities `P [S, NC, A, K]` with greedy utilities u `[NC, K]`."""
+    a_star = jnp.argmax(jnp.einsum("sjak,jk->sja", P, u), axis=-1)
+    V = jnp.take_along_axis(P, a_star[:, :, None, None], axis=2)[:, :, 0, :]
+    return _apply_probs(V, op), a_star
 
 
 @jax.jit
 def grid_sweep(F: jax.Array, op: GridOperator, dU: jax.Array) -> tuple[jax.Array, jax.Array]:
     """One sweep of distributional VI on CDFs. F: `[S, NC, A, K]`; dU: `[NC, K]` greedy weights.
 
-    Returns (new F `[S, NC, A, K]`, greedy actions of the input `[S, NC]`).
+    Returns (new F `[S, NC, A, K]`, greedy actions of the input `[S, NC]`). The work is done on
+    probabilities (`cdf_to_probs` in, cumsum out), which keeps float32 round-off small.
     """
-    a_star = greedy(F, dU)
-    V = jnp.take_along_axis(F, a_star[:, :, None, None], axis=2)[:, :, 0, :]
-    return _apply(V, op), a_star
+    P_new, a_star = _sweep_probs(cdf_to_probs(F), op, _utility_probs(dU))
+    return jnp.cumsum(P_new, -1), a_star
+
+
+@jax.jit
+def grid_sweep_probs(eta: jax.Array, op: GridOperator, dU: jax.Array
+                     ) -> tuple[jax.Array, jax.Array]:
+    """`grid_sweep` on probabilities: eta `[S, NC, A, K]` -> (new eta, greedy actions `[S, NC]`)."""
+    return _sweep_probs(eta, op, _utility_probs(dU))
 
 
 @jax.jit
 def _evaluate_sweep(F, op, policy):
-    V = jnp.take_along_axis(F, policy[:, :, None, None], axis=2)[:, :, 0, :]
-    return _apply(V, op)
+    P = cdf_to_probs(F)
+    V = jnp.take_along_axis(P, policy[:, :, None, None], axis=2)[:, :, 0, :]
+    return jnp.cumsum(_apply_probs(V, op), -1)
 
 
 def cdf_to_probs(F: jax.Array) -> jax.Array:
@@ -261,17 +373,20 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
 def _iterate(F, op, dU, tol, max_sweeps):
+    """Sweeps from CDFs F until max |F_new - F| < tol (carried as probabilities inside)."""
+    u = _utility_probs(dU)
+
     def cond(c):
         _, err, n = c
         return (err >= tol) & (n < max_sweeps)
 
     def body(c):
-        F, _, n = c
-        F_new, _ = grid_sweep(F, op, dU)
-        return F_new, jnp.max(jnp.abs(F_new - F)), n + 1
+        P, _, n = c
+        P_new, _ = _sweep_probs(P, op, u)
+        return P_new, jnp.max(jnp.abs(jnp.cumsum(P_new - P, -1))), n + 1
 
-    F, _, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
-    return F, n
+    P, _, n = jax.lax.while_loop(cond, body, (cdf_to_probs(F), jnp.asarray(jnp.inf, F.dtype), 0))
+    return jnp.cumsum(P, -1), n
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
