@@ -18,9 +18,20 @@ Public API (the deep agent imports these):
     MDP, validate_mdp, mdp_from_params, Objective, make_objective, objective_value,
     check_stationary, REFUSED, ExactStocks, exact_stocks, ExactSolution, solve_exact,
     policy_iteration_exact, evaluate_exact, classic_value_iteration, GridOperator,
-    make_grid_operator, grid_sweep, GridSolution, grid_value_iteration, grid_policy_iteration
+    make_grid_operator, grid_sweep, grid_sweep_probs, projection_stencil, GridSolution,
+    grid_value_iteration, grid_policy_iteration
 """
 
+from jaxrl.dp.grid import (
+    GridOperator,
+    GridSolution,
+    grid_policy_iteration,
+    grid_sweep,
+    grid_sweep_probs,
+    grid_value_iteration,
+    make_grid_operator,
+    projection_stencil,
+)
 from jaxrl.dp.objectives import (
     REFUSED,
     Objective,
@@ -42,6 +53,14 @@ from jaxrl.dp.tabular import (
 )
 
 __all__ = [
+    "GridOperator",
+    "GridSolution",
+    "grid_policy_iteration",
+    "grid_sweep",
+    "grid_sweep_probs",
+    "grid_value_iteration",
+    "make_grid_operator",
+    "projection_stencil",
     "MDP",
     "REFUSED",
     "ExactSolution",
