@@ -65,6 +65,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cartpole_max_steps = 500
     c.natural = False
     c.lr = 0.05
+    # Adam learning rates tried for every estimator (one program); () = just `lr`. The report
+    # shows each estimator at its best rate and the final IQM at every rate.
+    c.lr_grid = (0.05, 0.1, 0.2, 0.4, 0.8)
     c.gamma_cartpole = 0.99
     c.bac_nu = 0.1
     c.bac_capacity = 64
@@ -81,6 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.cartpole_episodes = 5
         c.cartpole_max_steps = 100
         c.bac_capacity = 32
+        c.lr_grid = ()
         c.progress = False
     if variant == "gradient":
         c.learn_envs = ()

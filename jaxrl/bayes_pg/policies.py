@@ -47,12 +47,21 @@ def gaussian_linear_policy(min_sigma: float = 0.05, max_sigma: float = 5.0,
 
 
 def softmax_linear_policy(obs_dim: int, num_actions: int) -> Policy:
-    """Boltzmann policy `pi(a | x) ∝ exp(w_a^T [x, 1])`, `theta = vec(W)`, `W: [A, obs_dim + 1]`."""
-    n = num_actions * (obs_dim + 1)
+    """Boltzmann policy `pi(a | x) ∝ exp(w_a^T [x, 1])` with `w_0 = 0` (identifiable).
+
+    `theta = vec(W)`, `W: [A - 1, obs_dim + 1]` holds the weights of actions `1..A-1`; action 0's
+    logit is fixed at 0. With a free `w_0` the softmax is invariant to adding one vector to every
+    `w_a`, so the Fisher information is singular by construction and the Fisher kernels of BPG
+    (which use `G^{-1}`) amplify round-off along that null direction.
+    """
+    if num_actions < 2:
+        raise ValueError(f"softmax_linear_policy needs num_actions >= 2, got {num_actions}")
+    n = (num_actions - 1) * (obs_dim + 1)
 
     def logits(theta, obs):
-        w = theta.reshape(num_actions, obs_dim + 1)
-        return w @ jnp.concatenate([obs.astype(theta.dtype), jnp.ones((1,), theta.dtype)])
+        w = theta.reshape(num_actions - 1, obs_dim + 1)
+        rest = w @ jnp.concatenate([obs.astype(theta.dtype), jnp.ones((1,), theta.dtype)])
+        return jnp.concatenate([jnp.zeros((1,), theta.dtype), rest])
 
     def log_prob(theta, obs, action):
         return jax.nn.log_softmax(logits(theta, obs))[action]
