@@ -121,3 +121,26 @@ def test_vmapped_repetition_equals_single():
     single = jax.jit(f)(keys[2])
     for k in ("mc", "bpg1", "bpg2"):
         np.testing.assert_allclose(batched[k][2], single[k], rtol=1e-4, atol=1e-3)
+
+
+def test_softmax_policy_log_probs_and_nonsingular_fisher():
+    """Log-probs vs a NumPy softmax with action 0's logit at 0; the exact Fisher information
+    `sum_x sum_a pi(a|x) s s^T` over random states is well conditioned (identifiable form)."""
+    obs_dim, num_actions = 4, 3
+    pol = policies.softmax_linear_policy(obs_dim, num_actions)
+    assert pol.num_params == (num_actions - 1) * (obs_dim + 1)
+    rng = np.random.default_rng(0)
+    theta = jnp.asarray(rng.normal(size=pol.num_params), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(64, obs_dim)), jnp.float32)
+    w = np.asarray(theta).reshape(num_actions - 1, obs_dim + 1)
+    fisher = np.zeros((pol.num_params, pol.num_params))
+    for x in xs:
+        z = np.concatenate([[0.0], w @ np.append(np.asarray(x), 1.0)])
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        for a in range(num_actions):
+            np.testing.assert_allclose(pol.log_prob(theta, x, a), np.log(p[a]), atol=1e-5)
+            s = np.asarray(jax.grad(pol.log_prob)(theta, x, a), np.float64)
+            fisher += p[a] * np.outer(s, s) / len(xs)
+    eig = np.linalg.eigvalsh(fisher)
+    assert eig.min() > 1e-3 * eig.max(), eig
