@@ -8,7 +8,9 @@ Commands (from the repository root):
     python -m experiments.bayes_pg --config=experiments/configs/bayes_pg.py --workdir=/tmp/bpg
   Expected: BPG Model 1 has a much smaller gradient angle than plain MC at equal M (about 23 vs
   50 degrees at M = 10, digest Part B item 6); Model 2 is close to plain MC; MC with a baseline
-  is in between for small M. Run time: several minutes on 2 CPU cores.
+  is in between for small M. Run time: 17 min on the 2-core CPU shared with other jobs (each
+  estimator runs over `lr_grid` x 16 seeds in one program). Measured result:
+  docs/results/bayes_pg.md.
 
   Quick (the report's section; <= 60 s on a quiet 2-core machine):
     python -m experiments.bayes_pg --config=experiments/configs/bayes_pg.py:quick \
