@@ -2,8 +2,9 @@
 
   python -m experiments.dp_deep --config=experiments/configs/dp_deep.py[:quick] --workdir=DIR
 
-Two finite-horizon tasks (`jaxrl.envs.gamble`), each a finite MDP whose exact optimum is computed
-by `jaxrl.dp.tabular.solve_exact`:
+Two finite-horizon tasks (`Gamble-v0`, `Homeostasis-v0` from `jaxrl.envs.make`: plain gymnax
+envs that the agent wraps in the stock augmentation `jaxrl.envs.stock.StockAugmentation`), each a
+finite MDP whose exact optimum is computed by `jaxrl.dp.tabular.solve_exact`:
 
 * Gamble (H = 3; safe +1 or risky +4/-2 w.p. 0.6/0.4): a risk-neutral agent (`mean`) and a CVaR
   agent (`cvar`, alpha = config.alpha) train as one vmapped program over seeds. The CVaR agent

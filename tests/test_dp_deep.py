@@ -179,6 +179,24 @@ def test_gamble_env_dynamics():
         gamble_envs.gamble_mdp(p_win=1.5)
 
 
+def test_registered_envs_are_plain_and_the_agent_wraps_them():
+    from jaxrl import envs
+    from jaxrl.envs.stock import StockAugmentation
+
+    for name, size in (("Gamble-v0", 3 + 3), ("Homeostasis-v0", 3 + 6)):
+        env, params = envs.make(name)
+        obs, _ = env.reset(jax.random.PRNGKey(0), params)
+        assert obs.shape == (size,)  # one_hot(s), one_hot(t): no stock
+        assert env.default_params is params
+        wrapped, inner_params = deep.make_env(name)
+        assert isinstance(wrapped, StockAugmentation) and inner_params.P.shape == params.P.shape
+        sp = deep.stock_params(inner_params, -2.5, -2.5, 1.0)
+        obs, st = wrapped.reset(jax.random.PRNGKey(1), sp)
+        assert obs.shape == (size + 1,) and float(obs[-1]) == -2.5
+        obs2, _, r, _, _, _ = wrapped.step(jax.random.PRNGKey(2), st, 1, sp)
+        np.testing.assert_allclose(float(obs2[-1]), -2.5 + float(r), atol=1e-6)
+
+
 def test_homeostasis_mdp_rewards_and_probs():
     m = gamble_envs.homeostasis_mdp(horizon=4)
     np.testing.assert_allclose(m["P"].sum(-1), 1.0)
@@ -221,6 +239,20 @@ def test_vmapped_seed_equals_single_seed():
                                                 atol=1e-5),
         res.state.algo.params, state.params,
     )
+    # The stock comes from the StockAugmentation wrapper: in every stored transition the next
+    # stock is c + r (gamma = 1), and at t = 0 it lies in [stock_low, stock_high].
+    buf = jax.tree.map(lambda x: np.asarray(x[2]), res.state.algo.buffer)
+    n = int(buf.size)
+    assert n == 24 * cfg.num_envs
+    d = buf.data
+    np.testing.assert_allclose(d.next_obs[:n, -1], d.obs[:n, -1] + d.reward[:n], atol=1e-5)
+    first = d.obs[:n, 3] == 1.0  # time one-hot t = 0 (3 gamble states, then H = 3 time slots)
+    c0 = d.obs[:n, -1][first]
+    assert first.sum() >= cfg.num_envs and np.all((c0 >= -10.0) & (c0 <= 6.0))
+    assert np.std(c0) > 1.0  # drawn, not fixed
+    # terminal transitions end at t = H with an all-zero time part
+    term = d.terminated[:n] == 1.0
+    assert term.sum() > 0 and np.all(d.next_obs[:n][term][:, 3:6] == 0.0)
 
 
 def test_cvar_agent_plays_safe_mean_agent_gambles():

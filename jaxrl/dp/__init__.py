@@ -13,13 +13,17 @@ Solvers:
 * categorical on a stock grid (`jaxrl.dp.grid`), finite horizon or discounted:
   `grid_value_iteration`, `grid_policy_iteration`, `make_grid_operator` + `grid_sweep` (one
   jitted sweep on CDFs, the benchmark operator).
+* quantile (`jaxrl.dp.quantile`): `quantile_policy_evaluation` (the distributional Bellman
+  operator of a Markov policy on N quantile atoms, then the W1-optimal quantile projection;
+  finite horizon or discounted), `quantile_bellman` (one jitted step).
 
 Public API (the deep agent imports these):
     MDP, validate_mdp, mdp_from_params, Objective, make_objective, objective_value,
     check_stationary, REFUSED, ExactStocks, exact_stocks, ExactSolution, solve_exact,
     policy_iteration_exact, evaluate_exact, classic_value_iteration, GridOperator,
     make_grid_operator, grid_sweep, grid_sweep_probs, projection_stencil, GridSolution,
-    grid_value_iteration, grid_policy_iteration
+    grid_value_iteration, grid_policy_iteration, QuantileEvaluation, quantile_bellman,
+    quantile_policy_evaluation
 """
 
 from jaxrl.dp.grid import (
@@ -39,6 +43,7 @@ from jaxrl.dp.objectives import (
     make_objective,
     objective_value,
 )
+from jaxrl.dp.quantile import QuantileEvaluation, quantile_bellman, quantile_policy_evaluation
 from jaxrl.dp.tabular import (
     MDP,
     ExactSolution,
@@ -73,6 +78,9 @@ __all__ = [
     "make_objective",
     "mdp_from_params",
     "objective_value",
+    "QuantileEvaluation",
+    "quantile_bellman",
+    "quantile_policy_evaluation",
     "policy_iteration_exact",
     "solve_exact",
     "validate_mdp",

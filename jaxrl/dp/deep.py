@@ -15,8 +15,13 @@ positively homogeneous, so the greedy ranking is unchanged by the rescaling `gam
 stationary greedy policy on `(s, c)` is valid (sec. 4); on finite-horizon tasks the observation
 carries the time step, which makes the network time-indexed.
 
-As in the paper's deep agent, the stock at each episode start is drawn from `U[stock_low,
-stock_high]` so one network learns every stock level; at evaluation the user fixes `c_0`, and
+The stock is carried by the environment, not by the agent: the agent wraps its (plain) gymnax
+environment in `jaxrl.envs.stock.StockAugmentation`, which updates the stock after every step and
+appends it to the observation, `obs' = concat(obs, [c])`; the critic reads the last entry as the
+stock. Any gymnax env known to `jaxrl.envs.make` works (`Gamble-v0`, `Homeostasis-v0`, gymnax's
+own). As in the paper's deep agent, the stock at each episode start is drawn from `U[stock_low,
+stock_high]` (the wrapper's `c0_low, c0_high`, set per run from the hyperparameters) so one
+network learns every stock level; at evaluation the user fixes `c_0`, and
 CVaR_alpha picks `b` by maximizing the network's own estimate of the Rockafellar-Uryasev value
 `b + E[min(G - b, 0)] / alpha` at the initial state (`select_cvar_b`).
 
@@ -48,6 +53,7 @@ from jaxrl.distributions import (
     utilities,
 )
 from jaxrl.dp.replay import ReplayState, replay_add, replay_init, replay_sample
+from jaxrl.envs.stock import StockAugmentation, StockParams
 from jaxrl.networks import MLP
 
 # f of each objective (sec. 5): maximize E[f(c_0 + G)].
@@ -182,16 +188,27 @@ def greedy_action(dist: Any, stock: jax.Array, f: Callable[[jax.Array], jax.Arra
 
 
 def make_env(name: str, env_kwargs: Mapping[str, Any] | None = None):
-    """`(env, params)` by name: our finite-horizon tasks first, then `jaxrl.envs.make`."""
-    from jaxrl.envs import gamble as gamble_envs
+    """`(StockAugmentation(env), env_params)` for the plain env `jaxrl.envs.make(name, **kwargs)`.
 
-    local = {"Gamble-v0": gamble_envs.gamble, "Homeostasis-v0": gamble_envs.homeostasis}
-    kwargs = dict(env_kwargs or {})
-    if name in local:
-        return local[name](**kwargs)
+    The returned params are the *inner* env's; build the wrapper's per run with `stock_params`.
+    """
     from jaxrl import envs
 
-    return envs.make(name, **kwargs)
+    env, env_params = envs.make(name, **dict(env_kwargs or {}))
+    return StockAugmentation(env), env_params
+
+
+def stock_params(env_params: Any, c0_low: jax.Array, c0_high: jax.Array,
+                 gamma: jax.Array) -> StockParams:
+    """Params of the stock wrapper: `c_0 ~ U[c0_low, c0_high]` at each reset (fixed if equal),
+    `c' = (c + r) / gamma`. All three may be traced (read from the hyperparameters)."""
+    return StockParams(env_params, c0_low, c0_high, gamma,
+                       getattr(env_params, "max_steps_in_episode", 2**31 - 1))
+
+
+def split_stock(obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Augmented observation `[..., D + 1]` -> (observation `[..., D]`, stock `[...]`)."""
+    return obs[..., :-1], obs[..., -1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,14 +217,14 @@ def make_env(name: str, env_kwargs: Mapping[str, Any] | None = None):
 
 
 class Transition(NamedTuple):
-    """One stored transition; `next_obs` is the true next observation (before auto-reset)."""
+    """One stored transition of the stock-augmented env. Observations are augmented,
+    `concat(obs, [c])`; `next_obs` is the true next one (before auto-reset), whose stock is
+    `(c + reward) / gamma` (set by the wrapper)."""
 
-    obs: jax.Array  # [obs_dim]
-    stock: jax.Array  # []
+    obs: jax.Array  # [obs_dim + 1]
     action: jax.Array  # [] int32
     reward: jax.Array  # []
-    next_obs: jax.Array  # [obs_dim]
-    next_stock: jax.Array  # [] = (stock + reward) / gamma
+    next_obs: jax.Array  # [obs_dim + 1]
     terminated: jax.Array  # [] float32, 1 at a true terminal state
 
 
@@ -218,9 +235,8 @@ class DeepDNState(NamedTuple):
     target_params: Any
     opt_state: Any
     buffer: ReplayState
-    env_state: Any
-    obs: jax.Array  # [num_envs, obs_dim]
-    stock: jax.Array  # [num_envs]
+    env_state: Any  # StockState of the wrapper (carries the stock)
+    obs: jax.Array  # [num_envs, obs_dim + 1] augmented observations (stock last)
     episode_return: jax.Array  # [num_envs] running discounted return
     discount: jax.Array  # [num_envs] gamma^t
     key: jax.Array
@@ -313,7 +329,7 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
     validate_config(config)
     utility = make_utility(config.objective)
     env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
-    num_actions = int(env.action_space(env_params).n)
+    num_actions = int(env.action_space(stock_params(env_params, 0.0, 0.0, 1.0)).n)
     critic_kind = config.critic
     num_atoms, num_envs = int(config.num_atoms), int(config.num_envs)
     batch_size, learning_starts = int(config.batch_size), int(config.learning_starts)
@@ -322,22 +338,22 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
     adam = optax.scale_by_adam()
     hparams = {**DEFAULT_HPARAMS, **dict(config.get("hparams", {}) or {})}
 
-    def dist(params, obs, stock, hp):
+    def dist(params, obs_aug, hp):
+        obs, stock = split_stock(obs_aug)
         out = net.apply(params, obs, stock * hp["stock_scale"])
         return as_distribution(out, critic_kind, support_of(hp, num_atoms))
 
+    def train_stock_params(hp):
+        return stock_params(env_params, hp["stock_low"], hp["stock_high"], hp["gamma"])
+
     def init(key: jax.Array, hp: Mapping[str, jax.Array]) -> DeepDNState:
-        k_net, k_env, k_stock, key = jax.random.split(key, 4)
+        k_net, k_env, key = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_env, num_envs), env_params
+            jax.random.split(k_env, num_envs), train_stock_params(hp)
         )
-        stock = jax.random.uniform(
-            k_stock, (num_envs,), minval=hp["stock_low"], maxval=hp["stock_high"]
-        )
-        params = net.init(k_net, obs[0], stock[0])
-        example = Transition(
-            obs[0], stock[0], jnp.zeros((), jnp.int32), stock[0], obs[0], stock[0], stock[0]
-        )
+        params = net.init(k_net, *split_stock(obs[0]))
+        zero = jnp.zeros((), jnp.float32)
+        example = Transition(obs[0], jnp.zeros((), jnp.int32), zero, obs[0], zero)
         return DeepDNState(
             params=params,
             target_params=params,
@@ -345,7 +361,6 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
             buffer=replay_init(example, int(config.buffer_size)),
             env_state=env_state,
             obs=obs,
-            stock=stock,
             episode_return=jnp.zeros((num_envs,), jnp.float32),
             discount=jnp.ones((num_envs,), jnp.float32),
             key=key,
@@ -353,10 +368,12 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
         )
 
     def loss_fn(params, target_params, batch: Transition, hp):
-        out = net.apply(params, batch.obs, batch.stock * hp["stock_scale"])  # [B, A, K]
+        obs, stock = split_stock(batch.obs)
+        out = net.apply(params, obs, stock * hp["stock_scale"])  # [B, A, K]
         out_a = jnp.take_along_axis(out, batch.action[:, None, None], axis=1)[:, 0]  # [B, K]
-        next_d = dist(target_params, batch.next_obs, batch.next_stock, hp)
-        a_next = greedy_action(next_d, batch.next_stock, lambda x: utility(x, hp))  # [B]
+        next_d = dist(target_params, batch.next_obs, hp)
+        next_stock = split_stock(batch.next_obs)[1]  # (c + r) / gamma, set by the wrapper
+        a_next = greedy_action(next_d, next_stock, lambda x: utility(x, hp))  # [B]
         not_term = 1.0 - batch.terminated
         scale = (hp["gamma"] * not_term)[:, None]
         if critic_kind == "quantile":
@@ -374,39 +391,30 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
         return losses.mean()
 
     def update(state: DeepDNState, hp: Mapping[str, jax.Array]):
-        key, k_eps, k_rand, k_env, k_stock, k_sample = jax.random.split(state.key, 6)
+        key, k_eps, k_rand, k_env, k_sample = jax.random.split(state.key, 5)
 
-        # ACT: epsilon-greedy on argmax_a E f(c + Z).
+        # ACT: epsilon-greedy on argmax_a E f(c + Z), c = the stock in the observation.
         frac = state.step / jnp.maximum(hp["eps_decay_frac"] * num_updates, 1.0)
         eps = hp["eps_end"] + (hp["eps_start"] - hp["eps_end"]) * jnp.clip(1.0 - frac, 0.0, 1.0)
+        stock = split_stock(state.obs)[1]
         greedy = greedy_action(
-            dist(state.params, state.obs, state.stock, hp), state.stock, lambda x: utility(x, hp)
+            dist(state.params, state.obs, hp), stock, lambda x: utility(x, hp)
         )
         explore = jax.random.uniform(k_eps, (num_envs,)) < eps
         random_a = jax.random.randint(k_rand, (num_envs,), 0, num_actions)
         action = jnp.where(explore, random_a, greedy).astype(jnp.int32)
 
-        # STEP the environments and the stock c' = (c + r) / gamma.
+        # STEP the stock-augmented environments: the wrapper sets c' = (c + r) / gamma and
+        # re-draws c_0 ~ U[stock_low, stock_high] after an auto-reset.
         obs, env_state, reward, term, trunc, info = jax.vmap(
             env.step, in_axes=(0, 0, 0, None)
-        )(jax.random.split(k_env, num_envs), state.env_state, action, env_params)
+        )(jax.random.split(k_env, num_envs), state.env_state, action, train_stock_params(hp))
         reward = reward.astype(jnp.float32)
         done = jnp.logical_or(term, trunc)
-        next_stock = (state.stock + reward) / hp["gamma"]
         transition = Transition(
-            state.obs,
-            state.stock,
-            action,
-            reward,
-            info["final_observation"],
-            next_stock,
-            term.astype(jnp.float32),
+            state.obs, action, reward, info["final_observation"], term.astype(jnp.float32)
         )
         buffer = replay_add(state.buffer, transition)
-        new_c0 = jax.random.uniform(
-            k_stock, (num_envs,), minval=hp["stock_low"], maxval=hp["stock_high"]
-        )
-        stock = jnp.where(done, new_c0, next_stock)
         ep_ret = state.episode_return + state.discount * reward
         finished = jnp.sum(done)
         ret_metric = jnp.sum(jnp.where(done, ep_ret, 0.0)) / jnp.maximum(finished, 1)
@@ -431,7 +439,7 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
         )
 
         new_state = DeepDNState(
-            params, target_params, opt_state, buffer, env_state, obs, stock,
+            params, target_params, opt_state, buffer, env_state, obs,
             episode_return, discount, key, state.step + 1,
         )
         metrics = {
@@ -467,52 +475,56 @@ def make_evaluate(config: Any, max_steps: int | None = None):
     validate_config(config)
     utility = make_utility(config.objective)
     env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
-    num_actions = int(env.action_space(env_params).n)
+    num_actions = int(env.action_space(stock_params(env_params, 0.0, 0.0, 1.0)).n)
     num_atoms = int(config.num_atoms)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
     steps = int(max_steps or env_params.max_steps_in_episode)
 
-    def dist(params, obs, stock, hp):
+    def dist(params, obs_aug, hp):
+        obs, stock = split_stock(obs_aug)
         out = net.apply(params, obs, stock * hp["stock_scale"])
         return as_distribution(out, config.critic, support_of(hp, num_atoms))
 
+    def fixed_stock(hp, c0):  # the wrapper with c_0 = c0 at every reset
+        c0 = jnp.asarray(c0, jnp.float32)
+        return stock_params(env_params, c0, c0, hp["gamma"])
+
     def rollout(params, key, hp, c0, num_episodes: int):
         k_reset, key = jax.random.split(key)
+        sp = fixed_stock(hp, c0)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_reset, num_episodes), env_params
+            jax.random.split(k_reset, num_episodes), sp
         )
-        stock = jnp.full((num_episodes,), c0, jnp.float32)
+        stock0 = split_stock(obs)[1]
 
         def body(carry, k):
-            obs, env_state, stock, ret, disc, alive = carry
-            a = greedy_action(dist(params, obs, stock, hp), stock, lambda x: utility(x, hp))
-            obs, env_state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k, num_episodes), env_state, a, env_params
+            obs, env_state, last, ret, disc, alive = carry
+            stock = split_stock(obs)[1]
+            a = greedy_action(dist(params, obs, hp), stock, lambda x: utility(x, hp))
+            obs, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k, num_episodes), env_state, a, sp
             )
             ret = ret + jnp.where(alive, disc * r, 0.0)
-            new_stock = jnp.where(alive, (stock + r) / hp["gamma"], stock)
-            out = (jnp.where(alive, a, -1), new_stock)
+            # the stock of the true next state (frozen once the episode has ended)
+            last = jnp.where(alive, info["final_stock"], last)
+            out = (jnp.where(alive, a, -1), last)
             alive = alive & ~(term | trunc)
-            return (obs, env_state, new_stock, ret, disc * hp["gamma"], alive), out
+            return (obs, env_state, last, ret, disc * hp["gamma"], alive), out
 
         init = (
-            obs, env_state, stock, jnp.zeros((num_episodes,)), jnp.ones((num_episodes,)),
+            obs, env_state, stock0, jnp.zeros((num_episodes,)), jnp.ones((num_episodes,)),
             jnp.ones((num_episodes,), bool),
         )
         carry, (actions, stocks) = jax.lax.scan(body, init, jax.random.split(key, steps))
-        return {
-            "returns": carry[3],
-            "actions": actions,
-            "stocks": jnp.concatenate([stock[None], stocks], axis=0),
-        }
+        stocks = jnp.concatenate([stock0[None], stocks], axis=0)
+        return {"returns": carry[3], "actions": actions, "stocks": stocks}
 
     def predicted(params, key, hp, c0, num_states: int):
         obs, _ = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(key, num_states), env_params
+            jax.random.split(key, num_states), fixed_stock(hp, c0)
         )
-        stock = jnp.full((num_states,), c0, jnp.float32)
         f = lambda x: utility(x, hp)
-        return objective_values(dist(params, obs, stock, hp), stock, f).max(-1).mean()
+        return objective_values(dist(params, obs, hp), split_stock(obs)[1], f).max(-1).mean()
 
     return rollout, predicted
 

@@ -8,6 +8,12 @@ so a network reading it is time-indexed (the greedy policy of finite-horizon dis
 is indexed by time; "Optimizing Return Distributions with Distributional Dynamic Programming",
 sec. 3-4). The episode terminates after `horizon` steps (a true terminal: no bootstrapping).
 
+The environments are plain (un-augmented): they know nothing of the stock. The deep agent
+(`jaxrl.dp.deep`) wraps them, like any gymnax env, in `jaxrl.envs.stock.StockAugmentation`,
+which carries the stock `c_{t+1} = (c_t + r_t) / gamma` and appends it to the observation.
+`jaxrl.envs.make("Gamble-v0")` / `make("Homeostasis-v0")` return `(env, params)` of the plain env,
+with `env.default_params == params` (so the wrapper can be built around it).
+
 * `gamble`: every step choose `safe` (+1) or `risky` (+4 w.p. 0.6, -2 w.p. 0.4; mean +1.6).
   The risk-neutral optimum always gambles (E G = 1.6 H); for CVaR at level 0.2 the optimum
   never gambles (G = H surely). States record the last outcome (0 safe, 1 win, 2 loss); only
@@ -41,11 +47,13 @@ class EnvState(environment.EnvState):
 @struct.dataclass
 class EnvParams(environment.EnvParams):
     """Arrays of the finite MDP: `P [S,A,S']` transition probabilities, `R [S,A,S']` rewards,
-    `mu0 [S]` initial distribution; `max_steps_in_episode` = horizon."""
+    `mu0 [S]` initial distribution; `gamma` the discount (not used by `step`; read by the stock
+    wrapper and the agents); `max_steps_in_episode` = horizon."""
 
     P: jax.Array = None  # type: ignore[assignment]
     R: jax.Array = None  # type: ignore[assignment]
     mu0: jax.Array = None  # type: ignore[assignment]
+    gamma: float = 1.0
     max_steps_in_episode: int = 1
 
 
@@ -76,13 +84,18 @@ class FiniteHorizonMDP(environment.Environment):
     at the terminal step `t = H`). Reward `R[s, a, s']`. Terminates when `t = H`.
     """
 
-    def __init__(self, num_states: int, num_actions: int, horizon: int):
+    def __init__(self, num_states: int, num_actions: int, horizon: int,
+                 default: EnvParams | None = None):
         super().__init__()
         self.num_states, self._num_actions, self.horizon = num_states, num_actions, horizon
+        self._default = default
 
     @property
-    def default_params(self) -> EnvParams:  # pragma: no cover - factories give params
-        raise ValueError("FiniteHorizonMDP has no default params: build it with a factory")
+    def default_params(self) -> EnvParams:
+        if self._default is None:
+            raise ValueError("FiniteHorizonMDP has no default params: build it with a factory "
+                             "(make_finite_horizon, gamble, homeostasis)")
+        return self._default
 
     def get_obs(self, state: EnvState) -> jax.Array:
         return jnp.concatenate(
@@ -132,17 +145,21 @@ class FiniteHorizonMDP(environment.Environment):
 
 
 def make_finite_horizon(mdp: dict[str, Any]) -> tuple[FiniteHorizonMDP, EnvParams]:
-    """`(env, params)` for an MDP dict with `P`, `R`, `mu0`, `horizon` (see `gamble_mdp`)."""
+    """`(env, params)` for an MDP dict with `P`, `R`, `mu0`, `horizon` and optional `gamma`
+    (default 1; see `gamble_mdp`). The env's `default_params` are these params."""
     check_mdp(mdp["P"], mdp["R"], mdp["mu0"], mdp["horizon"])
+    gamma = float(mdp.get("gamma", 1.0))
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
     S, A, _ = np.shape(mdp["P"])
-    env = FiniteHorizonMDP(S, A, int(mdp["horizon"]))
     params = EnvParams(
         P=jnp.asarray(mdp["P"], jnp.float32),
         R=jnp.asarray(mdp["R"], jnp.float32),
         mu0=jnp.asarray(mdp["mu0"], jnp.float32),
+        gamma=gamma,
         max_steps_in_episode=int(mdp["horizon"]),
     )
-    return env, params
+    return FiniteHorizonMDP(S, A, int(mdp["horizon"]), params), params
 
 
 def gamble_mdp(

@@ -4,9 +4,10 @@ The stock `c` is carried with the environment state and updated after every step
 `c_{t+1} = (c_t + r_t) / gamma`, so that `c_t + G_t = gamma^{-t} (c_0 + G_0)`. It is appended to
 the observation (`obs' = concat(ravel(obs) as float32, [c])`). At reset `c_0` is the fixed
 `params.c0_low` when `c0_low == c0_high`, else drawn from `U[c0_low, c0_high]` (so one network
-sees all stock levels). After gymnax's auto-reset the stock is re-drawn; `info["final_stock"]`
-holds the stock of the transition's true next state, and `info["final_observation"]` is
-augmented with it.
+sees all stock levels). `StockParams` is a pytree: `c0_low`, `c0_high` and `gamma` may be
+traced arrays (e.g. swept hyperparameters of `jaxrl.dp.deep`). After gymnax's auto-reset the
+stock is re-drawn; `info["final_stock"]` holds the stock of the transition's true next state,
+and `info["final_observation"]` is augmented with it.
 
 Public API: StockAugmentation, StockParams, StockState.
 """
@@ -64,8 +65,10 @@ class StockAugmentation:
         return self._default
 
     def _draw_stock(self, key: jax.Array, params: StockParams) -> jax.Array:
-        u = jax.random.uniform(key, (), jnp.float32)
-        return jnp.float32(params.c0_low) + u * (params.c0_high - params.c0_low)
+        # c0_low / c0_high / gamma may be traced (agents read them from swept hyperparameters)
+        low = jnp.asarray(params.c0_low, jnp.float32)
+        high = jnp.asarray(params.c0_high, jnp.float32)
+        return low + jax.random.uniform(key, (), jnp.float32) * (high - low)
 
     @staticmethod
     def _augment(obs: jax.Array, stock: jax.Array) -> jax.Array:
