@@ -37,10 +37,12 @@ def test_lipschitz_of_linear_map_and_gaussian_flow():
     assert warmstart.choose_start_index([0.9, 0.8], err0=1.0, tol=0.1) == 0
 
 
-def test_task_denoiser_equals_tweedie_of_autodiff_log_density():
-    task = warmstart.ReachGraspTask()
-    p, g = jnp.array([0.4, 0.2]), jnp.array([0.0, 0.1])
-    q, w = task.expert(p, g)
+@pytest.mark.parametrize("task_cls", [warmstart.LaneTrackTask, warmstart.ReachGraspTask])
+def test_task_denoiser_equals_tweedie_of_autodiff_log_density(task_cls):
+    task = task_cls()
+    p, ctx = task.init(jax.random.PRNGKey(3))
+    t = jnp.float32(5.0)
+    q, w = task.expert(p, t, ctx)
     c, v = 1.0 / task.factor, (task.tau_grip / task.factor) ** 2
 
     def logp(x, sigma):
@@ -53,18 +55,39 @@ def test_task_denoiser_equals_tweedie_of_autodiff_log_density():
                              jnp.log1p(-w) + jax.scipy.stats.norm.logpdf(x[:, 2], -c, sd)).sum()
         return cont + grip
 
-    x = jax.random.normal(jax.random.PRNGKey(0), (task.horizon * 3,)) * 0.3
-    for sigma in [0.01, 0.1, 2.0]:
-        ref = x + sigma**2 * jax.grad(logp)(x, sigma)
-        np.testing.assert_allclose(task.denoiser(p, g)(x, sigma), ref, rtol=1e-4, atol=1e-5)
+    x = jnp.concatenate([q[0], jnp.zeros((task.horizon, 1))], 1).reshape(-1)
+    x = x + 0.05 * jax.random.normal(jax.random.PRNGKey(0), x.shape)
+    sigmas = jnp.array([0.01, 0.1, 2.0])
+    ref = jax.jit(jax.vmap(lambda s: x + s**2 * jax.grad(logp)(x, s)))(sigmas)
+    out = jax.jit(jax.vmap(lambda s: task.denoiser(p, t, ctx)(x, s)))(sigmas)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_lane_task_expert_is_time_consistent():
+    # Executing a mode plan's first action (no noise) makes the next plan of that mode equal to
+    # the old plan shifted by one step, except the padded last entry: RTI's premise, checked
+    # against an independent NumPy evaluation of the lane geometry.
+    task = warmstart.LaneTrackTask()
+    p, ctx = task.init(jax.random.PRNGKey(1))
+    for t in [0.0, 3.0, 11.0]:
+        q, _ = task.expert(p, jnp.float32(t), ctx)
+        for j in range(2):
+            q_next, _ = task.expert(q[j, 0], jnp.float32(t + 1), ctx)
+            np.testing.assert_allclose(q_next[j, :-1], q[j, 1:], atol=1e-5)
+        # the mode plans converge onto the two lanes: r = radius -+ delta at step t + k
+        ang = float(ctx[0]) + task.speed * (t + task.horizon)
+        lane = np.array([np.cos(ang), np.sin(ang)]) * (task.radius + np.array([[-1.0], [1.0]])
+                                                       * task.delta)
+        gap = np.abs(np.asarray(q[:, -1]) - lane).max()
+        assert gap <= task.gamma ** task.horizon * 2.0 + 1e-6
 
 
 def test_warm_start_from_exact_solution_stays_there():
     task = warmstart.ReachGraspTask()
-    p, g = jnp.array([0.4, 0.2]), jnp.array([0.0, 0.1])
-    den = task.denoiser(p, g)
+    p, g, t = jnp.array([0.4, 0.2]), jnp.array([0.0, 0.1]), jnp.float32(0.0)
+    den = task.denoiser(p, t, g)
     full = jnp.asarray(sde.edm_sigmas(20, sigma_max=10.0))
-    q, w = task.expert(p, g)
+    q, w = task.expert(p, t, g)
     mode = jnp.concatenate([q[0], jnp.where(w >= 0.5, 1.0, -1.0)[:, None] / task.factor], 1)
     x, nfe = warmstart.warm_start_denoise(den, mode.reshape(-1), full[-3:], name="euler")
     assert int(nfe) == 2
@@ -75,6 +98,24 @@ def test_warm_start_from_exact_solution_stays_there():
     # the full solve lands within a few policy standard deviations of one of the two routes
     dist = min(float(jnp.abs(x_full.reshape(-1, 3)[:, :2] - q[j]).max()) for j in range(2))
     assert dist < 5 * task.tau
+
+
+def test_scaled_gripper_flips_only_above_derived_start_level():
+    # Exact denoiser on one gripper entry: a guess at -c is overturned (posterior > 1/2 for +c)
+    # iff log-odds > 2 c^2 / (v + s^2), the condition behind the start-level floor.
+    task = warmstart.LaneTrackTask()
+    c, v = 1.0 / task.factor, (task.tau_grip / task.factor) ** 2
+    w = np.full(task.horizon, 0.9)
+    q = jnp.zeros((2, task.horizon, 2))
+    den = warmstart.chunk_mixture_denoiser(q, jnp.asarray(w), task.tau, task.tau_grip,
+                                           task.factor)
+    x = jnp.concatenate([jnp.zeros((task.horizon, 2)), jnp.full((task.horizon, 1), -c)], 1)
+    s_star = np.sqrt(2 * c**2 / np.log(9.0) - v)
+    assert abs(s_star - np.sqrt(2.0 / np.log(9.0)) / task.factor) < 1e-3  # v is negligible
+    for s, flips in [(0.7 * s_star, False), (1.5 * s_star, True)]:
+        out = den(x.reshape(-1), jnp.float32(s)).reshape(task.horizon, 3)[:, 2]
+        # one Euler step from s to 0 returns D itself: its sign is the executed gripper command
+        np.testing.assert_array_equal(np.asarray(out) > 0, flips)
 
 
 def test_cli_writes_samples_and_rejects_bad_mixtures(tmp_path):
