@@ -236,3 +236,33 @@ def test_bad_config_raises_one_line():
         props.make_props(tiny_config(props_num_steps=7))
     with pytest.raises(ValueError, match="config.behavior"):
         props.make_props(tiny_config(behavior="iid"))
+
+
+def test_behavior_update_with_precomputed_theta_head_matches_plain():
+    # `head=(out_fn, dist_fn)` only caches theta's outputs; the update must be the same.
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(9), 3)
+    w = {"w": 0.3 * jax.random.normal(k1, (3, 2)), "log_std": jnp.array([0.1, -0.3])}
+    obs = jax.random.normal(k2, (24, 3))
+
+    def out_fn(p, o):
+        return o @ p["w"]
+
+    def dist_fn(p, out):
+        return distrax.MultivariateNormalDiag(out, jnp.exp(p["log_std"]))
+
+    def apply_pi(p, o):
+        return dist_fn(p, out_fn(p, o))
+
+    acts = apply_pi(w, obs).sample(seed=k3)
+    tx = ppo.make_optimizer()
+    opt = props.set_opt_hparams(tx.init(w), jnp.float32(0.05), jnp.float32(10.0))
+    hp = {**HP, "props_kl_coef": jnp.float32(0.3), "props_target_kl": jnp.float32(1e9)}
+    mask = jnp.arange(24) < 20
+    kw = {"apply_pi": apply_pi, "tx": tx, "epochs": 3, "num_minibatches": 4}
+    phi1, _, m1 = props.behavior_update(w, opt, obs, acts, mask, k3, hp, **kw)
+    phi2, _, m2 = props.behavior_update(w, opt, obs, acts, mask, k3, hp, head=(out_fn, dist_fn),
+                                        **kw)
+    for a, b in zip(jax.tree.leaves(phi1), jax.tree.leaves(phi2), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert float(m1["props_steps"]) == float(m2["props_steps"]) == 12.0
+    assert float(jnp.abs(phi1["w"] - w["w"]).max()) > 1e-3  # it did move
