@@ -304,6 +304,13 @@ def make_plots(rows, trajs, summary, plot_dir):
     return paths
 
 
+def _write_rows(workdir: str, rows: list[dict]) -> None:
+    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     """Run everything in `c` into `workdir`; return the summary dict."""
     validate(c)
@@ -317,10 +324,7 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
             r, t = run_program(c, env, variant, cfg, points, log)
             rows += r
             trajs.update(t)
-    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+            _write_rows(workdir, rows)  # after every program: partial results survive a kill
     summary = summarize(rows)
     summary["_wall_s"] = time.time() - t0
     with open(os.path.join(workdir, "summary.json"), "w") as f:

@@ -4,6 +4,8 @@
   /work/venv-rejax/bin/python -m experiments.benchmarks.stac --impl=rejax   # rejax SAC itself
   python -m experiments.benchmarks.stac --impl=stac256   # STAC, paper networks (2x256 LN)
   python -m experiments.benchmarks.stac --impl=sac256    # twin SAC, the same networks
+  python -m experiments.benchmarks.stac --impl=ours_rejaxcfg --steps=456 --profile=/tmp/prof
+      # op-level profile of the jitted update: time per category (GEMM, activations, RNG, ...)
 
 rejax must live in its own venv (rejax 0.1.3 needs gymnax 0.0.9; see RESULTS_stac.md). Each run
 prints one JSON line: the time of the first call (compile + run), of a second call (run only,
@@ -17,7 +19,12 @@ evaluation costs about 10%).
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
+import gzip
 import json
+import os
+import re
 import time
 
 REJAX_CFG = dict(
@@ -68,14 +75,79 @@ def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
     return {"updates": algo.num_updates, "times": times, "final_return": float(np.mean(ev))}
 
 
+# Our twin SAC with rejax's Pendulum configuration (no observation normalisation).
+OURS_REJAXCFG = dict(
+    variant="sac", warmup_steps=256, buffer_size=10_000, batch_size=256, actor_hidden=(64, 64),
+    critic_hidden=(64, 64), activation="swish", layer_norm=False, use_dropout=False,
+    actor_lr=0.01, critic_lr=0.01, alpha_lr=0.01, alpha_update="adam", tau=0.02, gamma=0.99,
+    alpha_init=1.0, actor_dropout=0.0, critic_dropout=0.0)
+
+
 def run_ours_rejaxcfg(seeds: int, steps: int, repeat: int) -> dict:
     """Our twin SAC with rejax's Pendulum configuration (no observation normalisation)."""
-    return _ours(dict(
-        variant="sac", total_env_steps=steps, warmup_steps=256, buffer_size=10_000,
-        batch_size=256, actor_hidden=(64, 64), critic_hidden=(64, 64), activation="swish",
-        layer_norm=False, use_dropout=False, actor_lr=0.01, critic_lr=0.01, alpha_lr=0.01,
-        alpha_update="adam", tau=0.02, gamma=0.99, alpha_init=1.0, actor_dropout=0.0,
-        critic_dropout=0.0), seeds, repeat)
+    return _ours({**OURS_REJAXCFG, "total_env_steps": steps}, seeds, repeat)
+
+
+# Op-level profile categories, matched against each XLA op's name and its jax `op_name` metadata.
+_CATEGORIES = (
+    ("RNG (threefry)", r"threefry|random_bits|bernoulli|_uniform|_randint|_normal|random_split"
+                       r"|random_wrap|random_unwrap|fold_in"),
+    ("GEMM (dot / ynn_fusion)", r"^(ynn_fusion|dot)"),
+    ("LayerNorm", r"LayerNorm"),
+    ("activations / dropout apply", r"silu|swish|relu|Dropout|dropout|tanh"),
+    ("copies / transposes", r"^copy|/transpose$"),
+    ("other elementwise (optimizer, losses, env, replay)", r"."),
+)
+
+
+def profile_ours(cfg_kwargs: dict, seeds: int, trace_dir: str) -> dict:
+    """Trace one call of the jitted vmapped train (after a warm-up call) with XLA:CPU's per-op
+    TraceMe events; return exclusive milliseconds per op category (see `_CATEGORIES`)."""
+    import jax
+
+    from jaxrl import sweep
+    from jaxrl.stac import STACConfig, make_stac
+
+    algo = make_stac(STACConfig(**cfg_kwargs))
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    train = jax.jit(jax.vmap(sweep.make_train(algo)))
+    meta = {}
+    for line in train.lower(keys).compile().as_text().splitlines():
+        m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*?op_name=\"([^\"]*)\"", line)
+        if m:
+            meta.setdefault(m.group(1), m.group(2))
+    jax.block_until_ready(train(keys))
+    jax.profiler.start_trace(trace_dir)
+    t = time.perf_counter()
+    jax.block_until_ready(train(keys))
+    wall = time.perf_counter() - t
+    jax.profiler.stop_trace()
+    fn = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True))[-1]
+    events = [e for e in json.load(gzip.open(fn))["traceEvents"] if e.get("ph") == "X"
+              and not e["name"].startswith(("ThunkExecutor", "$", "block_until"))]
+    by_thread, excl = collections.defaultdict(list), collections.Counter()
+    for e in events:
+        by_thread[(e["pid"], e["tid"])].append(e)
+    for evs in by_thread.values():  # exclusive time: subtract nested events (while bodies)
+        evs.sort(key=lambda e: (e["ts"], -e["dur"]))
+        stack = []
+        for e in evs:
+            while stack and stack[-1]["ts"] + stack[-1]["dur"] <= e["ts"]:
+                stack.pop()
+            if stack:
+                excl[id(stack[-1])] -= e["dur"]
+            excl[id(e)] += e["dur"]
+            stack.append(e)
+    cat = collections.Counter()
+    for e in events:
+        name = e["name"].replace("end: ", "")
+        text = name + " " + meta.get(name, "")
+        label = next(c for c, pat in _CATEGORIES if re.search(pat, text))
+        cat[label] += excl[id(e)] / 1e3
+    total = sum(cat.values())
+    return {"wall_ms": round(1e3 * wall, 1), "ops_ms": round(total, 1),
+            "per_update_ms": round(1e3 * wall / algo.num_updates, 3),
+            "share": {k: round(v / total, 3) for k, v in cat.most_common()}}
 
 
 def _paper_nets(variant: str, steps: int) -> dict:
@@ -91,9 +163,21 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--profile", default="", help="trace dir: print an op-level profile instead")
     a = p.parse_args()
-    if a.seeds < 1 or a.steps < 512 or a.repeat < 1:
-        raise SystemExit(f"--seeds >= 1, --steps >= 512, --repeat >= 1; got {vars(a)}")
+    if a.seeds < 1 or a.steps < 300 or a.repeat < 1:
+        raise SystemExit(f"--seeds >= 1, --steps >= 300, --repeat >= 1; got {vars(a)}")
+    if a.profile:
+        if a.impl == "rejax":
+            raise SystemExit("--profile profiles our code only")
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = flags + " --xla_cpu_enable_xprof_traceme=true"  # before jax
+        kw = (OURS_REJAXCFG if a.impl == "ours_rejaxcfg"
+              else _paper_nets("stac" if a.impl == "stac256" else "sac", a.steps))
+        kw = {**kw, "total_env_steps": a.steps}
+        print(json.dumps({"impl": a.impl, "seeds": a.seeds, "xla_flags": flags,
+                          **profile_ours(kw, a.seeds, a.profile)}))
+        return
     t0 = time.perf_counter()
     if a.impl == "rejax":
         r = run_rejax(a.seeds, a.steps, a.repeat)

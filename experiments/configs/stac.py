@@ -8,6 +8,9 @@ Quick variant (`:quick`, 3 seeds, 2x32 networks, 2.5k Pendulum steps, 1.5k Risky
 steps; STAC, twin SAC and STAC without dropout on Pendulum, the beta ablation {0, .25, .5} on
 RiskyPointMass; about 100 s of CPU time, i.e. roughly 60 s wall on a quiet 2-core CPU).
 Medium variant (`:medium`, Pendulum only, 6 seeds, 2x64 networks, 6k steps, all five methods).
+16-seed variant (`:seeds16`, Pendulum only, 16 seeds, all five methods, 2x32 networks, batch
+64, lr 3e-3, 4k steps incl. 500 warm-up; 80 runs in 4 compiled programs; 20 min measured on a
+shared 2-core CPU, niced; results in docs/results/stac.md).
 Expected (quick): every method improves on Pendulum's random return (about -1200); biases are
 computed and plotted; at this scale differences between methods are NOT meaningful (few seeds,
 few steps, critics still catching up with the returns); the full config is the experiment.
@@ -75,6 +78,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.eval_episodes = 4
         c.bias_states = 4
         c.bias_rollouts = 8
+    elif arg == "seeds16":
+        c.num_seeds = 16
+        c.envs = ("Pendulum-v1",)
+        c.variant_envs = ("Pendulum-v1",)
+        c.ablation_envs = ()
+        c.steps = ml_collections.ConfigDict({"Pendulum-v1": 4_000})
+        c.alpha_init = ml_collections.ConfigDict({"Pendulum-v1": 0.2})
+        c.warmup_steps = 500
+        c.buffer_size = 4_000
+        c.batch_size = 64
+        c.hidden = 32
+        c.lr = 3e-3
+        c.alpha_update = "adam"
+        c.eval_every = 700
+        c.eval_episodes = 4
+        c.bias_states = 4
+        c.bias_rollouts = 8
+        c.bias_horizon = 150
     elif arg not in (None, ""):
-        raise ValueError(f"unknown config variant {arg!r}; use '' or 'quick'")
+        raise ValueError(f"unknown config variant {arg!r}; use '', 'quick', 'medium' or 'seeds16'")
     return c
