@@ -32,7 +32,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "output directory", allow_override=True)
 
-KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop")
+KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop", "dsac")
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
@@ -95,7 +95,7 @@ def programs(c: ml_collections.ConfigDict, env: str):
     if stac_points:
         out.append(("stac", stac_lib.STACConfig(variant="stac", **base), stac_points))
     if env in c.variant_envs:
-        for v in ("sac", "sac_single", "estac"):
+        for v in ("sac", "sac_single", "estac", "dsac"):
             if v in c.variants:
                 cfg = stac_lib.STACConfig(
                     variant=v, use_dropout=False, actor_dropout=0.0, critic_dropout=0.0, **base

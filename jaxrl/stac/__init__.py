@@ -1,6 +1,7 @@
 """Stochastic Actor-Critic (STAC) and SAC-family baselines (Özalp 2026, arXiv 2601.00737)."""
 
 from jaxrl.stac.stac import (
+    QUANTILE_VARIANTS,
     VARIANTS,
     AgentState,
     Learner,
@@ -9,10 +10,13 @@ from jaxrl.stac.stac import (
     gaussian_nll,
     make_learner,
     make_stac,
+    quantile_huber_loss,
+    quantile_midpoints,
     soft_target,
 )
 
 __all__ = [
+    "QUANTILE_VARIANTS",
     "VARIANTS",
     "AgentState",
     "Learner",
@@ -21,5 +25,7 @@ __all__ = [
     "gaussian_nll",
     "make_learner",
     "make_stac",
+    "quantile_huber_loss",
+    "quantile_midpoints",
     "soft_target",
 ]

@@ -4,8 +4,9 @@
   The dropout rate is a run-time float (so it can be swept inside one compiled program); dropout
   is applied only when `train=True` and draws its mask from the flax `"dropout"` RNG stream.
 * `Critic`: `concat(s, a) -> Body -> Dense(out)`; `out = 2` for the Gaussian critic (mean and raw
-  scale), `out = 1` for a plain Q critic. Twin critics are two parameter sets stacked on axis 0
-  (see `init_stacked` / `apply_stacked`).
+  scale), `out = 1` for a plain Q critic, `out = N` for a quantile critic (DSAC: `N` quantiles of
+  the soft return at fixed levels, unconstrained outputs as in QR-DQN). Twin critics are two
+  parameter sets stacked on axis 0 (see `init_stacked` / `apply_stacked`).
 * `Actor`: `s -> Body -> Dense(2 |A|)` giving the mean and raw scale of a tanh-squashed Gaussian.
 * Pure head functions: `gaussian_head` (clamped softplus scale), `tanh_gaussian_sample`,
   `tanh_gaussian_log_prob` with the stable log-determinant

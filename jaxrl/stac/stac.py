@@ -14,6 +14,15 @@ arXiv 2601.00737 (2026). Variants, chosen by `config.variant`:
 * `sac_single`: one Q critic, otherwise `sac`.
 * `estac`: twin Gaussian one-step critics trained by NLL, min of the means in target and actor,
   no `beta` (the paper's baseline, Sec. 5).
+* `dsac`: distributional SAC with twin QUANTILE critics (the paper's DSAC baseline, Sec. 5, 25
+  quantiles, twin; quantile-regression critics after Dabney et al. 2018 "QR-DQN", soft
+  distributional backup after Ma et al. 2020 / Duan et al. 2021). Each critic outputs
+  `N = num_quantiles` quantiles of the soft return at the fixed midpoints
+  `tau_i = (2 i - 1) / (2 N)`. Target quantiles (no gradient), one next action `a' ~ pi(.|s')`:
+  per sample, take the target critic whose quantile mean is smaller and use ITS quantiles,
+  `y_j = r + gamma (1 - done) [z_j(s', a') - alpha log pi(a'|s')]`; critic loss = quantile Huber
+  loss (`kappa`, default 1) between each online critic's `N` quantiles and the `N` target
+  quantiles (all pairs); actor on `min_i mean_j z_ij(s, a) - alpha log pi`.
 
 Common to all (paper Sec. 4.3): tanh-squashed Gaussian actor, Polyak targets every step,
 automatic temperature `alpha <- alpha exp(lr_alpha alpha (H_target - H_batch))` (SGD on
@@ -24,7 +33,7 @@ step after `warmup_steps` of uniformly random actions (done inside `init`).
 
 Everything float is a run-time hyperparameter (`Algorithm.hparams`): `beta`, `alpha_init`,
 `actor_lr`, `critic_lr`, `alpha_lr`, `tau`, `gamma`, `actor_dropout`, `critic_dropout`,
-`target_entropy`; a sweep over any of them compiles once.
+`target_entropy` (and `kappa` for `dsac`); a sweep over any of them compiles once.
 """
 
 from __future__ import annotations
@@ -47,7 +56,9 @@ VARIANTS = {
     "sac": (2, False, False),
     "sac_single": (1, False, False),
     "estac": (2, True, False),
+    "dsac": (2, False, False),  # quantile heads: see QUANTILE_VARIANTS
 }
+QUANTILE_VARIANTS = ("dsac",)  # variants whose critics output `num_quantiles` quantiles
 HPARAM_NAMES = (
     "beta", "alpha_init", "actor_lr", "critic_lr", "alpha_lr", "tau", "gamma",
     "actor_dropout", "critic_dropout", "target_entropy",
@@ -86,6 +97,8 @@ class STACConfig:
     actor_dropout: float = 0.01
     critic_dropout: float = 0.01
     target_entropy: float | None = None
+    num_quantiles: int = 25  # dsac only: quantiles per critic
+    kappa: float = 1.0  # dsac only: quantile Huber threshold (run-time hparam)
 
     def validate(self) -> None:
         """Raise `ValueError` with one line naming the first bad field."""
@@ -106,6 +119,8 @@ class STACConfig:
             "must be a non-empty tuple of positive widths")
         bad("alpha_update", self.alpha_update not in ("paper", "adam"), "must be paper or adam")
         bad("eval_samples", self.eval_samples < 1, "must be >= 1")
+        bad("num_quantiles", self.num_quantiles < 1, "must be >= 1")
+        bad("kappa", not (np.isfinite(self.kappa) and self.kappa > 0.0), "must be > 0")
         nets.check_activation(self.activation)
         for f in ("actor_dropout", "critic_dropout"):
             bad(f, not 0.0 <= getattr(self, f) < 1.0, "must be in [0, 1)")
@@ -174,6 +189,34 @@ def soft_target(
     return reward + gamma * (1.0 - terminated) * (next_value - alpha * next_log_prob)
 
 
+def quantile_midpoints(n: int) -> jax.Array:
+    """Fixed quantile levels `tau_i = (2 i - 1) / (2 n)`, `i = 1..n`: `[n]` (QR-DQN, Sec. 3)."""
+    return (2.0 * jnp.arange(1, n + 1, dtype=jnp.float32) - 1.0) / (2.0 * n)
+
+
+def quantile_huber_loss(
+    pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: jax.Array | float
+) -> jax.Array:
+    """Quantile Huber loss (Dabney et al. 2018, QR-DQN, Eq. 10), all pairs of quantiles.
+
+    Args:
+      pred: `[..., N]` predicted quantiles at levels `taus [N]`.
+      target: `[..., M]` target samples (quantiles of the target distribution, no gradient).
+      kappa: Huber threshold `> 0`.
+
+    Returns:
+      `[...]`: `sum_i mean_j |tau_i - 1{u_ij < 0}| H_kappa(u_ij) / kappa` with
+      `u_ij = target_j - pred_i` and `H_kappa(u) = u^2 / 2` if `|u| <= kappa` else
+      `kappa (|u| - kappa / 2)`. As `kappa -> 0` this is the pinball loss
+      `sum_i mean_j |tau_i - 1{u_ij < 0}| |u_ij|`.
+    """
+    u = target[..., None, :] - pred[..., :, None]  # [..., N, M]
+    abs_u = jnp.abs(u)
+    huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))
+    weight = jnp.abs(taus[:, None] - (u < 0.0).astype(u.dtype))
+    return jnp.sum(jnp.mean(weight * huber / kappa, axis=-1), axis=-1)
+
+
 class AgentState(NamedTuple):
     """Training state of one run (vmapped over runs by the sweep engine)."""
 
@@ -208,6 +251,7 @@ class Learner(NamedTuple):
     n_critics: int
     gaussian: bool
     uses_beta: bool
+    num_quantiles: int = 0  # > 0: quantile critics (dsac)
 
     # ---- networks -------------------------------------------------------------------------
     def policy(self, actor_params, key, obs, rate, train: bool):
@@ -220,11 +264,18 @@ class Learner(NamedTuple):
         mean, std = self.policy(actor_params, k_drop, obs, rate, train)
         return nets.tanh_gaussian_sample(k_noise, mean, std)
 
+    def critic_out(self, critic_params, key, obs, act, rate, train: bool):
+        """Raw critic outputs `[n, B, out]` (`out` = 2, 1 or `num_quantiles`)."""
+        return nets.apply_stacked(self.critic, critic_params, key, obs, act, rate, train=train)
+
     def critic_heads(self, critic_params, key, obs, act, rate, train: bool):
-        """`(mu [n, B], sigma [n, B])`; `sigma` is zeros for plain Q critics."""
-        out = nets.apply_stacked(self.critic, critic_params, key, obs, act, rate, train=train)
+        """`(mu [n, B], sigma [n, B])`; `sigma` is zeros for plain Q critics; for quantile
+        critics `mu` is the quantile mean (the Q estimate) and `sigma` the quantiles' std."""
+        out = self.critic_out(critic_params, key, obs, act, rate, train)
         if self.gaussian:
             return nets.gaussian_head(out)
+        if self.num_quantiles:
+            return jnp.mean(out, axis=-1), jnp.std(out, axis=-1)
         return out[..., 0], jnp.zeros_like(out[..., 0])
 
     def value(self, mu, sigma, beta):
@@ -244,10 +295,21 @@ class Learner(NamedTuple):
 
     # ---- losses ---------------------------------------------------------------------------
     def target(self, actor_params, target_params, key, batch: replay.Transition, hp, alpha):
-        """TD target `[B]` (no gradient), one next action, dropout on in actor and target."""
+        """TD target `[B]` (no gradient), one next action, dropout on in actor and target.
+
+        Quantile critics (dsac): target quantiles `[B, N]` of the target critic with the
+        smaller quantile mean, per sample."""
         k_pi, k_q = jax.random.split(key)
         a2, logp2 = self.sample_action(actor_params, k_pi, batch.next_obs, hp["actor_dropout"],
                                        True)
+        if self.num_quantiles:
+            z = self.critic_out(target_params, k_q, batch.next_obs, a2, hp["critic_dropout"],
+                                True)  # [n, B, N]
+            pick = jnp.argmin(jnp.mean(z, axis=-1), axis=0)  # [B]
+            z_min = jnp.take_along_axis(z, pick[None, :, None], axis=0)[0]  # [B, N]
+            y = soft_target(batch.reward[:, None], batch.terminated[:, None], z_min,
+                            logp2[:, None], hp["gamma"], alpha)
+            return jax.lax.stop_gradient(y)
         mu, sigma = self.critic_heads(target_params, k_q, batch.next_obs, a2,
                                       hp["critic_dropout"], True)
         v = self.value(mu, sigma, hp["beta"])
@@ -255,7 +317,15 @@ class Learner(NamedTuple):
         return jax.lax.stop_gradient(y)
 
     def critic_loss(self, critic_params, key, batch: replay.Transition, y, hp):
-        """Sum over critics of the batch-mean Gaussian NLL (Gaussian heads) or `0.5 (q - y)^2`."""
+        """Sum over critics of the batch-mean Gaussian NLL (Gaussian heads), `0.5 (q - y)^2`,
+        or the quantile Huber loss against target quantiles `y [B, N]` (dsac)."""
+        if self.num_quantiles:
+            z = self.critic_out(critic_params, key, batch.obs, batch.action,
+                                hp["critic_dropout"], True)  # [n, B, N]
+            taus = quantile_midpoints(self.num_quantiles)
+            per = quantile_huber_loss(z, y[None], taus, hp["kappa"])  # [n, B]
+            aux = {"q_mean": jnp.mean(z), "sigma_mean": jnp.mean(jnp.std(z, axis=-1))}
+            return jnp.sum(jnp.mean(per, axis=1)), aux
         mu, sigma = self.critic_heads(critic_params, key, batch.obs, batch.action,
                                       hp["critic_dropout"], True)
         if self.gaussian:
@@ -285,15 +355,18 @@ def make_learner(config: Any) -> Learner:
     n_critics, gaussian, uses_beta = VARIANTS[cfg.variant]
     kw = dict(activation=cfg.activation, layer_norm=cfg.layer_norm, use_dropout=cfg.use_dropout)
     actor = nets.Actor(cfg.actor_hidden, action_dim, **kw)
-    critic = nets.Critic(cfg.critic_hidden, 2 if gaussian else 1, **kw)
+    n_quant = cfg.num_quantiles if cfg.variant in QUANTILE_VARIANTS else 0
+    critic = nets.Critic(cfg.critic_hidden, 2 if gaussian else (n_quant or 1), **kw)
     return Learner(cfg, env, env_params, obs_dim, action_dim, low, high, actor, critic,
-                   n_critics, gaussian, uses_beta)
+                   n_critics, gaussian, uses_beta, n_quant)
 
 
 def default_hparams(cfg: STACConfig, action_dim: int) -> dict[str, float]:
     """The run-time float hyperparameters with their defaults."""
     d = {k: float(getattr(cfg, k)) for k in HPARAM_NAMES if k != "target_entropy"}
     d["target_entropy"] = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
+    if cfg.variant in QUANTILE_VARIANTS:
+        d["kappa"] = float(cfg.kappa)
     return d
 
 
