@@ -28,6 +28,45 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return _ACTIVATIONS[name]
 
 
+def _gram_schmidt_q(a: jax.Array) -> jax.Array:
+    """Q of the thin QR of `a: [m, n]` (m >= n) with a positive diagonal of R, in plain JAX.
+
+    Classical Gram-Schmidt with re-orthogonalisation (CGS2) in a `fori_loop`. It replaces
+    `jnp.linalg.qr` at initialisation: vmapped over seeds, that is a batched LAPACK call, and two
+    of them running at once deadlocked jaxlib's CPU thread pool on a 2-core machine (jax 0.10.2,
+    seen as a hang of the main job in PPO's init).
+    """
+    n = a.shape[1]
+    idx = jnp.arange(n)
+
+    def body(j, q):
+        qm = jnp.where(idx < j, q, 0.0)
+        v = a[:, j]
+        v = v - qm @ (qm.T @ v)
+        v = v - qm @ (qm.T @ v)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, n, body, jnp.zeros_like(a))
+
+
+def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
+    """Orthogonal initializer with the semantics of `jax.nn.initializers.orthogonal(scale)`
+    (column axis -1, same random draw, Q with sign(diag R) > 0) but without LAPACK (see
+    `_gram_schmidt_q`); equal to it up to float rounding."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        n_cols = shape[-1]
+        n_rows = int(np.prod(shape)) // n_cols
+        transpose = n_rows < n_cols
+        a = jax.random.normal(key, (n_cols, n_rows) if transpose else (n_rows, n_cols), dtype)
+        q = _gram_schmidt_q(a)
+        if transpose:
+            q = q.T
+        return scale * q.reshape(tuple(shape[:-1]) + (n_cols,))
+
+    return init
+
+
 class MLP(nn.Module):
     """Dense layers with orthogonal init; optional dropout and LayerNorm after each hidden layer.
 
@@ -46,14 +85,14 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         act = activation(self.act)
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x)
+            x = nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x)
             if self.dropout_rate > 0:
                 x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
         if self.out_dim is not None:
-            x = nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
         return x
 
 
