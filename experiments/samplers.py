@@ -255,6 +255,35 @@ def gmm_quality(gmm, c, keys):
     return out, (np.asarray(fsw), np.asarray(fmm)), refs
 
 
+def _teleport_schedule(c, steps: int) -> tuple[jax.Array, tuple[int, ...]]:
+    """EDM sigmas `[steps + 1]` and the sorted step counts to skip (0 and each fraction's)."""
+    sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
+    skips = {teleport.skip_steps_for_fraction(steps, f) for f in c.teleport_fractions} | {0}
+    return sig, tuple(sorted(skips))
+
+
+def _teleport_rows(name: str, steps: int, skips, res, metric) -> list[dict]:
+    """One row per skip from `res = [(samples [S, N, D], nfe [S]) per skip]`; RMSE is against
+    the no-skip solve (`skips[0] == 0`) from the same `x_T`; `metric(y) -> (sw [S], mmd [S])`."""
+    base = res[0][0]
+    rows = []
+    for skip, (y, used) in zip(skips, res, strict=True):
+        sw, mm = metric(y)
+        rows.append(
+            dict(
+                sampler=name,
+                steps=steps,
+                skip=skip,
+                fraction=skip / steps,
+                nfe=int(used[0, 0]),
+                sw=np.asarray(sw),
+                mmd=np.asarray(mm),
+                rmse=np.asarray(jnp.sqrt(jnp.mean((y - base) ** 2, axis=(1, 2)))),
+            )
+        )
+    return rows
+
+
 def teleport_study(den, mean, cov, dim, refs, c, keys):
     """Per (sampler, steps, fraction): NFE, SW vs reference samples `refs: [S, N, D]` and RMSE
     vs the no-skip solve from the same `x_T`."""
@@ -267,12 +296,9 @@ def teleport_study(den, mean, cov, dim, refs, c, keys):
     )
     for name in c.teleport_samplers:
         for steps in c.teleport_steps:
-            sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
-            skips = sorted(
-                {teleport.skip_steps_for_fraction(steps, f) for f in c.teleport_fractions} | {0}
-            )
+            sig, skips = _teleport_schedule(c, steps)
 
-            def per_seed(k_i, k_r, name=name, sig=sig, skips=tuple(skips)):
+            def per_seed(k_i, k_r, name=name, sig=sig, skips=skips):
                 x_t = sig[0] * jax.random.normal(k_i, (n, dim))
                 return [
                     teleport.teleport_then_sample(
@@ -282,22 +308,7 @@ def teleport_study(den, mean, cov, dim, refs, c, keys):
                 ]
 
             res = jax.jit(jax.vmap(per_seed))(k_init, k_run)
-            base = res[0][0]
-            for skip, (y, used) in zip(skips, res, strict=True):
-                sw, mm = metric(k_metric, y, refs)
-                rmse = jnp.sqrt(jnp.mean((y - base) ** 2, axis=(1, 2)))
-                rows.append(
-                    dict(
-                        sampler=name,
-                        steps=steps,
-                        skip=skip,
-                        fraction=skip / steps,
-                        nfe=int(used[0, 0]),
-                        sw=np.asarray(sw),
-                        mmd=np.asarray(mm),
-                        rmse=np.asarray(rmse),
-                    )
-                )
+            rows += _teleport_rows(name, steps, skips, res, lambda y: metric(k_metric, y, refs))
     return rows
 
 
@@ -362,12 +373,9 @@ def digits_study(c, net_cfg, keys):
     tp_rows = []
     for s_name in c.teleport_samplers:
         for steps in c.teleport_steps:
-            sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=c.sigma_max))
-            skips = sorted(
-                {teleport.skip_steps_for_fraction(steps, f) for f in c.teleport_fractions} | {0}
-            )
+            sig, skips = _teleport_schedule(c, steps)
 
-            def per_seed(key, p, s_name=s_name, sig=sig, skips=tuple(skips)):
+            def per_seed(key, p, s_name=s_name, sig=sig, skips=skips):
                 den = network.make_denoiser(p, 64, net_cfg)
                 k_init, k_r = jax.random.split(key)
                 x_t = sig[0] * jax.random.normal(k_init, (n, 64))
@@ -379,21 +387,9 @@ def digits_study(c, net_cfg, keys):
                 ]
 
             res = jax.jit(jax.vmap(per_seed))(k_run, params)
-            base = res[0][0]
-            for skip, (y, used) in zip(skips, res, strict=True):
-                sw, mm = metric(k_metric, y, refs)
-                tp_rows.append(
-                    dict(
-                        sampler=s_name,
-                        steps=steps,
-                        skip=skip,
-                        fraction=skip / steps,
-                        nfe=int(used[0, 0]),
-                        sw=np.asarray(sw),
-                        mmd=np.asarray(mm),
-                        rmse=np.asarray(jnp.sqrt(jnp.mean((y - base) ** 2, axis=(1, 2)))),
-                    )
-                )
+            tp_rows += _teleport_rows(
+                s_name, steps, skips, res, lambda y: metric(k_metric, y, refs)
+            )
     return dict(
         quality=out,
         floor=(np.asarray(fsw), np.asarray(fmm)),
