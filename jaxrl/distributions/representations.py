@@ -155,25 +155,28 @@ def quantile_levels(num_quantiles: int, dtype=jnp.float32) -> jax.Array:
     return (2.0 * jnp.arange(num_quantiles, dtype=dtype) + 1.0) / (2.0 * num_quantiles)
 
 
-def quantile_huber_loss(locs: jax.Array, targets: jax.Array, kappa: float = 1.0) -> jax.Array:
-    """Quantile-regression Huber loss of one prediction against target samples (QR-DQN, eq. 10).
+def quantile_huber_loss(locs: jax.Array, targets: jax.Array, kappa: float | jax.Array = 1.0,
+                        taus: jax.Array | None = None) -> jax.Array:
+    """Quantile-regression Huber loss of predictions against target samples (QR-DQN, eq. 10).
 
     Args:
-      locs: `[K]` predicted quantiles at levels `quantile_levels(K)`.
-      targets: `[M]` target samples (e.g. `r + gamma * target_locs`; stop the gradient yourself).
-      kappa: Huber threshold; `0` gives the plain pinball loss.
+      locs: `[..., K]` predicted quantiles at levels `taus` (default `quantile_levels(K)`).
+      targets: `[..., M]` target samples (e.g. `r + gamma * target_locs`; stop the gradient
+        yourself); leading axes broadcast against `locs`'.
+      kappa: Huber threshold, may be traced; `0` gives the plain pinball loss.
+      taus: optional `[K]` quantile levels.
 
     Returns:
-      scalar loss: mean over targets, sum over quantiles.
+      `[...]`: mean over targets, sum over quantiles, of
+      `|tau_i - 1{u_ij < 0}| H_kappa(u_ij) / kappa` with `u_ij = target_j - loc_i`.
     """
-    if locs.ndim != 1 or targets.ndim != 1:
-        raise ValueError(f"locs and targets must be 1-D, got {locs.shape} and {targets.shape}")
-    tau = quantile_levels(locs.shape[0], locs.dtype)
-    u = targets[None, :] - locs[:, None]  # [K, M]
-    if kappa > 0:
-        abs_u = jnp.abs(u)
-        huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa)) / kappa
-    else:
-        huber = jnp.abs(u)
+    if locs.ndim < 1 or targets.ndim < 1:
+        raise ValueError(f"locs and targets need a last axis, got {locs.shape} and {targets.shape}")
+    tau = quantile_levels(locs.shape[-1], locs.dtype) if taus is None else taus
+    u = targets[..., None, :] - locs[..., :, None]  # [..., K, M]
+    abs_u = jnp.abs(u)
+    k = jnp.where(kappa > 0, kappa, 1.0)  # keeps the unused branch finite (and its gradient)
+    huber = jnp.where(abs_u <= k, 0.5 * u**2, k * (abs_u - 0.5 * k)) / k
+    huber = jnp.where(kappa > 0, huber, abs_u)
     weight = jnp.abs(tau[:, None] - (u < 0).astype(locs.dtype))
-    return (weight * huber).mean(axis=1).sum()
+    return (weight * huber).mean(axis=-1).sum(axis=-1)

@@ -50,6 +50,7 @@ from jaxrl.distributions import (
     categorical_projection,
     cvar,
     expected_utility,
+    quantile_huber_loss,
     utilities,
 )
 from jaxrl.dp.replay import ReplayState, replay_add, replay_init, replay_sample
@@ -297,18 +298,6 @@ def validate_config(config: Any) -> None:
         raise ValueError(f"config.hparams.stock_high must be >= stock_low, got {hp['stock_high']}")
 
 
-def _quantile_huber(locs: jax.Array, targets: jax.Array, kappa: jax.Array) -> jax.Array:
-    """QR-DQN loss with a traced `kappa > 0`: `locs [K]`, `targets [M]`; sum over quantiles of
-    the mean over targets (same convention as `distributions.quantile_huber_loss`)."""
-    k = locs.shape[-1]
-    tau = (2.0 * jnp.arange(k, dtype=locs.dtype) + 1.0) / (2.0 * k)
-    u = targets[None, :] - locs[:, None]
-    abs_u = jnp.abs(u)
-    huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa)) / kappa
-    weight = jnp.abs(tau[:, None] - (u < 0).astype(locs.dtype))
-    return (weight * huber).mean(axis=1).sum()
-
-
 def make_deep_dn(config: Any) -> sweep.Algorithm:
     """Build the DηN agent as a sweep `Algorithm`.
 
@@ -379,7 +368,7 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
         if critic_kind == "quantile":
             next_locs = jnp.take_along_axis(next_d.locs, a_next[:, None, None], axis=1)[:, 0]
             target = jax.lax.stop_gradient(batch.reward[:, None] + scale * next_locs)
-            losses = jax.vmap(_quantile_huber, in_axes=(0, 0, None))(
+            losses = jax.vmap(quantile_huber_loss, in_axes=(0, 0, None))(
                 out_a, target, hp["huber_kappa"]
             )
         else:

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrl import sweep
+from jaxrl import distributions, sweep
 from jaxrl.stac import networks as nets
 from jaxrl.stac import replay
 
@@ -191,30 +191,17 @@ def soft_target(
 
 def quantile_midpoints(n: int) -> jax.Array:
     """Fixed quantile levels `tau_i = (2 i - 1) / (2 n)`, `i = 1..n`: `[n]` (QR-DQN, Sec. 3)."""
-    return (2.0 * jnp.arange(1, n + 1, dtype=jnp.float32) - 1.0) / (2.0 * n)
+    return distributions.quantile_levels(n)
 
 
 def quantile_huber_loss(
     pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: jax.Array | float
 ) -> jax.Array:
-    """Quantile Huber loss (Dabney et al. 2018, QR-DQN, Eq. 10), all pairs of quantiles.
-
-    Args:
-      pred: `[..., N]` predicted quantiles at levels `taus [N]`.
-      target: `[..., M]` target samples (quantiles of the target distribution, no gradient).
-      kappa: Huber threshold `> 0`.
-
-    Returns:
-      `[...]`: `sum_i mean_j |tau_i - 1{u_ij < 0}| H_kappa(u_ij) / kappa` with
-      `u_ij = target_j - pred_i` and `H_kappa(u) = u^2 / 2` if `|u| <= kappa` else
-      `kappa (|u| - kappa / 2)`. As `kappa -> 0` this is the pinball loss
-      `sum_i mean_j |tau_i - 1{u_ij < 0}| |u_ij|`.
-    """
-    u = target[..., None, :] - pred[..., :, None]  # [..., N, M]
-    abs_u = jnp.abs(u)
-    huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))
-    weight = jnp.abs(taus[:, None] - (u < 0.0).astype(u.dtype))
-    return jnp.sum(jnp.mean(weight * huber / kappa, axis=-1), axis=-1)
+    """Quantile Huber loss (Dabney et al. 2018, QR-DQN, Eq. 10), all pairs of quantiles:
+    `pred [..., N]` at levels `taus [N]` against `target [..., M]` -> `[...]`, i.e.
+    `sum_i mean_j |tau_i - 1{u_ij < 0}| H_kappa(u_ij) / kappa`
+    (see `distributions.quantile_huber_loss`)."""
+    return distributions.quantile_huber_loss(pred, target, kappa, taus)
 
 
 class AgentState(NamedTuple):
