@@ -184,46 +184,73 @@ def run_program(c, env, variant, cfg, points, log):
     return rows, trajs
 
 
+_METRICS = (  # (summary name, metrics.csv column, per-seed aggregate over evaluation points)
+    ("return", "return", "final"),
+    ("danger_frac", "danger_frac", "final"),
+    ("bias_paper", "bias_paper", "avg"),
+    ("bias_rollout", "bias_rollout", "avg"),
+    ("bias_paper_final", "bias_paper", "final"),
+    ("bias_rollout_final", "bias_rollout", "final"),
+    ("sigma_mean", "sigma_mean", "final"),
+    ("alpha", "alpha", "final"),
+)
+
+
+def per_seed(rows, env: str, label: str, column: str, agg: str) -> np.ndarray:
+    """`[seeds]` values of one column for (env, label): the last evaluation point (`final`) or
+    the mean over the points after the first (`avg`)."""
+    rs = [r for r in rows if r["env"] == env and r["label"] == label]
+    last = max(r["step"] for r in rs)
+    first = min(r["step"] for r in rs)
+    out = []
+    for s in sorted({r["seed"] for r in rs}):
+        sr = [r for r in rs if r["seed"] == s]
+        if agg == "final":
+            out.append(np.mean([r[column] for r in sr if r["step"] == last]))
+        else:
+            out.append(np.mean([r[column] for r in sr if r["step"] > first]
+                               or [r[column] for r in sr]))
+    return np.asarray(out, float)
+
+
 def summarize(rows):
-    """`{env: {label: {metric: {iqm, lo, hi, n}}}}` over seeds: final return/danger, and bias
-    averaged over each seed's evaluation points after the first."""
+    """`{env: {label: {metric: {iqm, lo, hi, n}}}}` over seeds (see `_METRICS`): final return,
+    danger fraction, sigma and alpha; bias averaged over each seed's evaluation points after the
+    first (`bias_*`) and at the last point (`bias_*_final`)."""
     out = {}
-    keys = sorted({(r["env"], r["label"]) for r in rows})
-    for env, label in keys:
-        rs = [r for r in rows if r["env"] == env and r["label"] == label]
-        seeds = sorted({r["seed"] for r in rs})
-        last = max(r["step"] for r in rs)
-        first = min(r["step"] for r in rs)
+    for env, label in sorted({(r["env"], r["label"]) for r in rows}):
         res = {}
-        for m, agg in (
-            ("return", "final"),
-            ("danger_frac", "final"),
-            ("bias_paper", "avg"),
-            ("bias_rollout", "avg"),
-            ("sigma_mean", "final"),
-            ("alpha", "final"),
-        ):
-            vals = []
-            for s in seeds:
-                sr = [r for r in rs if r["seed"] == s]
-                if agg == "final":
-                    vals.append(np.mean([r[m] for r in sr if r["step"] == last]))
-                else:
-                    v = [r[m] for r in sr if r["step"] > first] or [r[m] for r in sr]
-                    vals.append(np.mean(v))
-            vals = np.asarray(vals, float)
-            lo, hi = (
-                stats.bootstrap_ci(vals, "iqm", reps=1000)
-                if len(vals) > 1
-                else (float(vals[0]), float(vals[0]))
-            )
-            res[m] = {
-                "iqm": float(stats.iqm(vals)),
-                "lo": float(lo),
-                "hi": float(hi),
-                "n": len(vals),
-            }
+        for name, column, agg in _METRICS:
+            vals = per_seed(rows, env, label, column, agg)
+            lo, hi = (stats.bootstrap_ci(vals, "iqm", reps=1000) if len(vals) > 1
+                      else (float(vals[0]), float(vals[0])))
+            res[name] = {"iqm": float(stats.iqm(vals)), "lo": float(lo), "hi": float(hi),
+                         "n": len(vals)}
         out.setdefault(env, {})[label] = res
+    return out
+
+
+# (column, aggregate, True if lower is better) for the pairwise probabilities of improvement.
+_PAIR_METRICS = (("return", "final", False), ("bias_rollout", "avg", True),
+                 ("bias_rollout", "final", True), ("danger_frac", "final", True))
+
+
+def pairs(rows, env: str, first: str, others) -> list[dict]:
+    """P(`first` better than each of `others`) over all seed pairs (Mann-Whitney, Agarwal et al.
+    2021) with 95% bootstrap CIs, for return (higher) and bias / danger (lower)."""
+    labels = {r["label"] for r in rows if r["env"] == env}
+    out = []
+    for other in others:
+        if other == first or other not in labels or first not in labels:
+            continue
+        row = {"pair": f"{first} vs {other}"}
+        for column, agg, lower in _PAIR_METRICS:
+            x = per_seed(rows, env, first, column, agg)
+            y = per_seed(rows, env, other, column, agg)
+            if lower:
+                x, y = -x, -y
+            row[f"{column}_{agg}"] = stats.probability_of_improvement_ci(x, y, reps=1000)
+        out.append(row)
     return out
 
 
@@ -326,13 +353,18 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
             trajs.update(t)
             _write_rows(workdir, rows)  # after every program: partial results survive a kill
     summary = summarize(rows)
+    summary["_pairs"] = {
+        env: pairs(rows, env, "stac", list(c.variants) + ["beta=0"])
+        + pairs(rows, env, "beta=0.5", ["beta=0"])
+        for env in c.envs
+    }
     summary["_wall_s"] = time.time() - t0
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     make_plots(
         rows,
         trajs,
-        {k: v for k, v in summary.items() if k != "_wall_s"},
+        {k: v for k, v in summary.items() if not k.startswith("_")},
         os.path.join(workdir, "plots"),
     )
     return summary
@@ -359,15 +391,30 @@ def report(summary: dict, prefix: str, title: str) -> str:
         lines += [
             f"**{env}**",
             "",
-            "| method | return | bias (paper) | bias (rollouts) | danger frac | sigma |",
-            "|---|---|---|---|---|---|",
+            "| method | return | bias (paper) | bias (rollouts) | bias (rollouts, final) | "
+            "danger frac | sigma | alpha |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for label, r in res.items():
             lines.append(
                 f"| {label} (n={r['return']['n']}) | {_fmt(r['return'])} | "
                 f"{_fmt(r['bias_paper'])} | {_fmt(r['bias_rollout'])} | "
-                f"{r['danger_frac']['iqm']:.2f} | {r['sigma_mean']['iqm']:.3g} |"
+                f"{_fmt(r['bias_rollout_final'])} | {_fmt(r['danger_frac'])} | "
+                f"{r['sigma_mean']['iqm']:.3g} | {r['alpha']['iqm']:.3g} |"
             )
+        prs = summary.get("_pairs", {}).get(env, [])
+        if prs:
+            lines += [
+                "",
+                "| pair | P(return higher) | P(bias lower, avg) | P(bias lower, final) | "
+                "P(danger lower) |",
+                "|---|---|---|---|---|",
+            ]
+            for pr in prs:
+                cells = [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in (
+                    pr["return_final"], pr["bias_rollout_avg"], pr["bias_rollout_final"],
+                    pr["danger_frac_final"])]
+                lines.append(f"| {pr['pair']} | " + " | ".join(cells) + " |")
         lines += [
             "",
             f"![{env} return]({prefix}/plots/{env}_return.png) "

@@ -153,3 +153,28 @@ def test_sharded_over_4_cpu_devices_equals_unsharded():
                                atol=1e-6)
     kernel = np.asarray(res.state.algo.params["params"]["actor"]["Dense_0"]["kernel"])[:6]
     np.testing.assert_allclose(sharded["kernel"], kernel, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_devices_from_env_flag_and_refusals(monkeypatch):
+    """JAXRL_CPU_DEVICES makes the scripts see that many CPU devices (subprocess, fresh
+    backend); bad values and a late call fail naming the value."""
+    from jaxrl.distributed import configure_cpu_devices
+
+    code = ("import experiments, jax, os; "
+            "print(jax.device_count(), os.environ['XLA_FLAGS'])")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAXRL_CPU_DEVICES="3", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[0] == "3"
+    for bad in ("two", "0", "-1", 1.5, True):
+        with pytest.raises(ValueError, match=repr(bad).replace(".", r"\.")):
+            configure_cpu_devices(bad)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    have = len(jax.devices("cpu"))  # the backend is up in this process
+    with pytest.raises(RuntimeError, match="after JAX started"):
+        configure_cpu_devices(have + 1)
+    assert configure_cpu_devices(have) == 0
+    monkeypatch.delenv("JAXRL_CPU_DEVICES", raising=False)
+    assert configure_cpu_devices() == 0

@@ -61,14 +61,23 @@ def run_rejax(seeds: int, steps: int, repeat: int) -> dict:
 def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
     import jax
     import numpy as np
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from jaxrl import sweep
     from jaxrl.stac import STACConfig, evaluate, make_learner, make_stac
 
     cfg = STACConfig(**cfg_kwargs)
     algo, L = make_stac(cfg), make_learner(cfg)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    train = jax.jit(jax.vmap(sweep.make_train(algo)))
+    # Seeds vmapped and sharded over every device, as the sweep engine does (one device: plain
+    # jit(vmap)); with JAXRL_CPU_DEVICES / --cpu_devices the cores of a CPU host are devices.
+    sharding = NamedSharding(sweep.make_mesh(), P("runs"))
+    if seeds % sharding.mesh.devices.size:
+        raise SystemExit(f"--seeds={seeds} must be a multiple of the {sharding.mesh.devices.size} "
+                         "devices")
+    keys = jax.device_put(jax.random.split(jax.random.PRNGKey(0), seeds), sharding)
+    train = jax.jit(jax.vmap(sweep.make_train(algo)), in_shardings=sharding,
+                    out_shardings=sharding)
     times, (state, _) = _time_calls(train, (keys,), repeat)
     ev = jax.jit(jax.vmap(lambda s, k: evaluate(L, s, k, 8)["return"]))(
         state, jax.random.split(jax.random.PRNGKey(1), seeds))
@@ -164,6 +173,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--profile", default="", help="trace dir: print an op-level profile instead")
+    p.add_argument("--cpu_devices", default="1",
+                   help="XLA CPU devices to shard the seeds over ('auto': one per core); ours only")
     a = p.parse_args()
     if a.seeds < 1 or a.steps < 300 or a.repeat < 1:
         raise SystemExit(f"--seeds >= 1, --steps >= 300, --repeat >= 1; got {vars(a)}")
@@ -179,6 +190,10 @@ def main() -> None:
                           **profile_ours(kw, a.seeds, a.profile)}))
         return
     t0 = time.perf_counter()
+    if a.impl != "rejax":
+        from jaxrl.distributed import configure_cpu_devices
+
+        configure_cpu_devices(a.cpu_devices)
     if a.impl == "rejax":
         r = run_rejax(a.seeds, a.steps, a.repeat)
     elif a.impl == "ours_rejaxcfg":
@@ -187,8 +202,10 @@ def main() -> None:
         r = _ours(_paper_nets("stac" if a.impl == "stac256" else "sac", a.steps), a.seeds,
                   a.repeat)
     run_s = r["times"][-1] if a.repeat > 1 else None
+    import jax
+
     print(json.dumps({
-        "impl": a.impl, "seeds": a.seeds, "updates_per_seed": r["updates"],
+        "impl": a.impl, "seeds": a.seeds, "devices": jax.device_count(), "updates_per_seed": r["updates"],
         "first_call_s": round(r["times"][0], 2), "run_only_s": run_s and round(run_s, 2),
         "updates_per_s_summed": run_s and round(r["updates"] * a.seeds / run_s, 1),
         "updates_per_s_incl_compile": round(r["updates"] * a.seeds / r["times"][0], 1),

@@ -10,13 +10,30 @@ RiskyPointMass; about 100 s of CPU time, i.e. roughly 60 s wall on a quiet 2-cor
 Medium variant (`:medium`, Pendulum only, 6 seeds, 2x64 networks, 6k steps, all five methods).
 16-seed variant (`:seeds16`, Pendulum only, 16 seeds, all five methods, 2x32 networks, batch
 64, lr 3e-3, 4k steps incl. 500 warm-up; 80 runs in 4 compiled programs; 20 min measured on a
-shared 2-core CPU, niced; results in docs/results/stac.md).
+shared 2-core CPU, niced).
+CPU 16-seed variant (`:cpu16`, everything the full config measures at CPU scale: all six
+methods incl. DSAC on both tasks, the beta ablation on both, the danger fraction vs beta; 2x32
+networks, 8.2k Pendulum / 11.5k RiskyPointMass steps; 15 min with JAXRL_CPU_DEVICES=auto on a
+quiet 2-core CPU) and `:rpm_long` (its RiskyPointMass beta ablation and twin SAC at 33.5k steps).
+Results of `:seeds16`, `:cpu16` and `:rpm_long`: docs/results/stac.md.
 Expected (quick): every method improves on Pendulum's random return (about -1200); biases are
 computed and plotted; at this scale differences between methods are NOT meaningful (few seeds,
 few steps, critics still catching up with the returns); the full config is the experiment.
 """
 
 import ml_collections
+
+
+def _small_nets(c: ml_collections.ConfigDict) -> None:
+    """The CPU-scale settings shared by `quick`, `seeds16` and `cpu16`: 2x32 networks, batch 64,
+    Adam lr 3e-3 (also on log alpha), 500 warm-up steps, 4 x 8 bias rollouts."""
+    c.warmup_steps = 500
+    c.batch_size = 64
+    c.hidden = 32
+    c.lr = 3e-3
+    c.alpha_update = "adam"
+    c.bias_states = 4
+    c.bias_rollouts = 8
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -51,16 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.ablation_envs = ("RiskyPointMass-v0",)
         c.betas = (0.0, 0.25, 0.5)
         c.steps = ml_collections.ConfigDict({"Pendulum-v1": 2_500, "RiskyPointMass-v0": 1_500})
-        c.warmup_steps = 500
+        _small_nets(c)
         c.buffer_size = 2_500
-        c.batch_size = 64
-        c.hidden = 32
-        c.lr = 3e-3
-        c.alpha_update = "adam"
         c.eval_every = 500
         c.eval_episodes = 4
-        c.bias_states = 4
-        c.bias_rollouts = 8
         c.bias_horizon = 150
         c.trajectory_episodes = 4
     elif arg == "medium":
@@ -85,17 +96,34 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.ablation_envs = ()
         c.steps = ml_collections.ConfigDict({"Pendulum-v1": 4_000})
         c.alpha_init = ml_collections.ConfigDict({"Pendulum-v1": 0.2})
-        c.warmup_steps = 500
+        _small_nets(c)
         c.buffer_size = 4_000
-        c.batch_size = 64
-        c.hidden = 32
-        c.lr = 3e-3
-        c.alpha_update = "adam"
         c.eval_every = 700
         c.eval_episodes = 4
-        c.bias_states = 4
-        c.bias_rollouts = 8
         c.bias_horizon = 150
+    elif arg == "cpu16":
+        # Everything the full config measures, 16 seeds, sized for a 2-core CPU (run with
+        # JAXRL_CPU_DEVICES=auto): all six methods on both tasks, the beta ablation on both,
+        # danger fraction vs beta. Small networks and budgets: a check, not a replication.
+        c.variants = ("stac", "sac", "sac_single", "estac", "stac_nodrop", "dsac")
+        c.steps = ml_collections.ConfigDict({"Pendulum-v1": 8_200, "RiskyPointMass-v0": 11_500})
+        _small_nets(c)
+        c.buffer_size = 10_000
+        c.eval_every = 1_100
+        c.eval_episodes = 8
+        c.bias_horizon = 200
+    elif arg == "rpm_long":
+        # `cpu16`'s RiskyPointMass part (beta ablation, twin SAC) at 3x the steps.
+        c = get_config("cpu16")
+        c.envs = ("RiskyPointMass-v0",)
+        c.variant_envs = ("RiskyPointMass-v0",)
+        c.variants = ("stac", "sac")
+        c.ablation_envs = ("RiskyPointMass-v0",)
+        c.steps = ml_collections.ConfigDict({"RiskyPointMass-v0": 33_500})
+        c.buffer_size = 33_500
+        c.eval_every = 3_300
     elif arg not in (None, ""):
-        raise ValueError(f"unknown config variant {arg!r}; use '', 'quick', 'medium' or 'seeds16'")
+        raise ValueError(
+            f"unknown config variant {arg!r}; use '', 'quick', 'medium', 'seeds16', 'cpu16' "
+            "or 'rpm_long'")
     return c

@@ -1,7 +1,8 @@
 """Environments: gymnax is the protocol; our own environments are gymnax `Environment`s.
 
 `make(name, **kwargs) -> (env, params)` resolves gymnax's registered names and ours. An unknown
-name fails with the list of valid ones.
+name fails with the list of valid ones. `brax/NAME` wraps a Brax environment (optional extra
+`jaxrl[brax]`; see `jaxrl.envs.brax_env`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ def make(name: str, **kwargs: Any) -> tuple[Any, Any]:
         return target(**kwargs)
     if name in gymnax.registered_envs:
         return gymnax.make(name, **kwargs)
-    raise ValueError(f"unknown environment {name!r}; valid names: {', '.join(registered())}")
+    if name.startswith("brax/"):
+        from jaxrl.envs.brax_env import make_brax
+
+        return make_brax(name[len("brax/"):], **kwargs)
+    raise ValueError(f"unknown environment {name!r}; valid names: {', '.join(registered())} "
+                     "and brax/NAME")
 
 
 __all__ = [
