@@ -6,7 +6,10 @@ Writes `config.json`, `metrics.csv` (one row per env, method, seed and evaluatio
 `summary.json` and `plots/*.png` into the workdir. Each (env, network shape) is ONE compiled
 program over all its seeds and hyperparameter points (the beta ablation, dropout on/off); runs
 return to the host every `eval_every` env steps for evaluation and bias measurement
-(jaxrl.stac.bias). Paper: Özalp 2026, arXiv 2601.00737, Sec. 5.
+(jaxrl.stac.bias). Evaluation uses common random numbers: every hyperparameter point of the same
+seed starts its evaluation episodes (and bias rollouts) from the same states, so comparisons
+between points (the beta ablation's danger fraction) are paired. Set JAXRL_CPU_DEVICES=auto on a
+CPU host to shard the runs over its cores. Paper: Özalp 2026, arXiv 2601.00737, Sec. 5.
 """
 
 from __future__ import annotations
@@ -133,6 +136,8 @@ def run_program(c, env, variant, cfg, points, log):
         return {**ev, **b}
 
     eval_fn = jax.jit(jax.vmap(eval_one))
+    padded = runs + [runs[-1]] * (runner.num_padded - len(runs))
+    eval_seeds = jnp.asarray([r["seed"] for r in padded], jnp.int32)
     ss = runner.init()
     rows, done, i = [], 0, 0
     t0 = time.time()
@@ -141,8 +146,10 @@ def run_program(c, env, variant, cfg, points, log):
         ss, ms = runner.chunk(ss)
         done += chunk
         i += 1
-        keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.PRNGKey(10_000 + i), r))(
-            jnp.arange(runner.num_padded)
+        # Common random numbers: every point of the same seed is evaluated from the same start
+        # states (and bias-rollout noise), so differences between points are paired.
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(10_000 + i), s))(
+            eval_seeds
         )
         ev = sweep.to_host(eval_fn(ss.algo, keys))
         last_eval = ev
@@ -254,6 +261,22 @@ def pairs(rows, env: str, first: str, others) -> list[dict]:
     return out
 
 
+def paired_differences(rows, env: str, base: str, column: str = "danger_frac") -> dict:
+    """`{label: (mean, lo, hi)}`: per-seed final `column` of each `beta=` point minus `base`'s,
+    same seeds and (common random numbers) same evaluation start states; mean over seeds with a
+    95% bootstrap CI."""
+    labels = sorted(r["label"] for r in rows if r["env"] == env and r["label"].startswith("beta="))
+    out = {}
+    if base not in labels:
+        return out
+    ref = per_seed(rows, env, base, column, "final")
+    for label in sorted(set(labels) - {base}):
+        d = per_seed(rows, env, label, column, "final") - ref
+        lo, hi = stats.bootstrap_ci(d, "mean", reps=1000)
+        out[label] = (float(np.mean(d)), float(lo), float(hi))
+    return out
+
+
 def make_plots(rows, trajs, summary, plot_dir):
     import matplotlib
 
@@ -358,6 +381,8 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
         + pairs(rows, env, "beta=0.5", ["beta=0"])
         for env in c.envs
     }
+    summary["_danger_vs_beta0"] = {env: paired_differences(rows, env, "beta=0") for env in c.envs
+                                   if env.startswith("RiskyPointMass")}
     summary["_wall_s"] = time.time() - t0
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -415,6 +440,12 @@ def report(summary: dict, prefix: str, title: str) -> str:
                     pr["return_final"], pr["bias_rollout_avg"], pr["bias_rollout_final"],
                     pr["danger_frac_final"])]
                 lines.append(f"| {pr['pair']} | " + " | ".join(cells) + " |")
+        diffs = summary.get("_danger_vs_beta0", {}).get(env, {})
+        if diffs:
+            lines += ["", "Danger fraction minus beta=0's, same seeds and start states (mean over "
+                      "seeds, 95% CI): " + "; ".join(
+                          f"{k}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for k, (m, lo, hi)
+                          in diffs.items())]
         lines += [
             "",
             f"![{env} return]({prefix}/plots/{env}_return.png) "

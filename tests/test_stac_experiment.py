@@ -44,3 +44,16 @@ def test_pairs_orient_return_up_and_bias_danger_down():
     (rev,) = ex.pairs(_rows(), "E", "sac", ["stac"])
     for k in ("return_final", "bias_rollout_avg", "danger_frac_final"):
         assert rev[k][0] == pytest.approx(0.0), k
+
+
+def test_paired_danger_differences_against_beta0():
+    rows = []
+    for label, extra in (("beta=0", 0.0), ("beta=0.5", -0.25)):
+        for seed in range(5):
+            rows.append({"env": "R", "variant": "stac", "label": label, "seed": seed,
+                         "step": 100, "danger_frac": 0.5 + 0.1 * seed + extra})
+    d = ex.paired_differences(rows, "R", "beta=0")
+    assert list(d) == ["beta=0.5"]
+    mean, lo, hi = d["beta=0.5"]
+    np.testing.assert_allclose([mean, lo, hi], -0.25)  # the same paired difference per seed
+    assert ex.paired_differences(rows, "R", "beta=1") == {}

@@ -110,7 +110,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         _small_nets(c)
         c.buffer_size = 10_000
         c.eval_every = 1_100
-        c.eval_episodes = 8
+        c.eval_episodes = 32
         c.bias_horizon = 200
     elif arg == "rpm_long":
         # `cpu16`'s RiskyPointMass part (beta ablation, twin SAC) at 3x the steps.
