@@ -62,6 +62,8 @@ def test_time_limit_truncates_and_auto_resets():
         envs.make("brax/nope")
     with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):
         envs.make("brax/fast", max_steps=0)
+    with pytest.raises(ValueError, match="unknown Brax environment 'nope'"):  # not swallowed
+        make_stac(STACConfig(env_name="brax/nope"))
 
 
 def test_stac_trains_on_brax_vmapped_over_seeds():

@@ -152,20 +152,11 @@ def as_config(config: Any) -> STACConfig:
 
 
 def make_env(name: str):
-    """`(env, params)`: `jaxrl.envs.make` when available, else our RiskyPointMass or gymnax."""
-    try:
-        from jaxrl.envs import make  # the lead's registry, once it exists
+    """`(env, params)` from `jaxrl.envs.make`: gymnax names, ours (`RiskyPointMass-v0`) and
+    `brax/NAME`; an unknown name fails listing the valid ones."""
+    from jaxrl.envs import make
 
-        return make(name)
-    except (ImportError, AttributeError, KeyError, ValueError):
-        pass
-    if name in ("RiskyPointMass-v0", "RiskyPointMass"):
-        from jaxrl.envs.risky_point_mass import make_risky_point_mass
-
-        return make_risky_point_mass()
-    import gymnax
-
-    return gymnax.make(name)
+    return make(name)
 
 
 # ---------------------------------------------------------------------------------------------
