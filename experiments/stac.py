@@ -183,10 +183,11 @@ def run_program(c, env, variant, cfg, points, log):
     if traj and last_eval is not None:
         for u, labels in enumerate(labels_of):
             r_i = u * len(seeds)  # first seed of each point
+            n = int(c.trajectory_episodes)  # the same start states for every point (CRN)
             for label in labels:
                 trajs[label] = (
-                    np.asarray(last_eval["obs"][r_i]),
-                    np.asarray(last_eval["alive"][r_i]),
+                    np.asarray(last_eval["obs"][r_i])[:, :n],
+                    np.asarray(last_eval["alive"][r_i])[:, :n],
                 )
     return rows, trajs
 
@@ -325,28 +326,25 @@ def make_plots(rows, trajs, summary, plot_dir):
             fig.savefig(p, dpi=100)
             plt.close(fig)
             paths.append(p)
-    if trajs:
-        fig, ax = plt.subplots(figsize=(5, 5))
-        ax.add_patch(plt.Circle((0.5, 0.5), 0.3, color="red", alpha=0.25, label="danger disc"))
-        ax.add_patch(plt.Circle((0.0, 0.0), 0.05, color="green", alpha=0.5, label="goal"))
-        cmap = plt.get_cmap("viridis")
-        labels = sorted(k for k in trajs if k.startswith("beta="))
-        for j, label in enumerate(labels):
+    labels = sorted((k for k in trajs if k.startswith("beta=")), key=lambda k: float(k[5:]))
+    if labels:
+        fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.4), squeeze=False)
+        cmap = plt.get_cmap("tab10")
+        for ax, label in zip(axes[0], labels, strict=True):
+            ax.add_patch(plt.Circle((0.5, 0.5), 0.3, color="red", alpha=0.2))
+            ax.add_patch(plt.Circle((0.0, 0.0), 0.05, color="green", alpha=0.6))
             obs, alive = trajs[label]
             for e in range(obs.shape[1]):
                 n = int(alive[:, e].sum())
-                ax.plot(
-                    obs[:n, e, 0],
-                    obs[:n, e, 1],
-                    color=cmap(j / max(len(labels) - 1, 1)),
-                    lw=1,
-                    label=label if e == 0 else None,
-                )
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.legend(fontsize=7, loc="lower right")
-        ax.set_title("RiskyPointMass: evaluation trajectories (seed 0)")
+                ax.plot(obs[:n, e, 0], obs[:n, e, 1], color=cmap(e % 10), lw=1.2)
+                ax.plot(obs[0, e, 0], obs[0, e, 1], "o", color=cmap(e % 10), ms=3)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_aspect("equal")
+            ax.set_title(label)
+        fig.suptitle("RiskyPointMass: final evaluation episodes of seed 0 from the same start "
+                     "states (dots); red: danger disc, green: goal")
+        fig.tight_layout()
         p = os.path.join(plot_dir, "RiskyPointMass_trajectories.png")
         fig.savefig(p, dpi=100)
         plt.close(fig)
@@ -375,6 +373,10 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
             rows += r
             trajs.update(t)
             _write_rows(workdir, rows)  # after every program: partial results survive a kill
+    if trajs:  # the trajectory plot's data, to re-plot without re-running
+        np.savez(os.path.join(workdir, "trajectories.npz"),
+                 **{f"{k}/{part}": v[i] for k, v in trajs.items()
+                    for i, part in enumerate(("obs", "alive"))})
     summary = summarize(rows)
     summary["_pairs"] = {
         env: pairs(rows, env, "stac", list(c.variants) + ["beta=0"])

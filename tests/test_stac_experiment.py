@@ -57,3 +57,17 @@ def test_paired_danger_differences_against_beta0():
     mean, lo, hi = d["beta=0.5"]
     np.testing.assert_allclose([mean, lo, hi], -0.25)  # the same paired difference per seed
     assert ex.paired_differences(rows, "R", "beta=1") == {}
+
+
+def test_plots_include_beta_ablation_and_per_beta_trajectory_panels(tmp_path):
+    rows = [{**r, "env": "RiskyPointMass-v0", "label": lab, "danger_frac": 0.1}
+            for lab in ("beta=0", "beta=0.5") for r in _rows() if r["label"] == "stac"]
+    summary = ex.summarize(rows)
+    T, E = 5, 3
+    obs = np.cumsum(np.full((T, E, 2), -0.1), axis=0) + 0.9
+    trajs = {"beta=0": (obs, np.ones((T, E))), "beta=0.5": (obs, np.ones((T, E)))}
+    paths = ex.make_plots(rows, trajs, summary, str(tmp_path))
+    names = sorted(p.rsplit("/", 1)[1] for p in paths)
+    assert "RiskyPointMass-v0_beta_ablation.png" in names
+    assert "RiskyPointMass_trajectories.png" in names
+    assert all((tmp_path / n).stat().st_size > 1000 for n in names)
