@@ -328,7 +328,7 @@ def make_plots(rows, trajs, summary, plot_dir):
             paths.append(p)
     labels = sorted((k for k in trajs if k.startswith("beta=")), key=lambda k: float(k[5:]))
     if labels:
-        fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.9), squeeze=False)
         cmap = plt.get_cmap("tab10")
         for ax, label in zip(axes[0], labels, strict=True):
             ax.add_patch(plt.Circle((0.5, 0.5), 0.3, color="red", alpha=0.2))
@@ -342,9 +342,9 @@ def make_plots(rows, trajs, summary, plot_dir):
             ax.set_ylim(0, 1)
             ax.set_aspect("equal")
             ax.set_title(label)
-        fig.suptitle("RiskyPointMass: final evaluation episodes of seed 0 from the same start "
-                     "states (dots); red: danger disc, green: goal")
-        fig.tight_layout()
+        fig.suptitle("RiskyPointMass: final evaluation episodes of seed 0\nfrom the same start "
+                     "states (dots); red: danger disc, green: goal", fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
         p = os.path.join(plot_dir, "RiskyPointMass_trajectories.png")
         fig.savefig(p, dpi=100)
         plt.close(fig)
