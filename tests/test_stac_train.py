@@ -65,3 +65,20 @@ def test_short_stac_run_beats_random_policy_on_pendulum():
     assert rand < -900  # sanity of the reference (about -1200)
     wins = np.asarray(ret) > 0.6 * rand  # e.g. > -720 when random is -1200
     assert wins.sum() >= 3, (np.asarray(ret), rand)
+
+
+def test_mountain_car_continuous_runs_with_box_scaled_actions():
+    """STAC on gymnax MountainCarContinuous-v0 (the issue's second control task): the stored
+    actions are the policy's normalised ones in [-1, 1], the env receives them rescaled to its
+    box (here also [-1, 1]), and a short vmapped run stays finite."""
+    cfg = STACConfig(env_name="MountainCarContinuous-v0", **TINY)
+    L = make_learner(cfg)
+    assert (L.obs_dim, L.action_dim) == (2, 1)
+    np.testing.assert_allclose(L.to_env_action(jnp.array([-1.0, 0.0, 1.0])[:, None])[:, 0],
+                               [-1.0, 0.0, 1.0])
+    algo = make_stac(cfg)
+    res = sweep.run(algo, seeds=[0, 1], chunk_size=algo.num_updates, progress=False)
+    assert np.all(np.isfinite(res.metrics["critic_loss"]))
+    acts = np.asarray(res.state.algo.buffer.data.action)
+    assert acts.shape == (2, 300, 1) and np.all(np.abs(acts) <= 1.0)
+    assert np.all(np.asarray(res.state.algo.buffer.size) == 240)
