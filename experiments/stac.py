@@ -181,9 +181,9 @@ def run_program(c, env, variant, cfg, points, log):
     )
     trajs = {}
     if traj and last_eval is not None:
+        n = int(c.trajectory_episodes)  # the same start states for every point (CRN)
         for u, labels in enumerate(labels_of):
             r_i = u * len(seeds)  # first seed of each point
-            n = int(c.trajectory_episodes)  # the same start states for every point (CRN)
             for label in labels:
                 trajs[label] = (
                     np.asarray(last_eval["obs"][r_i])[:, :n],
@@ -266,12 +266,12 @@ def paired_differences(rows, env: str, base: str, column: str = "danger_frac") -
     """`{label: (mean, lo, hi)}`: per-seed final `column` of each `beta=` point minus `base`'s,
     same seeds and (common random numbers) same evaluation start states; mean over seeds with a
     95% bootstrap CI."""
-    labels = sorted(r["label"] for r in rows if r["env"] == env and r["label"].startswith("beta="))
+    labels = {r["label"] for r in rows if r["env"] == env and r["label"].startswith("beta=")}
     out = {}
     if base not in labels:
         return out
     ref = per_seed(rows, env, base, column, "final")
-    for label in sorted(set(labels) - {base}):
+    for label in sorted(labels - {base}):
         d = per_seed(rows, env, label, column, "final") - ref
         lo, hi = stats.bootstrap_ci(d, "mean", reps=1000)
         out[label] = (float(np.mean(d)), float(lo), float(hi))

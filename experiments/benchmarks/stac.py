@@ -205,7 +205,8 @@ def main() -> None:
     import jax
 
     print(json.dumps({
-        "impl": a.impl, "seeds": a.seeds, "devices": jax.device_count(), "updates_per_seed": r["updates"],
+        "impl": a.impl, "seeds": a.seeds, "devices": jax.device_count(),
+        "updates_per_seed": r["updates"],
         "first_call_s": round(r["times"][0], 2), "run_only_s": run_s and round(run_s, 2),
         "updates_per_s_summed": run_s and round(r["updates"] * a.seeds / run_s, 1),
         "updates_per_s_incl_compile": round(r["updates"] * a.seeds / r["times"][0], 1),
