@@ -1,18 +1,31 @@
 """Bayesian policy gradient and Bayesian actor-critic (Ghavamzadeh, Engel & Valko, JMLR 2016).
 
 Two parts (see experiments/configs/bayes_pg.py for commands, expected results and run times):
+
 1. Gradient estimation on the paper's LQR: angle and relative norm error of MC (with and without
    baseline), BPG Model 1 and Model 2 against the exact gradient, vs the number of episodes M,
-   over many repetitions; how many more episodes MC needs to match BPG's error.
-2. Policy learning: BPG / BAC / MC-PG on the LQR and CartPole-v1 over seeds, IQM + 95% CIs.
+   over many repetitions; how many more episodes MC needs to match BPG's error. One jitted
+   computation per set of M (no checkpoints). Its rows go to `gradient/metrics.csv` (in the
+   `gradient` variant: `metrics.csv`) through `jaxrl.metrics.MetricWriter`, in the runtime's long
+   form with this mapping: `run` = repetition index r (its key is
+   `split(fold_in(PRNGKey(seed), M), repetitions)[r]`), `seed` = `config.seed`, no swept column,
+   `step` = M (episodes per estimate), `env_steps` = M * horizon; metric columns
+   `<est>_angle_deg`, `<est>_rel_error` (against the exact gradient), `nat_<est>_angle_deg`,
+   `nat_<est>_rel_error` (natural gradient) and `<est>_grad_lam`, `<est>_grad_sigma` (the
+   estimate) for est in mc, mc_baseline, bpg1, bpg2 (BPG cells empty at the MC-only reference M).
+2. Policy learning: BPG / BAC / MC-PG on the LQR and CartPole-v1 over seeds (and a grid over the
+   `LearnConfig` floats, `config.sweep`), each (env, estimator) one program of the one runtime,
+   `experiment.run`, in its own workdir `learning/<env>/<estimator>/` (checkpointed, resumed by
+   re-running the same command; metrics.csv / summary.json in the standard schema). Each
+   estimator is reported at its best grid point (IQM of the final return over the same seeds).
 
-The `gradient` config variant only evaluates one M and writes `summary.json` with the exact
-gradient and each estimator's mean estimate and mean angle.
+`summary.json` at the top of the workdir holds both parts (the `gradient` variant: the exact
+gradient and each estimator's mean estimate and mean angle at one M).
 """
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import os
 import time
@@ -24,9 +37,12 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxrl import stats, sweep
+from experiments import common
+from experiments.configs import bayes_pg as bpg_configs
+from jaxrl import experiment, stats
 from jaxrl.bayes_pg import gradient_study, learn
 from jaxrl.envs.lqr import LQRParams
+from jaxrl.metrics import MetricWriter, json_safe, write_json
 
 NAME = "bayes_pg"
 _CONFIG = config_flags.DEFINE_config_file(
@@ -49,10 +65,21 @@ LABELS = {
     "bpg2": "BPG Model 2",
     "bac": "BAC (sparse MC-GPTD)",
 }
+LEARN_ENVS = ("LQR-v0", "CartPole-v1")
 
 
-def validate(c: ml_collections.ConfigDict) -> None:
-    """One-line `ValueError` naming the field for every bad value (before any compilation)."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What `validate` derives from a config: seeds, grid and one LearnConfig per program."""
+
+    seeds: list[int]
+    grid: dict[str, tuple[float, ...]]
+    programs: list[tuple[str, str, learn.LearnConfig]]
+
+
+def validate(c: ml_collections.ConfigDict) -> Plan:
+    """One-line `ValueError` naming the field for every bad value (before any file is written
+    or anything compiles); returns the `Plan`."""
     if c.mode not in ("study", "gradient"):
         raise ValueError(f"config.mode must be study or gradient, got {c.mode!r}")
     if not c.sigma > 0:
@@ -63,9 +90,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.num_episodes must be >= 2, got {c.num_episodes}")
     if c.repetitions < 1:
         raise ValueError(f"config.repetitions must be >= 1, got {c.repetitions}")
-    if c.seed < 0:
-        raise ValueError(f"config.seed must be >= 0, got {c.seed}")
-    for f in ("noise_var", "init_var", "gp_noise", "lr"):
+    for f in ("noise_var", "init_var", "gp_noise"):
         if not c[f] > 0:
             raise ValueError(f"config.{f} must be > 0, got {c[f]}")
     if c.action_cost < 0:
@@ -77,18 +102,42 @@ def validate(c: ml_collections.ConfigDict) -> None:
     for f in ("episode_counts", "mc_reference_counts"):
         if any(int(m) < 2 for m in c[f]):
             raise ValueError(f"config.{f} entries must be >= 2, got {tuple(c[f])}")
-    if c.num_seeds < 1:
-        raise ValueError(f"config.num_seeds must be >= 1, got {c.num_seeds}")
+    if c.mode == "study" and not c.episode_counts:
+        raise ValueError("config.episode_counts must not be empty")
+    seeds = common.seeds_from_config(c)
+    common.validate_runtime(c)
+    for f in ("lqr_updates", "cartpole_updates", "cartpole_max_steps"):
+        if int(c[f]) < 1:
+            raise ValueError(f"config.{f} must be >= 1, got {c[f]!r}")
+    for f in ("lqr_episodes", "cartpole_episodes"):
+        lo = 2 if "mc_baseline" in c.learn_estimators else 1
+        if int(c[f]) < lo:
+            why = " (mc_baseline's leave-one-out baseline needs two episodes)" if lo == 2 else ""
+            raise ValueError(f"config.{f} must be >= {lo}{why}, got {c[f]!r}")
+    if not 0.0 < float(c.gamma_cartpole) <= 1.0:
+        raise ValueError(f"config.gamma_cartpole must be in (0, 1], got {c.gamma_cartpole!r}")
     for e in c.learn_envs:
-        if e not in ("LQR-v0", "CartPole-v1"):
+        if e not in LEARN_ENVS:
             raise ValueError(f"config.learn_envs entries must be LQR-v0 or CartPole-v1, got {e!r}")
-    if any(not float(v) > 0 for v in c.lr_grid):
-        raise ValueError(f"config.lr_grid entries must be > 0, got {tuple(c.lr_grid)}")
     for e in c.learn_estimators:
         if e not in learn.ESTIMATORS:
             raise ValueError(
                 f"config.learn_estimators entries must be in {learn.ESTIMATORS}, got {e!r}"
             )
+    for k in c.algo:
+        if k in bpg_configs.PER_PROGRAM:
+            raise ValueError(f"config.algo.{k} is set per program (see the config file); use "
+                             "learn_envs / learn_estimators / lqr_* / cartpole_*")
+    programs = []
+    grid = {}
+    if c.mode == "study" and c.learn_envs:
+        grid = common.grid_from_config(c)
+        for env in c.learn_envs:
+            for est in c.learn_estimators:
+                lc = learn_config(c, env, est)
+                learn.validate(lc, grid)
+                programs.append((env, est, lc))
+    return Plan(seeds, grid, programs)
 
 
 def lqr_params(c: ml_collections.ConfigDict) -> LQRParams:
@@ -145,19 +194,55 @@ def gradient_points(
     }
 
 
-def gradient_mode(c: ml_collections.ConfigDict) -> dict:
-    """The `gradient` variant: one M, summary with the exact gradient and mean estimates."""
+def gradient_columns() -> list[str]:
+    """Metric columns of the gradient study's metrics.csv (see the module docstring)."""
+    cols = []
+    for name in gradient_study.ESTIMATORS:
+        cols += [f"{name}_angle_deg", f"{name}_rel_error", f"nat_{name}_angle_deg",
+                 f"nat_{name}_rel_error", f"{name}_grad_lam", f"{name}_grad_sigma"]
+    return cols
+
+
+def write_gradient_metrics(path: str, c: ml_collections.ConfigDict, results: dict[int, dict]
+                           ) -> None:
+    """The per-repetition rows of every M in `results`, in the long form of the runtime
+    (`run` = repetition, `step` = M, `env_steps` = M * horizon), through `MetricWriter`."""
+    reps = int(c.repetitions)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    writer = MetricWriter(path, [{"seed": int(c.seed)}] * reps, gradient_columns(),
+                          env_steps_per_update=int(c.horizon))
+    if os.path.exists(path):
+        os.remove(path)  # one jitted computation, recomputed whole: never appended to
+    writer.truncate_after(0)
+    for m in sorted(results):
+        cols = {}
+        for name, r in results[m]["errors"].items():
+            cols[f"{name}_angle_deg"] = r["angle_deg"][:, None]
+            cols[f"{name}_rel_error"] = r["rel_error"][:, None]
+        for name in gradient_study.ESTIMATORS:
+            est = results[m]["estimates"].get(name)
+            if est is not None:
+                cols[f"{name}_grad_lam"] = est[:, 0:1]
+                cols[f"{name}_grad_sigma"] = est[:, 1:2]
+        writer.append([m], cols)
+
+
+def gradient_mode(c: ml_collections.ConfigDict, workdir: str) -> dict:
+    """The `gradient` variant: one M, `metrics.csv` (long form) and a summary with the exact
+    gradient and mean estimates."""
     params = lqr_params(c)
     with jax.enable_x64(True):  # the exact answer always in float64
         tr = gradient_study.truth(jnp.asarray([c.lam, c.sigma], jnp.float64), params)
         tr = jax.tree.map(lambda x: np.asarray(x, np.float64), tr)
-    out = gradient_point(c, int(c.num_episodes), int(c.repetitions))
+    m = int(c.num_episodes)
+    out = gradient_point(c, m, int(c.repetitions))
+    write_gradient_metrics(os.path.join(workdir, "metrics.csv"), c, {m: out})
     summary = {
         "true_gradient": np.asarray(tr["gradient"], np.float64).tolist(),
         "true_natural_gradient": np.asarray(tr["natural_gradient"], np.float64).tolist(),
         "fisher": np.asarray(tr["fisher"], np.float64).tolist(),
         "theta": [c.lam, c.sigma],
-        "num_episodes": int(c.num_episodes),
+        "num_episodes": m,
         "repetitions": int(c.repetitions),
         "fisher_mode": c.fisher,
         "gp_noise": c.gp_noise,
@@ -190,25 +275,26 @@ def sample_factor(m_b: int, err_b: float, counts: np.ndarray, err_mc: np.ndarray
 
 
 def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Error vs M: `workdir/gradient/metrics.csv` (every repetition), the plot and the table
+    (mean and standard error over repetitions) for the summary."""
     counts = [int(m) for m in c.episode_counts]
     ref = [int(m) for m in c.mc_reference_counts if int(m) not in counts]
     results = gradient_points(c, counts, int(c.repetitions))
     if ref:
         results.update(gradient_points(c, ref, int(c.repetitions), mc_only=True))
+    write_gradient_metrics(os.path.join(workdir, "gradient", "metrics.csv"), c, results)
     table = {}
     for m in counts + ref:
         table[m] = {}
-        for name in results[m]["errors"]:
-            if True:
-                r = results[m]["errors"][name]
-                a, e = r["angle_deg"], r["rel_error"]
-                table[m][name] = {
-                    "angle_deg": float(a.mean()),
-                    "angle_se": float(a.std() / np.sqrt(a.size)),
-                    "rel_error": float(e.mean()),
-                    "rel_error_se": float(e.std() / np.sqrt(e.size)),
-                    "median_rel_error": float(np.median(e)),
-                }
+        for name, r in results[m]["errors"].items():
+            a, e = r["angle_deg"], r["rel_error"]
+            table[m][name] = {
+                "angle_deg": float(a.mean()),
+                "angle_se": float(a.std() / np.sqrt(a.size)),
+                "rel_error": float(e.mean()),
+                "rel_error_se": float(e.std() / np.sqrt(e.size)),
+                "median_rel_error": float(np.median(e)),
+            }
     all_m = np.asarray(counts + ref, float)
     factors = {}
     for base in ("mc", "mc_baseline"):
@@ -218,32 +304,6 @@ def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
                 factors[f"{name}_vs_{base}_{metric}"] = {
                     m: sample_factor(m, table[m][name][metric], all_m, err_mc) for m in counts
                 }
-    with open(os.path.join(workdir, "gradient_errors.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "num_episodes",
-                "estimator",
-                "angle_deg",
-                "angle_se",
-                "rel_error",
-                "rel_error_se",
-                "median_rel_error",
-            ]
-        )
-        for m in counts + ref:
-            for k, v in table[m].items():
-                w.writerow(
-                    [
-                        m,
-                        k,
-                        v["angle_deg"],
-                        v["angle_se"],
-                        v["rel_error"],
-                        v["rel_error_se"],
-                        v["median_rel_error"],
-                    ]
-                )
     plot_gradient(os.path.join(workdir, "plots", "gradient_error.png"), table, counts, ref)
     return {
         "table": {str(m): v for m, v in table.items()},
@@ -291,130 +351,115 @@ def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int]) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# Part 2: policy learning.
+# Part 2: policy learning (the runtime).
 # ---------------------------------------------------------------------------------------------
 
 
-def learn_config(c: ml_collections.ConfigDict, env: str, estimator: str):
-    lc = learn.default_config()
-    lc.env, lc.estimator, lc.natural, lc.lr = env, estimator, bool(c.natural), float(c.lr)
-    lc.gp_noise, lc.bac_nu, lc.bac_capacity = (
-        float(c.gp_noise),
-        float(c.bac_nu),
-        int(c.bac_capacity),
-    )
-    lc.bac_noise, lc.bac_lengthscale = float(c.bac_noise), float(c.bac_lengthscale)
+def learn_config(c: ml_collections.ConfigDict, env: str, estimator: str) -> learn.LearnConfig:
+    """The `LearnConfig` of one program: `config.algo` plus the per-program fields."""
     if env == "LQR-v0":
-        lc.max_steps, lc.num_updates, lc.num_episodes = (
-            int(c.horizon),
-            int(c.lqr_updates),
-            int(c.lqr_episodes),
-        )
-        lc.gamma = 1.0
+        per = dict(max_steps=int(c.horizon), num_updates=int(c.lqr_updates),
+                   num_episodes=int(c.lqr_episodes), gamma=1.0)
     else:
-        lc.max_steps, lc.num_updates = int(c.cartpole_max_steps), int(c.cartpole_updates)
-        lc.num_episodes, lc.gamma = int(c.cartpole_episodes), float(c.gamma_cartpole)
-    return lc
+        per = dict(max_steps=int(c.cartpole_max_steps), num_updates=int(c.cartpole_updates),
+                   num_episodes=int(c.cartpole_episodes), gamma=float(c.gamma_cartpole))
+    return learn.as_config({**c.algo.to_dict(), **per, "env": env, "estimator": estimator})
 
 
-def training_mean_stats(ret: np.ndarray) -> dict:
-    """IQM and 95% CI over seeds of the mean return over all updates (`ret: [seeds, updates]`),
-    a speed-of-learning measure that still separates methods whose final returns tie."""
-    auc = np.nanmean(ret, axis=1)
-    lo, hi = stats.bootstrap_ci(auc, "iqm")
-    return {"train_mean_iqm": float(stats.iqm(auc)), "train_mean_lo": float(lo),
-            "train_mean_hi": float(hi)}
+def program_workdir(workdir: str, env: str, estimator: str) -> str:
+    return os.path.join(workdir, "learning", env, estimator)
 
 
-def learning_study(c: ml_collections.ConfigDict, workdir: str) -> dict:
+def run_program(c: ml_collections.ConfigDict, lc: learn.LearnConfig, seeds: list[int],
+                grid: dict, workdir: str, stop_after_chunks: int | None = None
+                ) -> experiment.Result:
+    """One (env, estimator) learner over seeds x grid through the runtime (resumable)."""
+    algo = learn.make_learner(lc)
+    config = {"algo": dataclasses.asdict(lc), "sweep": dict(grid), "float64": bool(c.float64)}
+    return experiment.run(algo, seeds, grid, workdir=workdir, config=config,
+                          progress_metric="return", stop_after_chunks=stop_after_chunks,
+                          **common.runtime_kwargs(c))
+
+
+def _point_runs(result: experiment.Result, point: dict) -> list[int]:
+    """Indices of the runs of grid point `point` (the swept values of an aggregate entry)."""
+    return [i for i, r in enumerate(result.runs)
+            if all(r.get(k) == v for k, v in point.items())]
+
+
+def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict) -> dict:
+    """`experiment.summarize` of the final return (last 10% of updates) and of the mean return
+    over all updates (a speed-of-learning measure that still separates methods whose final
+    returns tie), and the figures of the best grid point (by final IQM, on the same seeds:
+    flattering to every estimator alike)."""
+    final = experiment.summarize(result, "return")
+    over = experiment.summarize(result, "return", last_frac=1.0)
+    names = sorted(grid)
+
+    def iqm(a):
+        return -np.inf if a["iqm"] is None else a["iqm"]
+
+    best_i = max(range(len(final["aggregate"])), key=lambda i: iqm(final["aggregate"][i]))
+    best, best_over = final["aggregate"][best_i], over["aggregate"][best_i]
+    point = {k: best[k] for k in names}
+    idx = _point_runs(result, point)
+    ret = result.metrics["return"][idx]
+    finals = np.asarray([np.nan if final["per_run"][i]["final_return"] is None
+                         else final["per_run"][i]["final_return"] for i in idx])
+    lo, hi = best["iqm_ci95"] or (None, None)
+    tlo, thi = best_over["iqm_ci95"] or (None, None)
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        initial = float(np.nanmean(ret[:, 0]))
+        dict_size = float(np.nanmean(result.metrics["dict_size"][idx]))
+    return {
+        "final_iqm": best["iqm"], "final_iqm_lo": lo, "final_iqm_hi": hi,
+        "final_mean": best["mean"], "initial_return": initial,
+        "num_failed": best["num_failed"], "num_seeds": best["num_runs"],
+        "mean_dict_size": dict_size, "updates": lc.num_updates,
+        "episodes_per_update": lc.num_episodes,
+        "train_mean_iqm": best_over["iqm"], "train_mean_lo": tlo, "train_mean_hi": thi,
+        "best_point": point, "best_lr": float(point.get("lr", lc.lr)),
+        "final_iqm_per_point": {experiment.grid_label({k: a[k] for k in names}): a["iqm"]
+                                for a in final["aggregate"]},
+        "_finals": finals, "_curve": (np.asarray(result.env_steps), ret),
+    }
+
+
+def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
+                   stop_after_chunks: int | None = None) -> dict:
+    """Every program of the plan (each resumable in its own workdir); per-environment plots of
+    each estimator at its best grid point and its probability of improvement over MC+baseline."""
     from jaxrl import plotting
 
-    seeds = list(range(int(c.seed), int(c.seed) + int(c.num_seeds)))
-    rows, out = [], {}
-    for env in c.learn_envs:
-        curves, finals = {}, {}
-        for est in c.learn_estimators:
-            lc = learn_config(c, env, est)
-            algo = learn.make_learner(lc)
-            lrs = [float(v) for v in (c.lr_grid or (c.lr,))]
-            # One compiled program for all learning rates x seeds (grid-major run order).
-            res = sweep.run(algo, seeds, grid={"lr": lrs}, progress=c.progress)
-            x = np.arange(1, algo.num_updates + 1) * algo.env_steps_per_update
-            n_s = len(seeds)
-            all_ret = res.metrics["return"].reshape(len(lrs), n_s, -1)
-            last = max(1, all_ret.shape[2] // 10)
-            per_lr = np.nanmean(all_ret[:, :, -last:], axis=2)  # [lrs, seeds]
-            # Best learning rate per estimator by the IQM of the final return over the same
-            # seeds (selection on the evaluation seeds: flattering to every estimator alike).
-            best = int(np.nanargmax([stats.iqm(f) for f in per_lr]))
-            ret = all_ret[best]
-            metrics = {k: v.reshape(len(lrs), n_s, -1)[best] for k, v in res.metrics.items()}
-            curves[LABELS[est]] = (x, ret)
-            final = per_lr[best]
-            lo, hi = stats.bootstrap_ci(final, "iqm")
-            finals[est] = final
-            failed = ~np.isfinite(ret).all(axis=1)
-            out.setdefault(env, {})[est] = {
-                "final_iqm": float(stats.iqm(final)),
-                "final_iqm_lo": float(lo),
-                "final_iqm_hi": float(hi),
-                "final_mean": float(np.nanmean(final)),
-                "initial_return": float(np.nanmean(ret[:, 0])),
-                "num_failed": int(failed.sum()),
-                "num_seeds": len(seeds),
-                "mean_dict_size": float(np.nanmean(metrics["dict_size"])),
-                "updates": algo.num_updates,
-                "episodes_per_update": lc.num_episodes,
-                **training_mean_stats(ret),
-                "best_lr": lrs[best],
-                "final_iqm_per_lr": {str(lr): float(stats.iqm(f)) for lr, f in zip(lrs, per_lr, strict=True)},
-            }
-            for i, s in enumerate(seeds):
-                for t in range(ret.shape[1]):
-                    rows.append(
-                        [env, est, s, t + 1, int(x[t])]
-                        + [
-                            float(metrics[k][i, t])
-                            for k in (
-                                "return",
-                                "batch_return",
-                                "grad_norm",
-                                "grad_cov_trace",
-                                "dict_size",
-                            )
-                        ]
-                    )
+    out: dict = {}
+    curves: dict = {}
+    for env, est, lc in plan.programs:
+        sub = program_workdir(workdir, env, est)
+        res = run_program(c, lc, plan.seeds, plan.grid, sub, stop_after_chunks)
+        if res.interrupted_at is not None:
+            return {"interrupted_at": int(res.interrupted_at), "program": [env, est]}
+        entry = program_summary(res, lc, plan.grid)
+        experiment.finish(sub, res, {
+            "env": env, "estimator": est,
+            "final_return": experiment.summarize(res, "return"),
+            "return_over_training": experiment.summarize(res, "return", last_frac=1.0)})
+        experiment.plot_curves(res, "return", os.path.join(sub, "plots", "return.png"),
+                               f"{LABELS[est]} on {env} ({len(plan.seeds)} seeds)")
+        out.setdefault(env, {})[est] = entry
+        curves.setdefault(env, {})[LABELS[est]] = entry.pop("_curve")
+    for env, d in out.items():
+        finals = {est: v.pop("_finals") for est, v in d.items()}
         ref = "mc_baseline" if "mc_baseline" in finals else next(iter(finals))
         for est, f in finals.items():
             if est != ref:
-                out[env][est][f"prob_improvement_vs_{ref}"] = float(
-                    stats.probability_of_improvement(f, finals[ref])
-                )
+                d[est][f"prob_improvement_vs_{ref}"] = float(
+                    stats.probability_of_improvement(f, finals[ref]))
         ylabel = "exact expected return" if env == "LQR-v0" else "mean episode return"
         plotting.plot_curves(
-            os.path.join(workdir, "plots", f"learning_{env}.png"),
-            curves,
-            xlabel="environment steps",
-            ylabel=ylabel,
-            title=f"{env}: IQM over {len(seeds)} seeds, 95% bootstrap CI",
-        )
-    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "env",
-                "estimator",
-                "seed",
-                "step",
-                "env_steps",
-                "return",
-                "batch_return",
-                "grad_norm",
-                "grad_cov_trace",
-                "dict_size",
-            ]
-        )
-        w.writerows(rows)
+            os.path.join(workdir, "plots", f"learning_{env}.png"), curves[env],
+            xlabel="environment steps", ylabel=ylabel,
+            title=f"{env}: IQM over {len(plan.seeds)} seeds, 95% bootstrap CI")
     return out
 
 
@@ -423,32 +468,41 @@ def learning_study(c: ml_collections.ConfigDict, workdir: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def run(c: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Run the configured experiment into `workdir`; returns (and writes) the summary."""
-    validate(c)
+def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | None = None
+        ) -> dict:
+    """Validate (before any file is written), run the configured experiment into `workdir`
+    (the learning programs resume from their checkpoints) and write `summary.json`; returns
+    the summary. Re-running on a finished workdir rewrites identical files."""
+    plan = validate(c)
     os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(c.to_dict(), f, indent=2, default=list)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "config.json"), c.to_dict())
     t0 = time.time()
     with jax.enable_x64(bool(c.float64)):
         if c.mode == "gradient":
-            summary = gradient_mode(c)
+            summary = gradient_mode(c, workdir)
         else:
             summary = {"gradient": gradient_study_run(c, workdir)}
-            if c.learn_envs:
-                summary["learning"] = learning_study(c, workdir)
-    summary["wall_seconds"] = time.time() - t0
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+            if plan.programs:
+                learning = learning_study(c, plan, workdir, stop_after_chunks)
+                if "interrupted_at" in learning:
+                    return learning
+                summary["learning"] = learning
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "summary.json"), summary)
+    print(f"[{NAME}] done in {time.time() - t0:.0f} s; outputs in {workdir}", flush=True)
     return summary
+
+
+def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
+    summary = run(config, workdir)
+    view = {k: v for k, v in summary.items() if k != "gradient"}
+    print(json.dumps(json_safe(view), indent=1)[:4000])
 
 
 def main(argv):
     del argv
-    if _WORKDIR.value is None:
-        raise app.UsageError("--workdir is required")
-    summary = run(_CONFIG.value, _WORKDIR.value)
-    print(json.dumps({k: v for k, v in summary.items() if k != "gradient"}, indent=1)[:4000])
+    common.guarded_main(lambda: _main(_CONFIG.value, _WORKDIR.value))
 
 
 def report(summary: dict, name: str = NAME) -> str:
@@ -498,28 +552,28 @@ def report(summary: dict, name: str = NAME) -> str:
         lines += [
             "Policy learning (final = last 10% of updates; IQM over seeds, 95% "
             "stratified-bootstrap CI; LQR metric = exact expected return). Each estimator runs "
-            "over the config's Adam learning-rate grid in one program and is shown at its best "
-            "learning rate (chosen on the same seeds):",
+            "over the config's grid (`config.sweep`, e.g. the Adam learning rates) x seeds as one "
+            "resumable program of the runtime and is shown at its best grid point (chosen on "
+            "the same seeds; `all` = nothing swept):",
             "",
         ]
         for env, d in summary["learning"].items():
             lines += [
                 "| env | estimator | initial | final IQM [95% CI] | mean over training IQM "
-                "[95% CI] | P(improve vs MC+b) | best lr (final IQM per lr) |",
+                "[95% CI] | P(improve vs MC+b) | best grid point (final IQM per point) |",
                 "|---|---|---|---|---|---|---|",
             ]
             for est, v in d.items():
                 poi = v.get("prob_improvement_vs_mc_baseline")
+                per = ", ".join(f"{k}: {_num(q, '.1f')}"
+                                for k, q in v.get("final_iqm_per_point", {}).items())
+                best = experiment.grid_label(v.get("best_point", {}))
                 lines.append(
-                    f"| {env} | {LABELS[est]} | {v['initial_return']:.2f} | "
-                    f"{v['final_iqm']:.2f} [{v['final_iqm_lo']:.2f}, {v['final_iqm_hi']:.2f}] | "
-                    + (f"{v['train_mean_iqm']:.2f} [{v['train_mean_lo']:.2f}, "
-                       f"{v['train_mean_hi']:.2f}] | " if "train_mean_iqm" in v else "- | ")
-                    +
-                    f"{'-' if poi is None else f'{poi:.2f}'} | "
-                    f"{v.get('best_lr', '-')} ("
-                    + ", ".join(f"{lr}: {q:.1f}" for lr, q in v.get("final_iqm_per_lr", {}).items())
-                    + ") |"
+                    f"| {env} | {LABELS[est]} | {_num(v['initial_return'])} | "
+                    f"{_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
+                    f"{_num(v['final_iqm_hi'])}] | {_num(v['train_mean_iqm'])} "
+                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | "
+                    f"{_num(poi)} | {best} ({per}) |"
                 )
             lines.append("")
         for env in summary["learning"]:
@@ -527,6 +581,11 @@ def report(summary: dict, name: str = NAME) -> str:
         lines.append("")
     lines.append(honest_statement(summary))
     return "\n".join(lines) + "\n"
+
+
+def _num(x, fmt: str = ".2f") -> str:
+    """A number for a table cell; `-` for a missing one (e.g. every seed failed)."""
+    return "-" if x is None or not np.isfinite(x) else format(x, fmt)
 
 
 def honest_statement(summary: dict) -> str:
@@ -560,14 +619,18 @@ def learning_statement(summary: dict) -> str:
         for est, v in d.items():
             if est == "mc_baseline":
                 continue
-            overlap = v["final_iqm_hi"] >= ref["final_iqm_lo"] and v["final_iqm_lo"] <= ref[
-                "final_iqm_hi"]
-            verdict = "CIs overlap" if overlap else (
-                "better" if v["final_iqm"] > ref["final_iqm"] else "worse")
-            parts.append(f"{LABELS[est]} {v['final_iqm']:.2f} ({verdict})")
+            cells = (v["final_iqm_lo"], v["final_iqm_hi"], ref["final_iqm_lo"], ref["final_iqm_hi"])
+            if any(x is None for x in cells):
+                verdict = "no CI: failed seeds"
+            elif v["final_iqm_hi"] >= ref["final_iqm_lo"] and v["final_iqm_lo"] <= ref[
+                    "final_iqm_hi"]:
+                verdict = "CIs overlap"
+            else:
+                verdict = "better" if v["final_iqm"] > ref["final_iqm"] else "worse"
+            parts.append(f"{LABELS[est]} {_num(v['final_iqm'])} ({verdict})")
         out.append(
-            f" Policy learning on {env} at each estimator's best learning rate: MC+baseline "
-            f"{ref['final_iqm']:.2f}; " + "; ".join(parts) + "."
+            f" Policy learning on {env} at each estimator's best grid point: MC+baseline "
+            f"{_num(ref['final_iqm'])}; " + "; ".join(parts) + "."
         )
     return "".join(out)
 

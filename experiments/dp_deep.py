@@ -7,7 +7,7 @@ envs that the agent wraps in the stock augmentation `jaxrl.envs.stock.StockAugme
 finite MDP whose exact optimum is computed by `jaxrl.dp.tabular.solve_exact`:
 
 * Gamble (H = 3; safe +1 or risky +4/-2 w.p. 0.6/0.4): a risk-neutral agent (`mean`) and a CVaR
-  agent (`cvar`, alpha = config.alpha) train as one vmapped program over seeds. The CVaR agent
+  agent (`cvar`, alpha = config.alpha) train as one program over seeds. The CVaR agent
   picks its threshold `b` by maximizing its own Rockafellar-Uryasev estimate at the initial
   state (outer max of the paper, sec. 5), then acts greedily for `min(c + Z, 0)` from `c_0 = -b`.
   Reported: the CVaR_alpha of its evaluation returns, next to the exact optimum.
@@ -15,13 +15,18 @@ finite MDP whose exact optimum is computed by `jaxrl.dp.tabular.solve_exact`:
   `homeostatic` agent (`-|c + Z|`, `c_0 = -set_point`); reported: E|G - set point| (= the mean
   distance of the final stock from the set point) next to the exact optimum, and the stock path.
 
-Writes DIR/config.json, metrics.csv (one row per task, agent, seed and evaluation point),
-summary.json and plots/*.png.
+Evaluation is the runtime's: `jaxrl.dp.deep.make_greedy_evaluate` runs every
+`num_updates // num_evals` updates (and at the end) with keys from (seed, evaluation index), so
+both agents of a seed are evaluated on the same episodes' randomness.
+
+Writes, per task, DIR/<task>/deep_dn/ with the runtime's files (config.json, metrics.csv: training
+metrics per update, eval.csv: evaluation metrics per evaluation point, checkpoints/, summary.json);
+re-running the same command resumes. At the top: DIR/config.json, DIR/summary.json and
+DIR/plots/*.png.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -33,10 +38,12 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxrl import plotting, stats, sweep
+from experiments import common
+from jaxrl import experiment, plotting, stats
 from jaxrl.distributions import FiniteSupport, cvar
 from jaxrl.dp import deep
 from jaxrl.envs import gamble as gamble_envs
+from jaxrl.metrics import write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -45,21 +52,24 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True,
     allow_override=True,
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Results directory.", allow_override=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Results directory (resumed if it exists).", allow_override=True
+)
 
 TASKS = {
     # task: (config field, MDP builder, risk-aware objective, eval metric, higher is better)
     "gamble": ("gamble", gamble_envs.gamble_mdp, "cvar", "cvar", True),
     "homeostasis": ("homeostasis", gamble_envs.homeostasis_mdp, "homeostatic", "abs_dev", False),
 }
+GRID = {"objective_index": (0.0, 1.0)}  # 0: the mean agent, 1: the risk-aware agent
+METHOD = "deep_dn"  # the sub-workdir of each task's program
 
 
-def validate(config) -> None:
-    """One-line `ValueError` naming the bad field."""
-    if int(config.seed) < 0:
-        raise ValueError(f"config.seed must be >= 0, got {config.seed}")
-    if int(config.num_seeds) < 1:
-        raise ValueError(f"config.num_seeds must be >= 1, got {config.num_seeds}")
+def validate(config) -> tuple[list[int], dict[str, deep.DeepDNConfig]]:
+    """One-line `ValueError` naming the bad field, before anything compiles or is written.
+    Returns the seeds and each task's agent config."""
+    seeds = common.seeds_from_config(config)
+    common.validate_runtime(config)
     if int(config.num_evals) < 1:
         raise ValueError(f"config.num_evals must be >= 1, got {config.num_evals}")
     if int(config.eval_episodes) < 10:
@@ -70,25 +80,33 @@ def validate(config) -> None:
         raise ValueError(f"config.b_step must be > 0, got {config.b_step}")
     if not float(config.b_max) >= float(config.b_min):
         raise ValueError(f"config.b_max must be >= config.b_min, got {config.b_max}")
-    for task, (field, _, risk_obj, _, _) in TASKS.items():
-        agent = config[field]
-        names = deep.objective_names(agent.objective)
+    tasks = tuple(config.tasks)
+    if not tasks or len(set(tasks)) != len(tasks) or any(t not in TASKS for t in tasks):
+        raise ValueError(f"config.tasks must be distinct names of {tuple(TASKS)}, got {tasks!r}")
+    agents = {}
+    for task in tasks:
+        field, _, risk_obj, _, _ = TASKS[task]
+        names = deep.objective_names(config[field].objective)
         if names != ("mean", risk_obj):
             raise ValueError(
                 f"config.{field}.objective must be ('mean', '{risk_obj}') for {task}, got {names}"
             )
-        if int(agent.num_updates) < int(config.num_evals):
+        agent = deep.validate_config(config[field], GRID, prefix=f"config.{field}",
+                                     sweep_prefix=f"{task} grid")
+        if agent.num_updates < int(config.num_evals):
             raise ValueError(
                 f"config.{field}.num_updates must be >= config.num_evals, got {agent.num_updates}"
             )
+        agents[task] = agent
+    return seeds, agents
 
 
-def exact_values(task: str, config) -> dict[str, float]:
+def exact_values(task: str, config, agent: deep.DeepDNConfig) -> dict[str, float]:
     """Exact optimum of the risk-aware objective and the risk-neutral policy's score on it."""
     from jaxrl.dp import objectives, tabular
 
-    field, build, _, _, _ = TASKS[task]
-    m = build(**dict(config[field].env_kwargs))
+    _, build, _, _, _ = TASKS[task]
+    m = build(**dict(agent.env_kwargs))
     mdp = tabular.validate_mdp(m["P"], m["R"], m["mu0"], m["gamma"], m["horizon"])
     neutral = tabular.solve_exact(mdp, objectives.make_objective("mean"))
     law = FiniteSupport(jnp.asarray(neutral.returns), jnp.asarray(neutral.return_probs))
@@ -110,223 +128,139 @@ def exact_values(task: str, config) -> dict[str, float]:
     }
 
 
-def make_eval(task: str, config):
-    """`evaluate(params [runs], hp [runs], keys [runs]) -> {metric: [runs, ...]}`, jitted."""
-    field = TASKS[task][0]
-    rollout, predicted = deep.make_evaluate(config[field])
+def make_evaluate(task: str, config, agent: deep.DeepDNConfig):
+    """The task's `evaluate(state, key, hp) -> {name: scalar}` (see `deep.make_greedy_evaluate`):
+    CVaR with the outer max over b on the gamble, E|G - set point| and the stock path on the
+    homeostasis task. On the gamble action 0 is the safe one (`action_0_fraction`)."""
     n = int(config.eval_episodes)
-    alpha = float(config.alpha)
-    b_grid = jnp.arange(config.b_min, config.b_max + 0.5 * config.b_step, config.b_step)
-
-    def one(params, hp, key):
-        k_pred, k_roll = jax.random.split(key)
-        if task == "gamble":
-            vals = jax.vmap(lambda b: predicted(params, k_pred, hp, -b, 8))(b_grid)
-            b_star, estimate = deep.select_cvar_b(vals, b_grid, alpha)
-            c0 = jnp.where(hp["objective_index"] > 0.5, -b_star, 0.0)
-            out = rollout(params, k_roll, hp, c0, n)
-            g, acts = out["returns"], out["actions"]
-            # b_star / cvar_predicted are meaningful for the CVaR agent only (the mean agent's
-            # utility is not min(x, 0)); its rollout starts from c_0 = 0 (stock-blind objective).
-            return {
-                "cvar": deep.empirical_cvar(g, alpha),
-                "mean_return": g.mean(),
-                "safe_fraction": jnp.sum(acts == 0) / jnp.maximum(jnp.sum(acts >= 0), 1),
-                "b_star": b_star,
-                "cvar_predicted": estimate,
-            }
-        t = float(config.set_point)
-        out = rollout(params, k_roll, hp, -t, n)
-        g = out["returns"]
-        return {
-            "abs_dev": jnp.abs(g - t).mean(),
-            "mean_return": g.mean(),
-            "stock_abs": jnp.abs(out["stocks"]).mean(axis=1),  # [H + 1] |c_t| = |G_{<t} - t|
-        }
-
-    return jax.jit(jax.vmap(one))
+    if task == "gamble":
+        b_grid = np.arange(config.b_min, config.b_max + 0.5 * config.b_step, config.b_step)
+        return deep.make_greedy_evaluate(agent, n, cvar_alpha=float(config.alpha), b_grid=b_grid)
+    return deep.make_greedy_evaluate(agent, n, set_point=float(config.set_point))
 
 
-def train_task(task: str, config, seeds: list[int]) -> dict[str, Any]:
-    """Train mean + risk-aware agents for all seeds (one program); evaluate along training."""
-    field, _, risk_obj, metric, _ = TASKS[task]
-    agent = config[field]
-    algo = deep.make_deep_dn(agent)
-    evaluate = make_eval(task, config)
-    num_updates = int(agent.num_updates)
-    chunk = max(1, num_updates // int(config.num_evals))
-    runs = sweep.expand_runs(seeds, {"objective_index": (0.0, 1.0)})
-    evals: list[dict[str, np.ndarray]] = []
-    steps: list[int] = []
-    train_ms: list[dict[str, np.ndarray]] = []
+def eval_every(config, agent: deep.DeepDNConfig) -> int:
+    return max(1, agent.num_updates // int(config.num_evals))
 
-    def callback(done: int, ss: sweep.SweepState, ms: dict[str, np.ndarray]) -> None:
-        keys = jnp.stack(
-            [jax.random.fold_in(jax.random.PRNGKey(r["seed"]), 10_000 + done) for r in runs]
-        )
-        n = len(runs)
-        params = jax.tree.map(lambda x: x[:n], ss.algo.params)
-        hp = {k: v[:n] for k, v in ss.hparams.items()}
-        evals.append(jax.tree.map(np.asarray, evaluate(params, hp, keys)))
-        steps.append(done)
-        train_ms.append({k: np.nanmean(v, axis=1) for k, v in ms.items()})
 
+def train_task(task: str, config, seeds: list[int], agent: deep.DeepDNConfig, root: str,
+               stop_after_chunks: int | None = None) -> tuple[experiment.Result, float]:
+    """Train the mean and the risk-aware agent of `task` for all seeds (one program, or resume
+    it), evaluating along training; returns the Result and this invocation's seconds."""
+    algo = deep.make_deep_dn(agent)._replace(evaluate=make_evaluate(task, config, agent))
+    every = eval_every(config, agent)
+    kw = common.runtime_kwargs(config)
+    kw["chunk_size"] = kw["chunk_size"] or every
+    stored = {"experiment": "dp_deep", "task": task, "agent": experiment.config_to_dict(agent),
+              **{k: config[k] for k in ("num_evals", "eval_episodes", "alpha", "set_point",
+                                        "b_min", "b_max", "b_step")}}
     t0 = time.time()
-    res = sweep.run(
-        algo,
-        seeds,
-        {"objective_index": (0.0, 1.0)},
-        chunk_size=chunk,
-        progress=bool(config.progress),
-        callback=callback,
-        progress_metric="episode_return",
-    )
-    seconds = time.time() - t0
-    ev = {k: np.stack([e[k] for e in evals], axis=1) for k in evals[0]}  # [runs, T, ...]
-    tr = {k: np.stack([m[k] for m in train_ms], axis=1) for k in train_ms[0]}
-    labels = ["mean" if r["objective_index"] == 0.0 else risk_obj for r in runs]
-    return {
-        "runs": res.runs,
-        "labels": labels,
-        "steps": np.asarray(steps),
-        "eval": ev,
-        "train": tr,
-        "failed": res.failed_at,
-        "seconds": seconds,
-        "metric": metric,
-        "env_steps_per_update": algo.env_steps_per_update,
-    }
+    result = experiment.run(algo, seeds, GRID, workdir=os.path.join(root, task, METHOD),
+                            config=stored, eval_every=every, progress_metric="episode_return",
+                            stop_after_chunks=stop_after_chunks, **kw)
+    return result, time.time() - t0
 
 
-def _agg(x: np.ndarray) -> dict[str, Any]:
-    lo, hi = stats.bootstrap_ci(x, "iqm", seed=0)
-    return {
-        "iqm": float(stats.iqm(x)),
-        "iqm_ci95": [float(lo), float(hi)],
-        "mean": float(np.mean(x)),
-        "min": float(np.min(x)),
-        "max": float(np.max(x)),
-    }
+def _labels(result: experiment.Result, risk_obj: str) -> list[str]:
+    return ["mean" if r["objective_index"] == 0.0 else risk_obj for r in result.runs]
 
 
-def write_outputs(workdir: str, config, results: dict[str, dict], exact: dict) -> dict:
-    """metrics.csv, summary.json and plots; returns the summary."""
-    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-    rows = []
-    summary: dict[str, Any] = {"tasks": {}}
-    for task, r in results.items():
-        scalar = [k for k, v in r["eval"].items() if v.ndim == 2]
-        for i, run in enumerate(r["runs"]):
-            for j, step in enumerate(r["steps"]):
-                row = {
-                    "task": task,
-                    "agent": r["labels"][i],
-                    "seed": run["seed"],
-                    "step": int(step),
-                    "env_steps": int(step) * r["env_steps_per_update"],
-                }
-                row.update({f"train_{k}": float(v[i, j]) for k, v in r["train"].items()})
-                row.update({k: float(r["eval"][k][i, j]) for k in scalar})
-                rows.append(row)
-        metric, ex = r["metric"], exact[task]
-        task_sum: dict[str, Any] = {
-            "exact": ex,
-            "seconds": r["seconds"],
-            "failed_runs": int(np.sum(r["failed"] >= 0)),
-            "agents": {},
-        }
-        for label in dict.fromkeys(r["labels"]):
-            idx = [i for i, lab in enumerate(r["labels"]) if lab == label]
-            final = {k: r["eval"][k][idx, -1] for k in scalar}
-            agent_sum = {k: _agg(v) for k, v in final.items()}
-            rel = np.abs(final[metric] - ex["optimum"]) / max(abs(ex["optimum"]), 1e-12)
-            agent_sum["relative_gap_to_optimum"] = _agg(rel)
-            agent_sum["seeds_within_10pct"] = int(np.sum(rel <= 0.10))
-            agent_sum["num_seeds"] = len(idx)
-            if "stock_abs" in r["eval"]:
-                agent_sum["stock_abs_by_time_iqm"] = stats.iqm(
-                    r["eval"]["stock_abs"][idx, -1], axis=0
-                ).tolist()
-            task_sum["agents"][label] = agent_sum
-        summary["tasks"][task] = task_sum
-    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
-        fields = list(dict.fromkeys(k for row in rows for k in row))
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    _plots(workdir, config, results, exact)
-    return summary
+def _stock_path(result: experiment.Result, idx: list[int]) -> np.ndarray:
+    """`[runs, H + 1]` E|c_t| at the last evaluation."""
+    cols = sorted((k for k in result.evals if k.startswith("stock_abs_t")),
+                  key=lambda k: int(k[len("stock_abs_t"):]))
+    return np.stack([result.evals[k][idx, -1] for k in cols], axis=1)
 
 
-def _plots(workdir: str, config, results: dict, exact: dict) -> None:
+def summarize_task(task: str, result: experiment.Result, exact: dict, seconds: float) -> dict:
+    """Per agent: the final evaluation metrics (IQM, 95% CI, mean, min, max over seeds, by
+    `experiment.summarize`), the relative gap to the exact optimum, seeds within 10%."""
+    _, _, risk_obj, metric, _ = TASKS[task]
+    labels = _labels(result, risk_obj)
+    finals = {m: experiment.summarize(result, m, source="eval", last_frac=0.0)
+              for m in sorted(result.evals) if not m.startswith("stock_abs_t")}
+    rel = np.abs(result.evals[metric][:, -1] - exact["optimum"]) / max(abs(exact["optimum"]),
+                                                                       1e-12)
+    gap = experiment.summarize({"runs": result.runs, "steps": result.eval_steps[-1:],
+                                "gap": rel[:, None]}, "gap")
+    out: dict[str, Any] = {"exact": exact, "seconds_this_invocation": round(seconds, 1),
+                           "failed_runs": result.num_failed, "agents": {}}
+    for point, label in ((0.0, "mean"), (1.0, risk_obj)):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        entry = lambda s: next(a for a in s["aggregate"] if a["objective_index"] == point)
+        agent = {m: entry(s) for m, s in finals.items()}
+        agent["relative_gap_to_optimum"] = entry(gap)
+        agent["seeds_within_10pct"] = int(np.sum(rel[idx] <= 0.10))
+        agent["num_seeds"] = len(idx)
+        if task == "gamble":
+            agent["safe_fraction"] = agent["action_0_fraction"]
+        else:
+            agent["stock_abs_by_time_iqm"] = stats.iqm(_stock_path(result, idx), axis=0).tolist()
+        out["agents"][label] = agent
+    return out
+
+
+def write_plots(workdir: str, config, results: dict, exact: dict) -> None:
     titles = {
         "gamble": (f"achieved CVaR_{config.alpha:g} of G", "DηN on the gamble (dashed: exact DP)"),
         "homeostasis": (f"E|G - {config.set_point:g}|", "DηN homeostasis (dashed: exact DP)"),
     }
-    for task, r in results.items():
-        x = r["steps"] * r["env_steps_per_update"]
+    for task, result in results.items():
+        _, _, risk_obj, metric, _ = TASKS[task]
+        labels = _labels(result, risk_obj)
+        x = result.eval_steps * result.env_steps_per_update
         curves = {}
-        for label in dict.fromkeys(r["labels"]):
-            idx = [i for i, lab in enumerate(r["labels"]) if lab == label]
-            curves[f"{label} agent"] = (x, r["eval"][r["metric"]][idx])
+        for label in dict.fromkeys(labels):
+            idx = [i for i, lab in enumerate(labels) if lab == label]
+            curves[f"{label} agent"] = (x, result.evals[metric][idx])
         ylabel, title = titles[task]
         path = os.path.join(workdir, "plots", f"{task}.png")
         fig = plotting.plot_curves(path, curves, "environment steps per seed", ylabel, title)
         ax = fig.axes[0]
         ax.axhline(exact[task]["optimum"], color="k", ls="--", lw=1, label="exact optimum")
-        ax.axhline(
-            exact[task]["risk_neutral"],
-            color="gray",
-            ls=":",
-            lw=1,
-            label="exact risk-neutral policy",
-        )
+        ax.axhline(exact[task]["risk_neutral"], color="gray", ls=":", lw=1,
+                   label="exact risk-neutral policy")
         ax.legend(frameon=False)
         fig.savefig(path, dpi=100)
-        if "stock_abs" in r["eval"]:
-            stock = r["eval"]["stock_abs"][:, -1]  # [runs, H + 1]
-            t = np.arange(stock.shape[1])
+        if task == "homeostasis":
             sc = {}
-            for label in dict.fromkeys(r["labels"]):
-                idx = [i for i, lab in enumerate(r["labels"]) if lab == label]
-                sc[f"{label} agent"] = (t, stock[idx])
-            plotting.plot_curves(
-                os.path.join(workdir, "plots", "homeostasis_stock.png"),
-                sc,
-                "time step t",
-                "E|c_t| (distance to set point)",
-                "stock path after training (c_0 = -set point)",
-            )
+            for label in dict.fromkeys(labels):
+                idx = [i for i, lab in enumerate(labels) if lab == label]
+                stock = _stock_path(result, idx)
+                sc[f"{label} agent"] = (np.arange(stock.shape[1]), stock)
+            plotting.plot_curves(os.path.join(workdir, "plots", "homeostasis_stock.png"), sc,
+                                 "time step t", "E|c_t| (distance to set point)",
+                                 "stock path after training (c_0 = -set point)")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
-def run(config, workdir: str) -> dict:
-    """Validate, train both tasks, evaluate, write the workdir; returns the summary."""
-    validate(config)
-    for field in ("gamble", "homeostasis"):
-        deep.validate_config(config[field])
-    seeds = list(range(int(config.seed), int(config.seed) + int(config.num_seeds)))
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2, default=str)
-    exact = {task: exact_values(task, config) for task in TASKS}
-    results = {task: train_task(task, config, seeds) for task in TASKS}
-    return write_outputs(workdir, config, results, exact)
+def run(config, workdir: str, stop_after_chunks: int | None = None) -> dict:
+    """Validate, train (or resume) both tasks with evaluation, write summary and plots."""
+    seeds, agents = validate(config)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    exact = {task: exact_values(task, config, agent) for task, agent in agents.items()}
+    results, summary = {}, {"tasks": {}, "num_seeds": len(seeds)}
+    for task in agents:
+        result, seconds = train_task(task, config, seeds, agents[task], workdir,
+                                     stop_after_chunks)
+        if result.interrupted_at is not None:
+            return {"interrupted_at": result.interrupted_at, "task": task}
+        s = summarize_task(task, result, exact[task], seconds)
+        experiment.finish(os.path.join(workdir, task, METHOD), result, s)
+        results[task], summary["tasks"][task] = result, s
+    experiment.finish(workdir, None, summary)
+    write_plots(workdir, config, results, exact)
+    return summary
 
 
 def main(argv) -> None:
     del argv
-    summary = run(_CONFIG.value, _WORKDIR.value)
-    print(
-        json.dumps(
-            {
-                t: {a: {"iqm": s[TASKS[t][3]]["iqm"]} for a, s in v["agents"].items()}
-                for t, v in summary["tasks"].items()
-            },
-            indent=1,
-        )
-    )
+    summary = common.guarded_main(lambda: run(_CONFIG.value, _WORKDIR.value))
+    print(json.dumps({t: {a: {"iqm": s[TASKS[t][3]]["iqm"]} for a, s in v["agents"].items()}
+                      for t, v in summary["tasks"].items()}, indent=1))
 
 
 def reproduce(root: str) -> str:
@@ -343,15 +277,20 @@ def reproduce(root: str) -> str:
     hh, hm = h["agents"]["homeostatic"], h["agents"]["mean"]
 
     def ci(a: dict) -> str:
-        return f"{a['iqm']:.3f} [{a['iqm_ci95'][0]:.3f}, {a['iqm_ci95'][1]:.3f}]"
+        if a.get("iqm") is None:
+            return "n/a (every seed failed)"
+        lo, hi = a["iqm_ci95"]
+        return f"{a['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
 
     n = gc["num_seeds"]
     return "\n".join(
         [
             "## DηN: stock-augmented distributional DQN vs exact distributional DP",
             "",
-            f"Quick variant, {n} seeds per agent (IQM [95% bootstrap CI] over seeds), quantile critic,"
-            f" {seconds:.0f} s in total. Exact values from `jaxrl.dp.tabular.solve_exact`.",
+            f"Quick variant, {n} seeds per agent (IQM [95% stratified-bootstrap CI] over seeds of "
+            f"the last evaluation, {config.eval_episodes} greedy episodes per seed), quantile "
+            f"critic, {seconds:.0f} s in total (this invocation). Exact values from "
+            "`jaxrl.dp.tabular.solve_exact`.",
             "",
             "| task / agent | metric | DηN | exact optimum | exact risk-neutral policy |",
             "|---|---|---|---|---|",
@@ -367,7 +306,7 @@ def reproduce(root: str) -> str:
             f"| homeostasis, mean agent | E\\|G - {config.set_point:g}\\| | {ci(hm['abs_dev'])} | | |",
             "",
             f"CVaR agent within 10% of the exact optimum on {gc['seeds_within_10pct']}/{n} seeds "
-            f"(relative gap IQM {gc['relative_gap_to_optimum']['iqm']:.3f}); homeostatic agent within"
+            f"(relative gap IQM {ci(gc['relative_gap_to_optimum'])}); homeostatic agent within"
             f" 10% of its optimum on {hh['seeds_within_10pct']}/{n} seeds.",
             "",
             "![gamble](dp_deep/plots/gamble.png) ![homeostasis](dp_deep/plots/homeostasis.png)",

@@ -1,23 +1,34 @@
 """Martingale policy evaluation and TD learning in continuous time (Jia & Zhou, JMLR 2022).
 
-  python -m experiments.martingale --config=experiments/configs/martingale.py[:quick|:ou] \
+  python -m experiments.martingale --config=experiments/configs/martingale.py[:quick|:ou|:tiny] \
       --workdir=DIR
 
-Mode "full" (default and `:quick`) runs three experiments, every one vmapped over seeds:
+Mode "full" (default, `:quick`, `:tiny`) runs three experiments, every one vmapped over seeds:
   1. Ornstein-Uhlenbeck, discounted: parameter error of ML, CTD(0), CLSTD, CGTD and the
      mean-square TD error (MSTDE) minimiser against the closed-form (A, B, C), as the mesh size
-     dt shrinks (one compiled program vmapped over seeds x dt), log-log plot with fitted slopes.
+     dt shrinks, log-log plot with fitted slopes. The online methods (CTD(0), CGTD) iterate, so
+     the study is an `Algorithm` of the one runtime (`jaxrl.martingale.algorithms`, one update =
+     one pass over the paths) run by `experiment.run` over seeds x dt (dt is a run-time
+     hyperparameter: one compiled program) in `DIR/ou/`: metrics.csv (the online estimates per
+     pass), eval.csv (every method's final estimate and error), checkpoints, resumed by
+     re-running the same command.
   2. Brownian motion with terminal reward (the bias example): family
-     J = (theta (1 - t) + 1) x, truth theta = 0; MSTDE tends to -3/2 instead.
+     J = (theta (1 - t) + 1) x, truth theta = 0; MSTDE tends to -3/2 instead. Same runtime
+     algorithm (CTD(0) only) in `DIR/brownian/` (seeds `seed + 1000 ...`).
   3. Black-Scholes call: misspecified polynomial value family; ML == CLSTD(lambda=1) exactly,
-     CLSTD(0) differs; plus a time-dependent MLP trained on the martingale loss.
-Mode "ou" (`:ou`) evaluates one OU case (a, b, sigma, q, rho, dt, seed) and writes `true_params`
-and each method's estimated (A, B, C) with features (x^2/2, x, 1) to DIR/summary.json.
+     CLSTD(0) differs. The closed-form fits are one jitted computation (no checkpoints) written
+     to `DIR/black_scholes/metrics.csv` in the runtime's long form (run, seed = the PRNGKey seed
+     `seed + 2000 ...`, step = 1, env_steps = simulated transitions per run, `<method>_rmse`,
+     `gap_ml_clstd1`); the time-dependent MLP trained on the martingale loss is a runtime
+     algorithm (one update = one Adam step) in `DIR/black_scholes_mlp/` (seeds `seed + 3000 ...`).
+  `DIR/config.json` holds the config, `DIR/summary.json` every figure of the report.
+Mode "ou" (`:ou`) evaluates one OU case (a, b, sigma, q, rho, dt, seed) through the runtime in
+DIR and writes `true_params` and each method's estimated (A, B, C) with features
+(x^2/2, x, 1) to DIR/summary.json.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -31,8 +42,13 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import common
+from jaxrl import config as jconfig
+from jaxrl import experiment, stats
 from jaxrl import martingale as mg
 from jaxrl.envs import diffusions as dif
+from jaxrl.martingale import algorithms
+from jaxrl.metrics import MetricWriter, json_safe, write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/martingale.py", allow_override=True
@@ -40,7 +56,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", allow_override=True)
 
 OU_METHODS = ("ml", "ctd0", "clstd", "cgtd", "mstde")
-MAX_POINTS = 60_000_000  # paths x steps x seeds x dts allowed in one program
+OU_PARAMS = ("A", "B", "C")
+BM_METHODS = ("ml", "ctd0", "clstd", "mstde")
+BS_METHODS = ("ml", "clstd0", "clstd1", "mstde")
+MAX_POINTS = 60_000_000  # paths x steps x seeds x dts allowed in one study
+BM_SEED_OFFSET, BS_SEED_OFFSET, MLP_SEED_OFFSET = 1000, 2000, 3000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,7 +69,7 @@ MAX_POINTS = 60_000_000  # paths x steps x seeds x dts allowed in one program
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
-    """Raise a one-line ValueError naming the first bad field."""
+    """Raise a one-line ValueError naming the first bad field (before any file is written)."""
     if c.mode not in ("full", "ou"):
         raise ValueError(f"config.mode must be 'full' or 'ou', got {c.mode!r}")
     for name in ("a", "b", "sigma", "q", "rho", "x0_mean", "x0_std"):
@@ -65,7 +85,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.sigma and config.x0_std must be >= 0, got {c.sigma!r}, {c.x0_std!r}"
         )
-    for name in ("t_fit", "tail", "dt", "ctd_lr", "cgtd_alpha", "cgtd_beta", "bs_dt"):
+    for name in ("t_fit", "tail", "dt", "ctd_lr", "cgtd_alpha", "cgtd_beta", "bs_dt",
+                 "bm_ctd_lr", "bs_mlp_lr"):
         v = float(c[name])
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"config.{name} must be a finite number > 0, got {c[name]!r}")
@@ -76,6 +97,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
         "ctd_epochs",
         "cgtd_epochs",
         "bm_paths",
+        "bm_ctd_epochs",
         "bs_paths",
         "bs_mlp_iters",
         "bs_mlp_paths",
@@ -88,14 +110,32 @@ def validate(c: ml_collections.ConfigDict) -> None:
         vals = tuple(c[name])
         if not vals or any(not (math.isfinite(float(v)) and float(v) > 0) for v in vals):
             raise ValueError(f"config.{name} must be a non-empty tuple of numbers > 0, got {vals}")
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"config.{name} has repeated values: {vals}")
+    if any(float(v) > 1.0 for v in c.bm_dts):
+        raise ValueError(f"config.bm_dts must be <= 1 (the horizon), got {tuple(c.bm_dts)}")
     if float(c.dt) > float(c.t_fit):
         raise ValueError(f"config.dt must be <= config.t_fit={c.t_fit}, got {c.dt}")
+    common.validate_runtime(c)
     steps = ou_num_steps(c, float(c.dt))
-    if c.mode == "ou" and steps * int(c.num_paths) > MAX_POINTS:
-        raise ValueError(
-            f"config.dt={c.dt} with config.rho={c.rho}, config.num_paths={c.num_paths} needs "
-            f"{steps * int(c.num_paths)} simulated points (> {MAX_POINTS}); raise dt or rho"
-        )
+    if c.mode == "ou":
+        if steps * int(c.num_paths) > MAX_POINTS:
+            raise ValueError(
+                f"config.dt={c.dt} with config.rho={c.rho}, config.num_paths={c.num_paths} "
+                f"needs {steps * int(c.num_paths)} simulated points (> {MAX_POINTS}); raise dt "
+                "or rho"
+            )
+        jconfig.validate(ou_pe_config(c, int(c.num_paths), steps), prefix="config")
+        return
+    dts = sorted((float(d) for d in c.dts), reverse=True)
+    num_steps = ou_num_steps(c, min(dts))
+    if num_steps * int(c.sweep_paths) * int(c.num_seeds) * len(dts) > MAX_POINTS:
+        raise ValueError(f"config.sweep_paths={c.sweep_paths} is too large for config.dts={dts}")
+    jconfig.validate(ou_pe_config(c, int(c.sweep_paths), num_steps), {"dt": dts},
+                     prefix="config", sweep_prefix="config.dts")
+    jconfig.validate(bm_pe_config(c), {"dt": tuple(float(d) for d in c.bm_dts)},
+                     prefix="config", sweep_prefix="config.bm_dts")
+    jconfig.validate(mlp_config(c), prefix="config")
 
 
 def ou_horizon(c: ml_collections.ConfigDict) -> float:
@@ -107,13 +147,18 @@ def ou_num_steps(c: ml_collections.ConfigDict, dt: float) -> int:
     return int(round(ou_horizon(c) / dt))
 
 
+def seeds_from(c: ml_collections.ConfigDict, offset: int = 0, limit: int | None = None
+               ) -> list[int]:
+    n = int(c.num_seeds) if limit is None else max(1, min(limit, int(c.num_seeds)))
+    return list(range(int(c.seed) + offset, int(c.seed) + offset + n))
+
+
 # ---------------------------------------------------------------------------------------------
 # 1. Ornstein-Uhlenbeck.
 # ---------------------------------------------------------------------------------------------
 
 
-def make_ou_estimator(c: ml_collections.ConfigDict, num_paths: int, num_steps: int):
-    """`estimate(key, dt) -> {method: [3]}`: simulate the OU paths, run every estimator."""
+def ou_env(c: ml_collections.ConfigDict):
     env = dif.ControlledOU()
     base = env.default_params.replace(
         a=float(c.a),
@@ -125,42 +170,64 @@ def make_ou_estimator(c: ml_collections.ConfigDict, num_paths: int, num_steps: i
         x0_std=float(c.x0_std),
         horizon=ou_horizon(c),
     )
+    return env, base
+
+
+def ou_pe_config(c: ml_collections.ConfigDict, num_paths: int, num_steps: int
+                 ) -> algorithms.PEConfig:
+    return algorithms.PEConfig(num_paths=num_paths, num_steps=num_steps,
+                               ctd_epochs=int(c.ctd_epochs), cgtd_epochs=int(c.cgtd_epochs),
+                               dt=float(c.dt), ctd_lr=float(c.ctd_lr),
+                               cgtd_alpha=float(c.cgtd_alpha), cgtd_beta=float(c.cgtd_beta))
+
+
+def ou_algorithm(c: ml_collections.ConfigDict, num_paths: int, num_steps: int):
+    """The OU policy-evaluation `Algorithm` (online CTD(0) and CGTD passes; ML, CLSTD and
+    MSTDE at the evaluation) with its config."""
+    env, base = ou_env(c)
     value = mg.LinearValue(mg.quadratic_features)
-    ctd_epochs, cgtd_epochs = int(c.ctd_epochs), int(c.cgtd_epochs)
     t_fit = float(c.t_fit)
+    cfg = ou_pe_config(c, num_paths, num_steps)
 
-    def estimate(key: jax.Array, dt: jax.Array, hp: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        params = base.replace(dt=dt)
-        traj = dif.simulate(key, env, params, num_paths, num_steps)
-        zero = jnp.zeros(3)
-        return {
-            "ml": mg.ml_linear(value, traj, fit_until=t_fit),
-            "ctd0": mg.ctd(zero, value, traj, hp["ctd_lr"], num_epochs=ctd_epochs),
-            "clstd": mg.clstd(value, traj),
-            "cgtd": mg.cgtd(
-                zero, value, traj, hp["cgtd_alpha"], hp["cgtd_beta"], num_epochs=cgtd_epochs
-            ),
-            "mstde": mg.mstde_linear(value, traj),
-        }
+    def simulate(key, dt):
+        return dif.simulate(key, env, base.replace(dt=dt), num_paths, num_steps)
 
-    return env, base, estimate
-
-
-def _hparams(c: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-    return {k: jnp.float32(c[k]) for k in ("ctd_lr", "cgtd_alpha", "cgtd_beta")}
+    closed = {"ml": lambda tr: mg.ml_linear(value, tr, fit_until=t_fit),
+              "clstd": lambda tr: mg.clstd(value, tr),
+              "mstde": lambda tr: mg.mstde_linear(value, tr)}
+    algo = algorithms.linear_policy_evaluation(cfg, simulate, value, true_ou_params(c), closed,
+                                               OU_PARAMS, name="ou_policy_evaluation")
+    return algo, cfg
 
 
 def true_ou_params(c: ml_collections.ConfigDict) -> np.ndarray:
     return np.asarray(dif.ou_value_params(c.a, c.b, c.sigma, c.q, c.rho), np.float64)
 
 
+def _ou_run_config(c: ml_collections.ConfigDict, cfg: algorithms.PEConfig) -> dict[str, Any]:
+    """What the numbers of an OU study depend on (stored in its config.json, compared on
+    resume)."""
+    env = {k: float(c[k]) for k in ("a", "b", "sigma", "q", "rho", "x0_mean", "x0_std",
+                                    "t_fit", "tail")}
+    return {"study": "ou", "env": env, "pe": jconfig.to_config_dict(cfg).to_dict()}
+
+
+def _estimates(result: experiment.Result, methods, params) -> dict[str, np.ndarray]:
+    """`{method: [runs, p]}` final estimates from the evaluation (float64)."""
+    return {m: np.stack([np.asarray(result.evals[f"{m}_{n}"][:, -1], np.float64)
+                         for n in params], axis=-1) for m in methods}
+
+
 def run_ou_case(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """One OU case, one dt, one seed -> summary.json."""
+    """One OU case, one dt, one seed, through the runtime in `workdir` -> summary.json."""
     dt = float(c.dt)
-    _, _, estimate = make_ou_estimator(c, int(c.num_paths), ou_num_steps(c, dt))
-    t0 = time.time()
-    est = jax.jit(estimate)(jax.random.PRNGKey(int(c.seed)), jnp.float32(dt), _hparams(c))
-    est = {k: np.asarray(v, np.float64) for k, v in est.items()}
+    algo, cfg = ou_algorithm(c, int(c.num_paths), ou_num_steps(c, dt))
+    res = experiment.run(algo, [int(c.seed)], {"dt": (dt,)}, workdir=workdir,
+                         config={**c.to_dict(), **_ou_run_config(c, cfg)},
+                         eval_every=algo.num_updates, **common.runtime_kwargs(c))
+    if res.interrupted_at is not None:
+        return {"interrupted_at": int(res.interrupted_at)}
+    est = {k: v[0] for k, v in _estimates(res, OU_METHODS, OU_PARAMS).items()}
     truth = true_ou_params(c)
     summary = {
         "features": ["x^2/2", "x", "1"],
@@ -170,69 +237,48 @@ def run_ou_case(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "dt": dt,
         "seed": int(c.seed),
         "num_paths": int(c.num_paths),
-        "wall_s": round(time.time() - t0, 2),
     }
-    _write_json(os.path.join(workdir, "summary.json"), summary)
+    experiment.finish(workdir, res, summary)
     return summary
 
 
-def run_ou_sweep(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Error vs dt, vmapped over seeds x dts in one program."""
-    dts = np.asarray(sorted((float(d) for d in c.dts), reverse=True), np.float32)
-    num_steps = ou_num_steps(c, float(dts.min()))
-    seeds = list(range(int(c.seed), int(c.seed) + int(c.num_seeds)))
-    if num_steps * int(c.sweep_paths) * len(seeds) * len(dts) > MAX_POINTS:
-        raise ValueError(f"config.sweep_paths={c.sweep_paths} is too large for config.dts={dts}")
-    _, _, estimate = make_ou_estimator(c, int(c.sweep_paths), num_steps)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    run = jax.jit(jax.vmap(jax.vmap(estimate, (None, 0, None)), (0, None, None)))
-    est = run(keys, jnp.asarray(dts), _hparams(c))
-    est = {k: np.asarray(v, np.float64) for k, v in est.items()}  # [seeds, dts, 3]
+def run_ou_sweep(c: ml_collections.ConfigDict, workdir: str,
+                 stop_after_chunks: int | None = None) -> dict[str, Any]:
+    """Error vs dt over seeds x dts: one runtime program in `workdir` (resumable)."""
+    dts = sorted((float(d) for d in c.dts), reverse=True)
+    algo, cfg = ou_algorithm(c, int(c.sweep_paths), ou_num_steps(c, min(dts)))
+    seeds = seeds_from(c)
+    res = experiment.run(algo, seeds, {"dt": tuple(dts)}, workdir=workdir,
+                         config=_ou_run_config(c, cfg), eval_every=algo.num_updates,
+                         stop_after_chunks=stop_after_chunks, **common.runtime_kwargs(c))
+    if res.interrupted_at is not None:
+        return {"interrupted_at": int(res.interrupted_at)}
+    est = _estimates(res, OU_METHODS, OU_PARAMS)  # [runs, 3]
     truth = true_ou_params(c)
-    rows, result = [], {"dts": dts.tolist(), "true_params": truth.tolist(), "methods": {}}
+    grid_idx = [[i for i, r in enumerate(res.runs) if r["dt"] == dt] for dt in dts]
+    result = {"dts": dts, "true_params": truth.tolist(), "methods": {}}
     for m in OU_METHODS:
-        err = np.linalg.norm(est[m] - truth, axis=-1)  # [seeds, dts]
-        bias = np.linalg.norm(est[m].mean(0) - truth, axis=-1)
+        per_dt = np.stack([est[m][idx] for idx in grid_idx], axis=1)  # [seeds, dts, 3]
+        err = np.linalg.norm(per_dt - truth, axis=-1)  # [seeds, dts]
+        bias = np.linalg.norm(per_dt.mean(0) - truth, axis=-1)
         mean_err = err.mean(0)
         slope = float(np.polyfit(np.log(dts), np.log(mean_err), 1)[0])
         bias_slope = float(np.polyfit(np.log(dts), np.log(bias), 1)[0])
-        ci = [_bootstrap_mean_ci(err[:, j]) for j in range(len(dts))]
+        ci = [list(stats.bootstrap_ci(err[:, j], statistic="mean", reps=1000, seed=0))
+              for j in range(len(dts))]
         result["methods"][m] = {
             "mean_error": mean_err.tolist(),
             "ci": ci,
             "bias": bias.tolist(),
             "slope": slope,
             "bias_slope": bias_slope,
-            "mean_params": est[m].mean(0).tolist(),
+            "mean_params": per_dt.mean(0).tolist(),
         }
-        for i, s in enumerate(seeds):
-            for j, dt in enumerate(dts):
-                rows.append(
-                    {
-                        "seed": s,
-                        "dt": float(dt),
-                        "method": m,
-                        "A": est[m][i, j, 0],
-                        "B": est[m][i, j, 1],
-                        "C": est[m][i, j, 2],
-                        "error": err[i, j],
-                    }
-                )
-    _write_csv(os.path.join(workdir, "metrics.csv"), rows)
-    _plot_error_vs_dt(os.path.join(workdir, "plots", "ou_error_vs_dt.png"), dts, result)
+    experiment.finish(workdir, res, {
+        f"{m}_error": experiment.summarize(res, f"{m}_error", source="eval") for m in OU_METHODS})
+    _plot_error_vs_dt(os.path.join(os.path.dirname(workdir), "plots", "ou_error_vs_dt.png"),
+                      np.asarray(dts), result)
     return result
-
-
-def _bootstrap_mean_ci(x: np.ndarray) -> list[float]:
-    try:
-        from jaxrl import stats
-
-        lo, hi = stats.bootstrap_ci(np.asarray(x), statistic="mean", reps=1000, seed=0)
-        return [float(lo), float(hi)]
-    except Exception:  # pragma: no cover - stats helper missing or changed
-        rng = np.random.default_rng(0)
-        boots = rng.choice(x, (1000, len(x))).mean(1)
-        return [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
 
 
 def _plot_error_vs_dt(path: str, dts: np.ndarray, result: dict[str, Any]) -> None:
@@ -277,30 +323,48 @@ def bm_value() -> mg.LinearValue:
     return mg.LinearValue(lambda t, x: jnp.stack([(1.0 - t) * x]), lambda t, x: x)
 
 
-def run_brownian(c: ml_collections.ConfigDict) -> dict[str, Any]:
+def bm_pe_config(c: ml_collections.ConfigDict) -> algorithms.PEConfig:
+    num_steps = int(round(1.0 / min(float(d) for d in c.bm_dts)))
+    return algorithms.PEConfig(num_paths=int(c.bm_paths), num_steps=num_steps,
+                               ctd_epochs=int(c.bm_ctd_epochs), cgtd_epochs=0,
+                               dt=max(float(d) for d in c.bm_dts), ctd_lr=float(c.bm_ctd_lr))
+
+
+def run_brownian(c: ml_collections.ConfigDict, workdir: str,
+                 stop_after_chunks: int | None = None) -> dict[str, Any]:
+    """theta of ML, CTD(0), CLSTD and MSTDE vs dt: one runtime program in `workdir`."""
     env, params = dif.make_brownian(mu=0.0, sigma=1.0, horizon=1.0, x0_std=1.0)
-    dts = np.asarray(sorted((float(d) for d in c.bm_dts), reverse=True), np.float32)
-    num_steps = int(round(1.0 / float(dts.min())))
+    dts = sorted((float(d) for d in c.bm_dts), reverse=True)
+    cfg = bm_pe_config(c)
     value = bm_value()
-    num_paths = int(c.bm_paths)
 
-    def estimate(key, dt):
-        traj = dif.simulate(key, env, params.replace(dt=dt), num_paths, num_steps)
-        return {
-            "ml": mg.ml_linear(value, traj)[0],
-            "ctd0": mg.ctd(jnp.zeros(1), value, traj, 2.0, num_epochs=20)[0],
-            "clstd": mg.clstd(value, traj)[0],
-            "mstde": mg.mstde_linear(value, traj)[0],
-        }
+    def simulate(key, dt):
+        return dif.simulate(key, env, params.replace(dt=dt), cfg.num_paths, cfg.num_steps)
 
-    seeds = list(range(int(c.seed), int(c.seed) + int(c.num_seeds)))
-    keys = jnp.stack([jax.random.PRNGKey(s + 1000) for s in seeds])
-    est = jax.jit(jax.vmap(jax.vmap(estimate, (None, 0)), (0, None)))(keys, jnp.asarray(dts))
-    out = {"dts": dts.tolist(), "truth": 0.0, "mstde_limit": -1.5, "methods": {}}
-    for m, v in est.items():
-        v = np.asarray(v, np.float64)
+    closed = {"ml": lambda tr: mg.ml_linear(value, tr),
+              "clstd": lambda tr: mg.clstd(value, tr),
+              "mstde": lambda tr: mg.mstde_linear(value, tr)}
+    algo = algorithms.linear_policy_evaluation(cfg, simulate, value, [0.0], closed, ("theta",),
+                                               name="brownian_policy_evaluation")
+    res = experiment.run(algo, seeds_from(c, BM_SEED_OFFSET), {"dt": tuple(dts)},
+                         workdir=workdir, config={"study": "brownian", "pe": dataclasses_dict(cfg)},
+                         eval_every=algo.num_updates, stop_after_chunks=stop_after_chunks,
+                         **common.runtime_kwargs(c))
+    if res.interrupted_at is not None:
+        return {"interrupted_at": int(res.interrupted_at)}
+    est = _estimates(res, BM_METHODS, ("theta",))
+    out = {"dts": dts, "truth": 0.0, "mstde_limit": -1.5, "methods": {}}
+    for m in BM_METHODS:
+        v = np.stack([est[m][[i for i, r in enumerate(res.runs) if r["dt"] == dt], 0]
+                      for dt in dts], axis=1)  # [seeds, dts]
         out["methods"][m] = {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()}
+    experiment.finish(workdir, res, {
+        f"{m}_theta": experiment.summarize(res, f"{m}_theta", source="eval") for m in BM_METHODS})
     return out
+
+
+def dataclasses_dict(cfg: Any) -> dict[str, Any]:
+    return jconfig.to_config_dict(cfg).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +372,18 @@ def run_brownian(c: ml_collections.ConfigDict) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_black_scholes(c: ml_collections.ConfigDict) -> dict[str, Any]:
+def mlp_config(c: ml_collections.ConfigDict) -> algorithms.MLPFitConfig:
+    env, params = dif.make_black_scholes(dt=float(c.bs_dt))
+    num_steps = int(round(float(params.horizon) / float(c.bs_dt)))
+    return algorithms.MLPFitConfig(num_paths=int(c.bs_mlp_paths), num_steps=num_steps,
+                                   num_iters=int(c.bs_mlp_iters), hidden=(16, 16),
+                                   lr=float(c.bs_mlp_lr))
+
+
+def run_black_scholes(c: ml_collections.ConfigDict, workdir: str,
+                      stop_after_chunks: int | None = None) -> dict[str, Any]:
+    """Linear fits (one jitted computation -> `workdir/black_scholes/metrics.csv`) and the MLP
+    on the martingale loss (the runtime, `workdir/black_scholes_mlp/`)."""
     env, params = dif.make_black_scholes(dt=float(c.bs_dt))
     num_steps = int(round(float(params.horizon) / float(c.bs_dt)))
     value = mg.LinearValue(mg.polynomial_features(3, 2, horizon=float(params.horizon), center=1.0))
@@ -323,42 +398,59 @@ def run_black_scholes(c: ml_collections.ConfigDict) -> dict[str, Any]:
             "clstd1": mg.clstd(value, traj, lam=1.0),
             "mstde": mg.mstde_linear(value, traj),
         }
-        rmse = {}
+        out = {}
         for m, th in thetas.items():
             j = mg.path_values(value, th, traj)[:, :-1]
-            rmse[m] = jnp.sqrt(jnp.mean((j - truth) ** 2))
+            out[f"{m}_rmse"] = jnp.sqrt(jnp.mean((j - truth) ** 2))
         j_ml = mg.path_values(value, thetas["ml"], traj)[:, :-1]
         j_1 = mg.path_values(value, thetas["clstd1"], traj)[:, :-1]
-        gap = jnp.max(jnp.abs(j_ml - j_1)) / jnp.max(jnp.abs(j_ml))
-        return rmse, gap
+        out["gap_ml_clstd1"] = jnp.max(jnp.abs(j_ml - j_1)) / jnp.max(jnp.abs(j_ml))
+        return out
 
-    seeds = list(range(int(c.seed), int(c.seed) + int(c.num_seeds)))
-    keys = jnp.stack([jax.random.PRNGKey(s + 2000) for s in seeds])
-    rmse, gap = jax.jit(jax.vmap(estimate))(keys)
+    seeds = seeds_from(c, BS_SEED_OFFSET)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    lin = {k: np.asarray(v, np.float64) for k, v in jax.jit(jax.vmap(estimate))(keys).items()}
+    if jax.process_index() == 0:
+        write_table(os.path.join(workdir, "black_scholes", "metrics.csv"),
+                    [{"seed": s} for s in seeds], lin, num_paths * num_steps)
 
     # A time-dependent MLP on the martingale loss (fewer seeds: it is the slow part).
-    mlp_seeds = seeds[: max(1, min(4, len(seeds)))]
-    mlp_paths = int(c.bs_mlp_paths)
-    iters = int(c.bs_mlp_iters)
+    cfg = mlp_config(c)
 
-    def mlp_run(key):
-        k_sim, k_init = jax.random.split(key)
-        traj = dif.simulate(k_sim, env, params, mlp_paths, num_steps)
-        p0, vfn = mg.mlp_value(k_init, hidden=(16, 16), time_dependent=True)
-        p, _ = mg.fit_loss(lambda p: mg.martingale_loss(p, vfn, traj), p0, iters, 1e-2)
-        truth = env.value(traj.t[None, :-1], traj.x[:, :-1], params)
-        j = mg.path_values(vfn, p, traj)[:, :-1]
-        return jnp.sqrt(jnp.mean((j - truth) ** 2))
+    def simulate(key):
+        return dif.simulate(key, env, params, cfg.num_paths, cfg.num_steps)
 
-    mkeys = jnp.stack([jax.random.PRNGKey(s + 3000) for s in mlp_seeds])
-    mlp_rmse = np.asarray(jax.jit(jax.vmap(mlp_run))(mkeys))
-    out = {
-        m: {"rmse_mean": float(np.mean(v)), "rmse_std": float(np.std(v))} for m, v in rmse.items()
-    }
+    algo = algorithms.mlp_fit(cfg, simulate,
+                              lambda tr: env.value(tr.t[None, :-1], tr.x[:, :-1], params))
+    sub = os.path.join(workdir, "black_scholes_mlp")
+    res = experiment.run(algo, seeds_from(c, MLP_SEED_OFFSET, limit=4), workdir=sub,
+                         config={"study": "black_scholes_mlp", "bs_dt": float(c.bs_dt),
+                                 "mlp": dataclasses_dict(cfg)},
+                         eval_every=algo.num_updates, stop_after_chunks=stop_after_chunks,
+                         **common.runtime_kwargs(c))
+    if res.interrupted_at is not None:
+        return {"interrupted_at": int(res.interrupted_at)}
+    experiment.finish(sub, res, {"rmse": experiment.summarize(res, "rmse", source="eval"),
+                                 "loss": experiment.summarize(res, "loss")})
+    mlp_rmse = np.asarray(res.evals["rmse"][:, -1], np.float64)
+    out = {m: {"rmse_mean": float(np.mean(lin[f"{m}_rmse"])),
+               "rmse_std": float(np.std(lin[f"{m}_rmse"]))} for m in BS_METHODS}
     out["mlp_ml"] = {"rmse_mean": float(mlp_rmse.mean()), "rmse_std": float(mlp_rmse.std())}
-    out["max_rel_gap_ml_vs_clstd1"] = float(np.max(np.asarray(gap)))
+    out["max_rel_gap_ml_vs_clstd1"] = float(np.max(lin["gap_ml_clstd1"]))
     out["price_at_money"] = float(env.value(0.0, 1.0, params))
     return out
+
+
+def write_table(path: str, runs: list[dict], metrics: dict[str, np.ndarray],
+                env_steps: int) -> None:
+    """A one-jitted-computation table in the runtime's long form: one row per run at step 1
+    (`metrics[name]: [runs]`), rewritten whole."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path):
+        os.remove(path)
+    w = MetricWriter(path, runs, sorted(metrics), env_steps_per_update=env_steps)
+    w.truncate_after(0)
+    w.append([1], {k: np.asarray(v)[:, None] for k, v in metrics.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,37 +458,30 @@ def run_black_scholes(c: ml_collections.ConfigDict) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _write_json(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
-
-
-def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-
-
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Validate, run the configured mode, write config.json / summary.json (and plots)."""
+def run(config: ml_collections.ConfigDict, workdir: str,
+        stop_after_chunks: int | None = None) -> dict[str, Any]:
+    """Validate (before any file is written), run the configured mode, write config.json /
+    summary.json (and plots). Re-running the same command resumes the runtime studies; on a
+    finished workdir it rewrites identical files."""
     validate(config)
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
     if config.mode == "ou":
         return run_ou_case(config, workdir)
+    os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t0 = time.time()
-    summary = {"ou": run_ou_sweep(config, workdir)}
-    summary["brownian"] = run_brownian(config)
-    summary["black_scholes"] = run_black_scholes(config)
-    summary["wall_s"] = round(time.time() - t0, 1)
+    summary: dict[str, Any] = {}
+    for key, fn, sub in (("ou", run_ou_sweep, "ou"), ("brownian", run_brownian, "brownian"),
+                         ("black_scholes", run_black_scholes, None)):
+        part = fn(config, os.path.join(workdir, sub) if sub else workdir, stop_after_chunks)
+        if "interrupted_at" in part:
+            return {**part, "study": key}
+        summary[key] = part
     summary["num_seeds"] = int(config.num_seeds)
     summary["sweep_paths"] = int(config.sweep_paths)
-    _write_json(os.path.join(workdir, "summary.json"), summary)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "summary.json"), summary)
+    print(f"[martingale] done in {time.time() - t0:.0f} s; outputs in {workdir}", flush=True)
     return summary
 
 
@@ -466,21 +551,25 @@ def reproduce(root: str) -> str:
     """Run the quick variant into `root/martingale` and return its Markdown section."""
     from experiments.configs import martingale as cfg
 
-    workdir = os.path.join(root, "martingale")
-    summary = run(cfg.get_config("quick"), workdir)
+    c = cfg.get_config("quick")
+    c.progress = False
+    summary = run(c, os.path.join(root, "martingale"))
     return report(summary)
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    if not _WORKDIR.value:
-        raise app.UsageError("--workdir is required")
-    summary = run(_CONFIG.value, _WORKDIR.value)
-    if _CONFIG.value.mode == "ou":
-        print(json.dumps(summary, indent=1))
+def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
+    summary = run(config, workdir)
+    if config.mode == "ou":
+        print(json.dumps(json_safe(summary), indent=1))
     else:
         print(report(summary))
 
 
+def main(argv: list[str]) -> None:
+    del argv
+    common.guarded_main(lambda: _main(_CONFIG.value, _WORKDIR.value))
+
+
 if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir"])
     app.run(main)

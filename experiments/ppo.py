@@ -1,23 +1,21 @@
 """PPO over many seeds (and a hyperparameter grid) as one compiled program.
 
   python -m experiments.ppo --config=experiments/configs/ppo.py --workdir=DIR \
-      --config.num_seeds=64 --config.env_name=CartPole-v1
+      --config.num_seeds=64 --config.algo.env_name=CartPole-v1
 
 Writes DIR/config.json, metrics.csv (one row per run and update), summary.json, plots/*.png and
-checkpoints/; re-running the same command resumes from the newest complete checkpoint.
+checkpoints/ through `jaxrl.experiment.run`; re-running the same command resumes.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
 from jaxrl import experiment, ppo
-from jaxrl.metrics import write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -31,67 +29,41 @@ _WORKDIR = flags.DEFINE_string(
 )
 
 
-def validate(config) -> tuple[list[int], dict]:
-    """All config checks, before anything compiles: one-line ValueErrors naming the field."""
+def validate(config) -> tuple[list[int], dict, ppo.PPOConfig]:
+    """All config checks, before anything compiles or is written: one-line ValueErrors."""
     seeds = common.seeds_from_config(config)
     grid = common.grid_from_config(config)
-    ppo.validate_config(config)
-    for name, values in grid.items():
-        if name in ("lr", "clip_eps", "max_grad_norm") and min(values) <= 0:
-            raise ValueError(f"config.sweep.{name} must be > 0, got {values!r}")
-    if int(config.chunk_size) < 0:
-        raise ValueError(f"config.chunk_size must be >= 0, got {config.chunk_size!r}")
-    if int(config.checkpoint_every) < 1:
-        raise ValueError(f"config.checkpoint_every must be >= 1, got {config.checkpoint_every!r}")
-    return seeds, grid
+    common.validate_runtime(config)
+    algo_cfg = ppo.validate_config(config.algo, grid, prefix="config.algo")
+    return seeds, grid, algo_cfg
 
 
 def run(config, workdir: str, stop_after_chunks: int | None = None) -> dict:
     """Validate, run (or resume) the sweep, write summary and plots; returns the summary."""
-    seeds, grid = validate(config)
-    algo = ppo.make_ppo(config)
-    data = experiment.run_sweep(
-        algo,
-        config,
-        workdir,
-        seeds=seeds,
-        grid=grid,
-        chunk_size=int(config.chunk_size) or None,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        progress=config.progress,
-        halt_on_nan=config.halt_on_nan,
-        force_resume=config.force_resume,
-        progress_metric="return",
-        stop_after_chunks=stop_after_chunks,
-    )
-    if "interrupted_at" in data:
-        return data
-    summary = experiment.summarize(data, "return")
-    summary["env_name"] = config.env_name
-    summary["env_steps_per_run"] = int(data["env_steps"][-1])
-    import jax
-
-    if jax.process_index() == 0:
-        write_json(os.path.join(workdir, "summary.json"), summary)
-        common.plot_learning_curves(
-            data,
-            "return",
-            os.path.join(workdir, "plots", "return.png"),
-            f"PPO on {config.env_name} ({len(seeds)} seeds)",
-        )
+    seeds, grid, algo_cfg = validate(config)
+    result = experiment.run(ppo.make_ppo(algo_cfg), seeds, grid, workdir=workdir, config=config,
+                            progress_metric="return", stop_after_chunks=stop_after_chunks,
+                            **common.runtime_kwargs(config))
+    if result.interrupted_at is not None:
+        return {"interrupted_at": result.interrupted_at}
+    summary = experiment.summarize(result, "return")
+    summary["env_name"] = algo_cfg.env_name
+    summary["env_steps_per_run"] = int(result.env_steps[-1])
+    experiment.finish(workdir, result, summary)
+    experiment.plot_curves(result, "return", os.path.join(workdir, "plots", "return.png"),
+                           f"PPO on {algo_cfg.env_name} ({len(seeds)} seeds)")
     return summary
 
 
 def main(argv):
     del argv
-    try:
-        validate(_CONFIG.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    summary = run(_CONFIG.value, _WORKDIR.value)
+    summary = common.guarded_main(lambda: run(_CONFIG.value, _WORKDIR.value))
     for a in summary["aggregate"]:
-        print({k: v for k, v in a.items()})
+        print(a)
+
+
+def _f(x, fmt=".1f") -> str:
+    return "n/a" if x is None else format(x, fmt)
 
 
 def reproduce(root: str) -> str:
@@ -100,9 +72,9 @@ def reproduce(root: str) -> str:
 
     config = ppo_configs.get_config("quick")
     config.progress = False
-    workdir = os.path.join(root, "ppo")
-    summary = run(config, workdir)
+    summary = run(config, os.path.join(root, "ppo"))
     a = summary["aggregate"][0]
+    ci = a["iqm_ci95"] or [None, None]
     return "\n".join(
         [
             "## PPO (reference workload of the sweep engine)",
@@ -112,9 +84,9 @@ def reproduce(root: str) -> str:
             "",
             "| final return (last 10% of updates) | value |",
             "|---|---|",
-            f"| IQM [95% CI] | {a['iqm']:.1f} [{a['iqm_ci95'][0]:.1f}, {a['iqm_ci95'][1]:.1f}] |",
-            f"| mean | {a['mean']:.1f} |",
-            f"| min / max over seeds | {a['min']:.1f} / {a['max']:.1f} |",
+            f"| IQM [95% CI] | {_f(a['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] |",
+            f"| mean | {_f(a['mean'])} |",
+            f"| min / max over seeds | {_f(a['min'])} / {_f(a['max'])} |",
             f"| failed seeds | {summary['num_failed']} |",
             "",
             "![PPO CartPole](ppo/plots/return.png)",
@@ -127,5 +99,4 @@ def reproduce(root: str) -> str:
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    common.run_app(main)

@@ -11,13 +11,28 @@ Two modes (see experiments/configs/samplers.py for commands, expected results an
   held-out samples) vs NFE for every sampler on 2-D and 16-D mixtures and on sklearn's 8x8 digits
   with a DSM-trained score network per seed; teleportation NFE saved at equal quality; warm-started
   (RTI) denoising NFE per control step at equal action error on `warmstart.LaneTrackTask`.
+
+Files of the experiment mode. The score nets are trained on the one runtime
+(`network.score_net_trainer` through `experiment.run`, one update = one DSM step) in
+`DIR/digits/net/` (config.json, metrics.csv with the DSM loss, checkpoints; re-running the same
+command resumes the training). Every other study is one jitted computation per setting (no
+checkpoints) whose table goes through `jaxrl.metrics.MetricWriter` in the runtime's long form,
+one row per seed and setting at step 1 (`env_steps` 0), the settings as the swept columns:
+  * `DIR/<data>/quality/metrics.csv` (data = gmm2d, gmm16d, digits): swept `nfe` (the budget);
+    `<sampler>_sw`, `<sampler>_mmd`, `<sampler>_nfe_used` (NFE actually spent), `floor_sw`,
+    `floor_mmd` (exact or held-out samples against the reference);
+  * `DIR/<data>/teleport/metrics.csv`: swept `skip` (steps jumped) and `steps` (schedule
+    length); `<sampler>_{sw,mmd,rmse,nfe_used}` (RMSE against the no-skip solve);
+  * `DIR/warm/metrics.csv`: swept `factor` (gripper scale), `sigma_start` (10 = cold start or
+    full solve) and `solver_steps`; `pos_err`, `grip_err`, `nfe`.
+IQM and 95% CIs over seeds in `DIR/summary.json` and the tables are `experiment.summarize` of
+those files' columns; `DIR/config.json` holds the config.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import jax
@@ -28,8 +43,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import common
-from jaxrl import stats
+from jaxrl import config as jconfig
+from jaxrl import experiment, stats, sweep
 from jaxrl.diffusion import metrics, network, samplers, scores, sde, teleport, warmstart
+from jaxrl.metrics import MetricWriter, write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "experiment config file", allow_override=True
@@ -162,11 +179,17 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
         raise ValueError(f"config.warm_control_steps must be >= 2, got {c.warm_control_steps}")
     if c.warm_task not in ("lane", "reach"):
         raise ValueError(f"config.warm_task must be 'lane' or 'reach', got {c.warm_task!r}")
-    if min(c.warm_start_sigmas) <= 0.002:
-        raise ValueError(f"config.warm_start_sigmas must be > 0.002, got {c.warm_start_sigmas}")
+    if min(c.warm_start_sigmas) <= 0.002 or max(c.warm_start_sigmas) >= WARM_SIGMA_MAX:
+        raise ValueError(f"config.warm_start_sigmas must lie in (0.002, {WARM_SIGMA_MAX:g}), got "
+                         f"{c.warm_start_sigmas}")
     if not c.warm_factor >= 1.0:
         raise ValueError(f"config.warm_factor must be >= 1, got {c.warm_factor}")
-    return network.ScoreNetConfig(**c.net.to_dict()).validate()
+    common.validate_runtime(c)
+    try:
+        net = jconfig.from_config(network.ScoreNetConfig, c.net)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config.net: {e}") from None
+    return net.validate(prefix="config.net")
 
 
 def gmm_2d() -> scores.GMM:
@@ -200,9 +223,77 @@ def digits_data() -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------------
 # QUALITY VS NFE
 # ------------------------------------------------------------------------------------------------
-def _summary(v: np.ndarray) -> dict:
-    lo, hi = stats.bootstrap_ci(np.asarray(v, np.float64), "iqm", reps=1000)
-    return {"iqm": float(stats.iqm(np.asarray(v, np.float64))), "lo": lo, "hi": hi}
+def write_table(path: str, runs: list[dict], columns: dict[str, np.ndarray]) -> dict:
+    """A table of one jitted computation (no checkpoints) in the runtime's long form through
+    `MetricWriter`: one row per run (`seed` and the study's settings as swept columns) at step 1,
+    `columns[name]: [runs]`; rewritten whole. Returns the same numbers as `read_metrics` would."""
+    cols = {k: np.asarray(v, np.float64)[:, None] for k, v in columns.items()}
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.remove(path)
+        writer = MetricWriter(path, runs, list(columns))
+        writer.truncate_after(0)
+        writer.append([1], cols)
+    return {"runs": runs, "steps": np.ones(1, int), "env_steps": np.zeros(1), **cols}
+
+
+def ci_by_point(data: dict, metric: str) -> dict[tuple, dict]:
+    """IQM and 95% stratified-bootstrap CI over seeds of `metric` per setting
+    (`experiment.summarize`), keyed by the tuple of the swept values in sorted-name order."""
+    names = sorted(k for k in data["runs"][0] if k != "seed")
+    out = {}
+    for a in experiment.summarize(data, metric, last_frac=1.0)["aggregate"]:
+        lo, hi = a["iqm_ci95"] or (None, None)
+        out[tuple(a[n] for n in names)] = {"iqm": a["iqm"], "lo": lo, "hi": hi}
+    return out
+
+
+def quality_table(path: str, quality: dict, floor, names, nfes, seeds) -> dict:
+    """`path` (long form: swept `nfe` = the budget; `<sampler>_sw`, `<sampler>_mmd`,
+    `<sampler>_nfe_used`, `floor_sw`, `floor_mmd`) and the summary table (IQM [CI] per cell)."""
+    runs = sweep.expand_runs(seeds, {"nfe": nfes})  # nfe-major, then seeds
+    cols = {}
+    for name in names:
+        cols[f"{name}_sw"] = np.concatenate([quality[(name, n)][0] for n in nfes])
+        cols[f"{name}_mmd"] = np.concatenate([quality[(name, n)][1] for n in nfes])
+        cols[f"{name}_nfe_used"] = np.concatenate(
+            [np.full(len(seeds), quality[(name, n)][2]) for n in nfes])
+    cols["floor_sw"] = np.tile(np.asarray(floor[0]), len(nfes))
+    cols["floor_mmd"] = np.tile(np.asarray(floor[1]), len(nfes))
+    data = write_table(path, runs, cols)
+    table = {}
+    for name in names:
+        sw, mm = ci_by_point(data, f"{name}_sw"), ci_by_point(data, f"{name}_mmd")
+        for n in nfes:
+            table[f"{name}@{n}"] = dict(sw=sw[(float(n),)], mmd=mm[(float(n),)],
+                                        nfe=quality[(name, n)][2])
+    first = (float(nfes[0]),)
+    table["floor"] = dict(sw=ci_by_point(data, "floor_sw")[first],
+                          mmd=ci_by_point(data, "floor_mmd")[first])
+    return table
+
+
+def teleport_table(path: str, rows: list[dict], seeds) -> None:
+    """`path` (long form: swept `steps` = schedule length and `skip` = steps jumped;
+    `<sampler>_{sw,mmd,rmse,nfe_used}`); adds `sw_ci`, `mmd_ci`, `rmse_ci` to every row."""
+    pairs = sorted({(r["steps"], r["skip"]) for r in rows})
+    names = list(dict.fromkeys(r["sampler"] for r in rows))
+    by = {(r["sampler"], r["steps"], r["skip"]): r for r in rows}
+    runs = [{"seed": s, "skip": float(k), "steps": float(n)} for n, k in pairs for s in seeds]
+    cols = {}
+    for name in names:
+        for m in ("sw", "mmd", "rmse"):
+            cols[f"{name}_{m}"] = np.concatenate([by[(name, n, k)][m] for n, k in pairs])
+        cols[f"{name}_nfe_used"] = np.concatenate(
+            [np.full(len(seeds), by[(name, n, k)]["nfe"]) for n, k in pairs])
+    data = write_table(path, runs, cols)
+    for name in names:
+        for m in ("sw", "mmd", "rmse"):
+            ci = ci_by_point(data, f"{name}_{m}")
+            for r in rows:
+                if r["sampler"] == name:
+                    r[f"{m}_ci"] = ci[(float(r["skip"]), float(r["steps"]))]
 
 
 def _metric_fn(c, bandwidth: float):
@@ -336,14 +427,22 @@ def teleport_savings(rows, tol=1.05):
     return out
 
 
-def digits_study(c, net_cfg, keys):
+def train_digits_nets(c, net_cfg, seeds, workdir, stop_after_chunks=None) -> experiment.Result:
+    """One DSM-trained score net per seed: the runtime (`network.score_net_trainer`, one update
+    = one Adam step) in `workdir` (checkpointed, resumed by re-running the same command)."""
+    train, _ = digits_data()
+    algo = network.score_net_trainer(train, net_cfg, name="digits_dsm")
+    config = {"net": jconfig.to_config_dict(net_cfg).to_dict(),
+              "data": "sklearn load_digits / 16 * 2 - 1, permutation seed 0, rows 360: train"}
+    return experiment.run(algo, seeds, workdir=workdir, config=config, progress_metric="loss",
+                          stop_after_chunks=stop_after_chunks, **common.runtime_kwargs(c))
+
+
+def digits_study(c, net_cfg, keys, res: experiment.Result):
+    """Quality vs NFE and teleportation with the nets of `res` (`train_digits_nets`)."""
     train, test = digits_data()
-    t0 = time.time()
-    params, losses = jax.jit(
-        jax.vmap(lambda k: network.train_score_net(k, jnp.asarray(train), net_cfg))
-    )(keys)
-    jax.block_until_ready(params)
-    train_s = time.time() - t0
+    params = jax.tree.map(jnp.asarray, res.state.algo.params)
+    losses = np.asarray(res.metrics["loss"])
     n = test.shape[0]
     refs = jnp.broadcast_to(jnp.asarray(test), (keys.shape[0], n, 64))
     metric = _metric_fn(c, _bandwidth(test))
@@ -395,7 +494,6 @@ def digits_study(c, net_cfg, keys):
         floor=(np.asarray(fsw), np.asarray(fmm)),
         teleport=tp_rows,
         final_loss=np.asarray(losses[:, -50:].mean(1)),
-        train_seconds=train_s,
         samples=last_x,
     )
 
@@ -674,13 +772,32 @@ def _quality_table(quality, floor, names, nfes) -> list[str]:
     return lines
 
 
-def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
+def warm_table(path: str, rows: list[dict], seeds) -> None:
+    """`path` (long form: swept `factor` (gripper scale), `sigma_start` (WARM_SIGMA_MAX for cold
+    starts and the full solve) and `solver_steps`; `pos_err`, `grip_err`, `nfe` per seed); adds
+    `pos_err_ci` to every row."""
+    runs = [{"seed": s, "factor": float(r["factor"]), "sigma_start": float(r["sigma_start"]),
+             "solver_steps": float(r["steps"])} for r in rows for s in seeds]
+    cols = {"pos_err": np.concatenate([r["pos_err"] for r in rows]),
+            "grip_err": np.concatenate([r["grip_err"] for r in rows]),
+            "nfe": np.concatenate([np.full(len(seeds), r["nfe"]) for r in rows])}
+    ci = ci_by_point(write_table(path, runs, cols), "pos_err")
+    for r in rows:
+        r["pos_err_ci"] = ci[(float(r["factor"]), float(r["sigma_start"]), float(r["steps"]))]
+
+
+def run_experiment(c: ml_collections.ConfigDict, workdir: str,
+                   stop_after_chunks: int | None = None) -> dict:
+    """Validate (before any file is written), run the configured parts into `workdir`, write
+    config.json, one long-form metrics.csv per table (`<part>/<table>/metrics.csv`), the digits
+    nets' runtime workdir (`digits/net/`, resumed by re-running), summary.json and plots.
+    Re-running on a finished workdir rewrites identical files."""
     net_cfg = validate_config(c)
     seeds = common.seeds_from_config(c)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(c.to_dict(), f, indent=2, default=str)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "config.json"), c.to_dict())
     t0 = time.time()
     summary: dict = {"seeds": seeds, "tables": {}, "datasets": list(c.datasets)}
     md: list[str] = []
@@ -705,20 +822,27 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
             + _quality_table(quality, floor, list(c.samplers), list(c.nfe_grid))
             + [""]
         )
-        summary["tables"][label] = {
-            f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]), mmd=_summary(v[1]), nfe=v[2])
-            for k, v in quality.items()
-        }
-        summary["tables"][label]["floor"] = dict(sw=_summary(floor[0]), mmd=_summary(floor[1]))
+        summary["tables"][label] = quality_table(
+            os.path.join(workdir, label, "quality", "metrics.csv"), quality, floor,
+            list(c.samplers), list(c.nfe_grid), seeds)
         mean, cov = scores.gaussian_moments_of_gmm(gmm)
         rows = teleport_study(
             scores.gmm_denoiser(gmm), mean, cov, gmm.means.shape[1], refs, c, keys
         )
+        teleport_table(os.path.join(workdir, label, "teleport", "metrics.csv"), rows, seeds)
         summary["tables"][label + "_teleport"] = _tp_json(rows)
         summary["tables"][label + "_teleport_savings"] = teleport_savings(rows)
         md += _tp_table(label, rows)
     if c.digits and "digits" in c.parts:
-        dg = digits_study(c, net_cfg, keys)
+        res = train_digits_nets(c, net_cfg, seeds, os.path.join(workdir, "digits", "net"),
+                                stop_after_chunks)
+        if res.interrupted_at is not None:
+            return {"interrupted_at": int(res.interrupted_at), "part": "digits"}
+        experiment.finish(os.path.join(workdir, "digits", "net"), res,
+                          {"loss": experiment.summarize(res, "loss")})
+        experiment.plot_curves(res, "loss", os.path.join(workdir, "plots", "digits_dsm_loss.png"),
+                               f"digits DSM loss ({len(seeds)} seeds)", xlabel="DSM steps")
+        dg = digits_study(c, net_cfg, keys, res)
         _quality_plot(
             os.path.join(workdir, "plots", "digits_sw.png"),
             dg["quality"],
@@ -729,8 +853,8 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
         )
         md += (
             [
-                f"### digits 8x8 (score net per seed, {net_cfg.num_steps} DSM steps, train "
-                f"{dg['train_seconds']:.0f} s for all seeds): sliced W2 / MMD vs held-out digits",
+                f"### digits 8x8 (score net per seed, {net_cfg.num_steps} DSM steps through the "
+                "runtime): sliced W2 / MMD vs held-out digits",
                 "",
             ]
             + _quality_table(
@@ -738,52 +862,29 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str) -> dict:
             )
             + [""]
         )
-        summary["tables"]["digits"] = {
-            f"{k[0]}@{k[1]}": dict(sw=_summary(v[0]), mmd=_summary(v[1]), nfe=v[2])
-            for k, v in dg["quality"].items()
-        }
-        summary["tables"]["digits"]["floor"] = dict(
-            sw=_summary(dg["floor"][0]), mmd=_summary(dg["floor"][1])
-        )
+        summary["tables"]["digits"] = quality_table(
+            os.path.join(workdir, "digits", "quality", "metrics.csv"), dg["quality"],
+            dg["floor"], list(c.digits_samplers), list(c.digits_nfe_grid), seeds)
         summary["digits_final_dsm_loss"] = dg["final_loss"].tolist()
         if dg["teleport"]:
+            teleport_table(os.path.join(workdir, "digits", "teleport", "metrics.csv"),
+                           dg["teleport"], seeds)
             summary["tables"]["digits_teleport"] = _tp_json(dg["teleport"])
             summary["tables"]["digits_teleport_savings"] = teleport_savings(dg["teleport"])
             md += _tp_table("digits", dg["teleport"])
         _digit_grid(os.path.join(workdir, "plots", "digits_samples.png"), dg["samples"])
     if "warm" in c.parts:
         rows, choice = warm_study(c, keys)
+        warm_table(os.path.join(workdir, "warm", "metrics.csv"), rows, seeds)
         eq = warm_equal_error(rows, c.warm_tolerance)
-        summary["warm_start"] = dict(
-            rows=[
-                {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
-                for r in rows
-            ],
-            equal_error=eq,
-            contractivity_choice=choice,
-        )
+        summary["warm_start"] = dict(rows=rows, equal_error=eq, contractivity_choice=choice)
         md += _warm_table(rows, eq, choice, c)
         _warm_plot(os.path.join(workdir, "plots", "warm_start.png"), rows)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "summary.json"), summary)
     summary["seconds"] = time.time() - t0
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, default=float)
-    _write_csv(os.path.join(workdir, "metrics.csv"), summary)
     summary["markdown"] = "\n".join(md)
     return summary
-
-
-def _write_csv(path, summary):
-    with open(path, "w") as f:
-        f.write("table,key,sw_iqm,sw_lo,sw_hi,mmd_iqm,nfe\n")
-        for label, tab in summary["tables"].items():
-            if not isinstance(tab, dict):
-                continue
-            for k, v in tab.items():
-                if isinstance(v, dict) and "sw" in v and isinstance(v["sw"], dict):
-                    f.write(
-                        f"{label},{k},{v['sw']['iqm']:.5g},{v['sw']['lo']:.5g},"
-                        f"{v['sw']['hi']:.5g},{v['mmd']['iqm']:.5g},{v.get('nfe', '')}\n"
-                    )
 
 
 def _tp_json(rows):
@@ -794,12 +895,21 @@ def _tp_json(rows):
             skip=r["skip"],
             fraction=r["fraction"],
             nfe=r["nfe"],
-            sw=_summary(r["sw"]),
-            mmd=_summary(r["mmd"]),
-            rmse=_summary(r["rmse"]),
+            sw=r["sw_ci"],
+            mmd=r["mmd_ci"],
+            rmse=r["rmse_ci"],
         )
         for r in rows
     ]
+
+
+def _ci_text(s: dict) -> str:
+    """`IQM [lo, hi]` of a `ci_by_point` entry (`-` where every seed failed)."""
+    if s["iqm"] is None:
+        return "-"
+    lo = "-" if s["lo"] is None else f"{s['lo']:.4f}"
+    hi = "-" if s["hi"] is None else f"{s['hi']:.4f}"
+    return f"{s['iqm']:.4f} [{lo}, {hi}]"
 
 
 def _tp_table(label, rows) -> list[str]:
@@ -811,10 +921,10 @@ def _tp_table(label, rows) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        s = _summary(r["sw"])
+        s = r["sw_ci"]
         lines.append(
             f"| {r['sampler']} | {r['steps']} | {r['skip']} ({100 * r['fraction']:.0f}%)"
-            f" | {r['nfe']} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
+            f" | {r['nfe']} | {_ci_text(s)} | "
             f"{stats.iqm(r['mmd']):.4f} | {stats.iqm(r['rmse']):.2e} |"
         )
     lines.append("")
@@ -849,10 +959,9 @@ def _warm_table(rows, eq, choice, c) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        s = _summary(r["pos_err"])
         lines.append(
             f"| {r['factor']:g} | {r['method']} | {r['sigma_start']:g} | {r['steps']} "
-            f"| {r['nfe']:.1f} | {s['iqm']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}] | "
+            f"| {r['nfe']:.1f} | {_ci_text(r['pos_err_ci'])} | "
             f"{100 * np.mean(r['grip_err']):.1f}% |"
         )
 
@@ -941,7 +1050,9 @@ def reproduce(root: str) -> str:
 
     workdir = os.path.join(root, "samplers")
     t0 = time.time()
-    s = run_experiment(cfg_mod.get_config("quick"), workdir)
+    c = cfg_mod.get_config("quick")
+    c.progress = False
+    s = run_experiment(c, workdir)
     head = [
         "## Score-based samplers: quality vs NFE, teleportation, warm starts",
         "",
@@ -958,32 +1069,32 @@ def reproduce(root: str) -> str:
     return "\n".join(head) + s["markdown"]
 
 
-def main(argv):
-    del argv
+def _main() -> None:
     if _GMM.value is not None:
         if _OUT.value is None:
-            raise app.UsageError("--out is required with --gmm")
-        try:
-            info = sample_gmm_file(
-                _GMM.value,
-                _SAMPLER.value,
-                _NFE.value,
-                _NUM.value,
-                _SEED.value,
-                _OUT.value,
-                _TELEPORT.value,
-                _SIGMA_MAX.value,
-            )
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            raise ValueError("--out is required with --gmm")
+        info = sample_gmm_file(
+            _GMM.value,
+            _SAMPLER.value,
+            _NFE.value,
+            _NUM.value,
+            _SEED.value,
+            _OUT.value,
+            _TELEPORT.value,
+            _SIGMA_MAX.value,
+        )
         print(json.dumps(info))
         return
     if _CONFIG.value is None or _WORKDIR.value is None:
-        raise app.UsageError("give --gmm/--out (bring your own mixture) or --config/--workdir")
+        raise ValueError("give --gmm/--out (bring your own mixture) or --config/--workdir")
     s = run_experiment(_CONFIG.value, _WORKDIR.value)
     print(s["markdown"])
     print(f"done in {s['seconds']:.0f} s; outputs in {_WORKDIR.value}")
+
+
+def main(argv):
+    del argv
+    common.guarded_main(_main)
 
 
 if __name__ == "__main__":

@@ -2,70 +2,85 @@
 
   python -m experiments.stac --config=experiments/configs/stac.py[:quick] --workdir=DIR
 
-Writes `config.json`, `metrics.csv` (one row per env, method, seed and evaluation point),
-`summary.json` and `plots/*.png` into the workdir. Each (env, network shape) is ONE compiled
-program over all its seeds and hyperparameter points (the beta ablation, dropout on/off); runs
-return to the host every `eval_every` env steps for evaluation and bias measurement
-(jaxrl.stac.bias). Evaluation uses common random numbers: every hyperparameter point of the same
-seed starts its evaluation episodes (and bias rollouts) from the same states, so comparisons
-between points (the beta ablation's danger fraction) are paired. Set JAXRL_CPU_DEVICES=auto on a
-CPU host to shard the runs over its cores. Paper: Özalp 2026, arXiv 2601.00737, Sec. 5.
+Every (environment, method) is ONE compiled program (`jaxrl.stac.STACConfig`) run by
+`jaxrl.experiment.run` over all its seeds and grid points (the beta ablation is a grid over
+`beta` inside the STAC program), in `DIR/<env>/<method>/` with the runtime's files:
+`config.json`, `metrics.csv` (training metrics per run, one row per `log_every` env steps:
+their means), `eval.csv` (evaluation every `eval_every` env steps and at the end: return,
+danger fraction, overestimation bias by `jaxrl.stac.bias`, critic mean, soft return),
+`checkpoints/` and `summary.json`. Evaluation is
+the algorithm's `evaluate` on the platform: its key depends only on (seed, evaluation index), so
+every beta of a seed is evaluated from the same start states and with the same bias-rollout noise
+(common random numbers; comparisons between betas are paired). On RiskyPointMass the final
+policies' trajectories are drawn once at the end from the final states, again from the same start
+states for every beta of a seed. At the top of DIR: `summary.json` (IQM over seeds with 95% CIs,
+probabilities of improvement, paired danger differences), `plots/*.png`, `trajectories.npz` and
+`config.json`. Killing the script and re-running the same command resumes every program from
+its newest checkpoint (finished programs are read back); the CSV files end byte-identical to an
+uninterrupted run. Set JAXRL_CPU_DEVICES=auto on a CPU host to spread the lanes over its cores.
+Paper: Özalp 2026, arXiv 2601.00737, Sec. 5.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import os
+import re
 import time
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxrl import stats, sweep
-from jaxrl.stac import bias as bias_lib
+from experiments import common
+from jaxrl import experiment, stats
+from jaxrl.metrics import write_json
 from jaxrl.stac import stac as stac_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "experiments/configs/stac.py[:quick]", allow_override=True
+    "config", None, "experiments/configs/stac.py[:quick|:tiny|...]", allow_override=True
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory", allow_override=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "output directory (resumed if it exists)",
+                               allow_override=True)
 
 KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop", "dsac")
+BASELINES = ("sac", "sac_single", "estac", "dsac")  # in program order
+EVAL_METRICS = ("return", "danger_frac", "bias_paper", "bias_rollout", "q_mean", "soft_return")
+TRAIN_AT_EVAL = ("train_return", "alpha", "sigma_mean", "failed")  # training metrics at eval
+TRAJ_STREAM = 0x7472616A  # "traj": fold_in tag of the trajectory keys (one per seed)
 
 
-def validate(c: ml_collections.ConfigDict) -> None:
-    """One-line `ValueError` naming the first bad field."""
-    if int(c.num_seeds) < 1:
-        raise ValueError(f"config.num_seeds must be >= 1, got {c.num_seeds}")
-    for v in c.variants:
-        if v not in KNOWN:
-            raise ValueError(f"config.variants must hold names from {KNOWN}, got {v!r}")
-    for e in tuple(c.variant_envs) + tuple(c.ablation_envs):
-        if e not in c.envs or e not in c.steps:
-            raise ValueError(f"config.envs/steps must include {e!r}")
-    for b in c.betas:
-        if not b >= 0:
-            raise ValueError(f"config.betas must be >= 0, got {b}")
-    if not 0 <= c.dropout < 1:
-        raise ValueError(f"config.dropout must be in [0, 1), got {c.dropout}")
-    if int(c.eval_every) < 1:
-        raise ValueError(f"config.eval_every must be >= 1, got {c.eval_every}")
-    for e in c.envs:
-        n = int(c.steps[e]) - int(c.warmup_steps)
-        if n <= 0 or n % int(c.eval_every):
-            raise ValueError(
-                f"config.steps[{e!r}] - warmup_steps must be a positive multiple of "
-                f"eval_every={c.eval_every}, got {c.steps[e]}"
-            )
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """One compiled program: `WORKDIR/<env>/<variant>/`.
+
+    `labels` maps each method label it holds ("stac", "beta=0.5", "sac", ...) to its grid point
+    (`{}`: all runs of the program)."""
+
+    env: str
+    variant: str
+    cfg: stac_lib.STACConfig
+    grid: dict[str, tuple[float, ...]]
+    labels: dict[str, dict[str, float]]
+
+    def env_steps_per_update(self) -> int:
+        return int(self.cfg.num_envs) * int(self.cfg.log_every)
+
+    def workdir(self, root: str) -> str:
+        return os.path.join(root, self.env, self.variant)
+
+    def stored_config(self) -> dict[str, Any]:
+        """What config.json holds (and a resume compares): everything that sets the numbers."""
+        return {"experiment": "stac", "env": self.env, "variant": self.variant,
+                "algo": dataclasses.asdict(self.cfg), "labels": self.labels}
 
 
-def programs(c: ml_collections.ConfigDict, env: str):
-    """`[(variant, STACConfig, [(label, hparam overrides)])]` for one env."""
+def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
+    """The programs of one env, in run order: STAC (its main beta and the beta ablation as one
+    grid over `beta`), STAC without dropout, then the baselines in `config.variants`."""
     base = dict(
         env_name=env,
         total_env_steps=int(c.steps[env]),
@@ -79,120 +94,187 @@ def programs(c: ml_collections.ConfigDict, env: str):
         critic_lr=float(c.lr),
         alpha_lr=float(c.lr),
         alpha_init=float(c.alpha_init[env]),
+        beta=float(c.beta),
+        eval_episodes=int(c.eval_episodes),
+        bias_states=int(c.bias_states),
+        bias_rollouts=int(c.bias_rollouts),
+        bias_horizon=int(c.bias_horizon),
+        log_every=int(c.log_every),
     )
     d = float(c.dropout)
-    stac_points = []
-    if env in c.variant_envs:
-        if "stac" in c.variants:
-            stac_points.append(("stac", {"beta": c.beta, "actor_dropout": d, "critic_dropout": d}))
-        if "stac_nodrop" in c.variants:
-            stac_points.append(
-                ("stac_nodrop", {"beta": c.beta, "actor_dropout": 0.0, "critic_dropout": 0.0})
-            )
+    labels: dict[str, dict[str, float]] = {}
+    if env in c.variant_envs and "stac" in c.variants:
+        labels["stac"] = {"beta": float(c.beta)}
     if env in c.ablation_envs:
         for b in c.betas:
-            stac_points.append(
-                (f"beta={b:g}", {"beta": float(b), "actor_dropout": d, "critic_dropout": d})
-            )
+            labels[f"beta={float(b):g}"] = {"beta": float(b)}
     out = []
-    if stac_points:
-        out.append(("stac", stac_lib.STACConfig(variant="stac", **base), stac_points))
+    if labels:
+        betas = tuple(sorted({pt["beta"] for pt in labels.values()}))
+        cfg = stac_lib.STACConfig(variant="stac", actor_dropout=d, critic_dropout=d, **base)
+        out.append(Program(env, "stac", cfg, {"beta": betas}, labels))
     if env in c.variant_envs:
-        for v in ("sac", "sac_single", "estac", "dsac"):
+        if "stac_nodrop" in c.variants:  # STAC's networks without the dropout op
+            cfg = stac_lib.STACConfig(variant="stac", use_dropout=False, actor_dropout=0.0,
+                                      critic_dropout=0.0, **base)
+            out.append(Program(env, "stac_nodrop", cfg, {}, {"stac_nodrop": {}}))
+        for v in BASELINES:
             if v in c.variants:
-                cfg = stac_lib.STACConfig(
-                    variant=v, use_dropout=False, actor_dropout=0.0, critic_dropout=0.0, **base
-                )
-                out.append((v, cfg, [(v, {})]))
+                cfg = stac_lib.STACConfig(variant=v, use_dropout=False, actor_dropout=0.0,
+                                          critic_dropout=0.0, **base)
+                out.append(Program(env, v, cfg, {}, {v: {}}))
     return out
 
 
-def run_program(c, env, variant, cfg, points, log):
-    """Train all (point x seed) runs of one program; evaluate every `eval_every` env steps."""
-    algo = stac_lib.make_stac(cfg)
-    L = stac_lib.make_learner(cfg)
-    seeds = list(range(int(c.seed), int(c.seed) + int(c.num_seeds)))
-    # Unique hparam points (the main STAC point may coincide with an ablation point).
-    uniq, labels_of = [], []
-    for label, hp in points:
-        key = tuple(sorted((k, float(v)) for k, v in hp.items()))
-        if key in [u[0] for u in uniq]:
-            labels_of[[u[0] for u in uniq].index(key)].append(label)
-        else:
-            uniq.append((key, hp))
-            labels_of.append([label])
-    runs = [{"seed": s, **{k: float(v) for k, v in hp.items()}} for _, hp in uniq for s in seeds]
-    chunk = int(c.eval_every) // cfg.num_envs
-    runner = sweep.SweepRunner(algo, runs, chunk)
-    gamma = float(cfg.gamma)
-    traj = env.startswith("RiskyPointMass")
+def _user_field(name: str, env: str, sweep: bool) -> str:
+    """The config field a user sets for STACConfig field `name` (for error messages)."""
+    if sweep:
+        return {"beta": "config.betas"}.get(name, f"config.{name}")
+    return {
+        "actor_dropout": "config.dropout", "critic_dropout": "config.dropout",
+        "actor_lr": "config.lr", "critic_lr": "config.lr", "alpha_lr": "config.lr",
+        "actor_hidden": "config.hidden", "critic_hidden": "config.hidden",
+        "alpha_init": f"config.alpha_init[{env!r}]", "total_env_steps": f"config.steps[{env!r}]",
+    }.get(name, f"config.{name}")
 
-    def eval_one(state, key):
-        k1, k2 = jax.random.split(key)
-        ev = stac_lib.evaluate(L, state, k1, int(c.eval_episodes), trajectories=traj)
-        b = bias_lib.measure_bias(
-            L, state, k2, gamma, int(c.bias_states), int(c.bias_rollouts), int(c.bias_horizon)
-        )
-        return {**ev, **b}
 
-    eval_fn = jax.jit(jax.vmap(eval_one))
-    padded = runs + [runs[-1]] * (runner.num_padded - len(runs))
-    eval_seeds = jnp.asarray([r["seed"] for r in padded], jnp.int32)
-    ss = runner.init()
-    rows, done, i = [], 0, 0
-    t0 = time.time()
-    last_eval = None
-    while done < algo.num_updates:
-        ss, ms = runner.chunk(ss)
-        done += chunk
-        i += 1
-        # Common random numbers: every point of the same seed is evaluated from the same start
-        # states (and bias-rollout noise), so differences between points are paired.
-        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(10_000 + i), s))(
-            eval_seeds
-        )
-        ev = sweep.to_host(eval_fn(ss.algo, keys))
-        last_eval = ev
-        step = int(cfg.warmup_steps) + done * cfg.num_envs
-        for r_i, run in enumerate(runs):
-            base = {"env": env, "variant": variant, "seed": run["seed"], "step": step}
-            vals = {
-                k: float(ev[k][r_i])
-                for k in (
-                    "return",
-                    "danger_frac",
-                    "bias_paper",
-                    "bias_rollout",
-                    "q_mean",
-                    "soft_return",
-                )
-            }
-            vals.update(
-                {
-                    k: float(ms[k][r_i, -1])
-                    for k in ("train_return", "alpha", "sigma_mean", "failed")
-                }
+def _check_program(p: Program) -> None:
+    """`STACConfig.validate` (i.e. `jaxrl.config.validate` on the field marks) of the program's
+    config and grid; the message names the experiment config's field."""
+    try:
+        p.cfg.validate(p.grid, prefix="@algo", sweep_prefix="@sweep")
+    except ValueError as e:
+        msg = re.sub(r"@(algo|sweep)\.(\w+)",
+                     lambda m: _user_field(m.group(2), p.env, m.group(1) == "sweep"), str(e))
+        raise ValueError(f"{msg} ({p.env}/{p.variant} program)") from None
+
+
+def validate(c: ml_collections.ConfigDict) -> tuple[list[int], list[Program]]:
+    """Every check before anything compiles or is written: one-line `ValueError`s naming the
+    field. Returns the seeds and the programs in run order."""
+    seeds = common.seeds_from_config(c)
+    common.validate_runtime(c)
+    for v in c.variants:
+        if v not in KNOWN:
+            raise ValueError(f"config.variants must hold names from {KNOWN}, got {v!r}")
+    for e in tuple(c.variant_envs) + tuple(c.ablation_envs):
+        if e not in c.envs:
+            raise ValueError(f"config.envs must include {e!r} (in variant_envs/ablation_envs)")
+    for e in c.envs:
+        for field in ("steps", "alpha_init"):
+            if e not in c[field]:
+                raise ValueError(f"config.{field} must have an entry for {e!r}")
+        try:
+            stac_lib.make_env(e)
+        except ValueError as err:
+            raise ValueError(f"config.envs: {err}") from None
+    if int(c.log_every) < 1:
+        raise ValueError(f"config.log_every must be >= 1, got {c.log_every!r}")
+    if int(c.eval_every) < 1 or int(c.eval_every) % int(c.log_every):
+        raise ValueError(f"config.eval_every must be a positive multiple of log_every="
+                         f"{c.log_every}, got {c.eval_every!r}")
+    for e in c.envs:
+        n = int(c.steps[e]) - int(c.warmup_steps)
+        if n <= 0 or n % int(c.eval_every):
+            raise ValueError(
+                f"config.steps[{e!r}] - warmup_steps must be a positive multiple of "
+                f"eval_every={c.eval_every}, got {c.steps[e]}"
             )
-            for label in labels_of[r_i // len(seeds)]:
-                rows.append({**base, "label": label, **vals})
-    log(
-        f"  {env} {variant}: {len(runs)} runs x {algo.num_updates} updates in "
-        f"{time.time() - t0:.1f} s"
-    )
+    if int(c.bias_states) < 1:
+        raise ValueError(f"config.bias_states must be >= 1 (the bias is measured), got "
+                         f"{c.bias_states!r}")
+    if int(c.trajectory_episodes) < 1:
+        raise ValueError(f"config.trajectory_episodes must be >= 1, got "
+                         f"{c.trajectory_episodes!r}")
+    progs = [p for e in c.envs for p in programs(c, e)]
+    if not progs:
+        raise ValueError("nothing to run: config.variants/variant_envs/ablation_envs select no "
+                         "program")
+    for p in progs:
+        _check_program(p)
+    return seeds, progs
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one program; its results as rows.
+# ---------------------------------------------------------------------------------------------
+
+
+def run_program(p: Program, c: ml_collections.ConfigDict, seeds: list[int], root: str,
+                stop_after_chunks: int | None = None) -> tuple[experiment.Result, dict]:
+    """Run (or resume, or read back when finished) one program in its sub-workdir, evaluating
+    every `eval_every` env steps; write its summary.json."""
+    sub = p.workdir(root)
+    t0 = time.time()
+    result = experiment.run(
+        stac_lib.make_stac(p.cfg), seeds, p.grid or None, workdir=sub,
+        config=p.stored_config(), eval_every=int(c.eval_every) // p.env_steps_per_update(),
+        progress_metric="train_return", stop_after_chunks=stop_after_chunks,
+        **common.runtime_kwargs(c))
+    if result.interrupted_at is not None:
+        return result, {}
+    summary = {
+        "env": p.env,
+        "variant": p.variant,
+        "labels": p.labels,
+        "seconds_this_invocation": round(time.time() - t0, 1),
+        "env_steps_per_run": int(p.cfg.total_env_steps),
+        "num_failed": result.num_failed,
+        # per run: the last evaluation; per grid point: IQM [95% CI] over seeds.
+        "eval": {m: experiment.summarize(result, m, source="eval")
+                 for m in ("return", "danger_frac", "bias_paper", "bias_rollout")},
+    }
+    experiment.finish(sub, result, summary)
+    return result, summary
+
+
+def _labels_of(p: Program, run: dict) -> list[str]:
+    return [lab for lab, pt in p.labels.items() if all(run.get(k) == v for k, v in pt.items())]
+
+
+def result_rows(p: Program, result: experiment.Result) -> list[dict]:
+    """One row per (label, seed, evaluation point): the evaluation metrics and the training
+    metrics logged at the update evaluated (means over its `log_every` env steps); `step`
+    counts env steps including warm-up."""
+    pos = {int(s): k for k, s in enumerate(result.steps)}
+    rows = []
+    for i, run in enumerate(result.runs):
+        labels = _labels_of(p, run)
+        for j, u in enumerate(result.eval_steps):
+            row = {"env": p.env, "variant": p.variant, "seed": int(run["seed"]),
+                   "step": int(p.cfg.warmup_steps) + int(u) * p.env_steps_per_update()}
+            row |= {m: float(result.evals[m][i, j]) for m in EVAL_METRICS}
+            row |= {m: float(result.metrics[m][i, pos[int(u)]]) for m in TRAIN_AT_EVAL
+                    if m in result.metrics}
+            rows += [{**row, "label": lab} for lab in labels]
+    return rows
+
+
+def trajectories(p: Program, result: experiment.Result, seed: int,
+                 num_episodes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{label: (obs [T, E, obs_dim], alive [T, E])}`: `num_episodes` evaluation episodes of the
+    final policy of each grid point's run with seed `seed`, all from the same start states (one
+    key, `fold_in(PRNGKey(seed), TRAJ_STREAM)`, for every grid point: common random numbers)."""
+    L = stac_lib.make_learner(p.cfg)
+    idx = np.asarray([i for i, r in enumerate(result.runs) if r["seed"] == seed], int)
+    state = jax.tree.map(lambda x: np.asarray(x)[idx], result.state.algo)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), TRAJ_STREAM)
+    fn = jax.jit(jax.vmap(lambda s: stac_lib.evaluate(L, s, key, num_episodes,
+                                                      trajectories=True)))
+    out = jax.tree.map(np.asarray, fn(state))
     trajs = {}
-    if traj and last_eval is not None:
-        n = int(c.trajectory_episodes)  # the same start states for every point (CRN)
-        for u, labels in enumerate(labels_of):
-            r_i = u * len(seeds)  # first seed of each point
-            for label in labels:
-                trajs[label] = (
-                    np.asarray(last_eval["obs"][r_i])[:, :n],
-                    np.asarray(last_eval["alive"][r_i])[:, :n],
-                )
-    return rows, trajs
+    for n, i in enumerate(idx):
+        for lab in _labels_of(p, result.runs[i]):
+            trajs[lab] = (out["obs"][n], out["alive"][n])
+    return trajs
 
 
-_METRICS = (  # (summary name, metrics.csv column, per-seed aggregate over evaluation points)
+# ---------------------------------------------------------------------------------------------
+# Aggregation over seeds (rows of all programs) and plots.
+# ---------------------------------------------------------------------------------------------
+
+
+_METRICS = (  # (summary name, row column, per-seed aggregate over evaluation points)
     ("return", "return", "final"),
     ("danger_frac", "danger_frac", "final"),
     ("bias_paper", "bias_paper", "avg"),
@@ -352,31 +434,21 @@ def make_plots(rows, trajs, summary, plot_dir):
     return paths
 
 
-def _write_rows(workdir: str, rows: list[dict]) -> None:
-    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
-    """Run everything in `c` into `workdir`; return the summary dict."""
-    validate(c)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(c.to_dict(), f, indent=1)
+def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | None = None) -> dict:
+    """Validate, run (or resume) every program into `workdir/<env>/<variant>/`, then write the
+    top-level summary.json, plots, trajectories.npz and config.json; returns the summary (or
+    `{"interrupted_at", "program"}` when `stop_after_chunks` stopped a program)."""
+    seeds, progs = validate(c)
     t0 = time.time()
-    rows, trajs = [], {}
-    for env in c.envs:
-        for variant, cfg, points in programs(c, env):
-            r, t = run_program(c, env, variant, cfg, points, log)
-            rows += r
-            trajs.update(t)
-            _write_rows(workdir, rows)  # after every program: partial results survive a kill
-    if trajs:  # the trajectory plot's data, to re-plot without re-running
-        np.savez(os.path.join(workdir, "trajectories.npz"),
-                 **{f"{k}/{part}": v[i] for k, v in trajs.items()
-                    for i, part in enumerate(("obs", "alive"))})
+    rows, trajs, seconds = [], {}, {}
+    for p in progs:
+        result, s = run_program(p, c, seeds, workdir, stop_after_chunks)
+        if result.interrupted_at is not None:
+            return {"interrupted_at": result.interrupted_at, "program": p.workdir(workdir)}
+        seconds[f"{p.env}/{p.variant}"] = s["seconds_this_invocation"]
+        rows += result_rows(p, result)
+        if p.env.startswith("RiskyPointMass"):
+            trajs.update(trajectories(p, result, seeds[0], int(c.trajectory_episodes)))
     summary = summarize(rows)
     summary["_pairs"] = {
         env: pairs(rows, env, "stac", list(c.variants) + ["beta=0"])
@@ -385,15 +457,17 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str, log=print) -> dic
     }
     summary["_danger_vs_beta0"] = {env: paired_differences(rows, env, "beta=0") for env in c.envs
                                    if env.startswith("RiskyPointMass")}
-    summary["_wall_s"] = time.time() - t0
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    make_plots(
-        rows,
-        trajs,
-        {k: v for k, v in summary.items() if not k.startswith("_")},
-        os.path.join(workdir, "plots"),
-    )
+    summary["_wall_s"] = time.time() - t0  # this invocation (finished programs are read back)
+    summary["_seconds_per_program"] = seconds
+    if jax.process_index() == 0:
+        if trajs:  # the trajectory plot's data, to re-plot without re-running
+            np.savez(os.path.join(workdir, "trajectories.npz"),
+                     **{f"{k}/{part}": v[i] for k, v in trajs.items()
+                        for i, part in enumerate(("obs", "alive"))})
+        make_plots(rows, trajs, {k: v for k, v in summary.items() if not k.startswith("_")},
+                   os.path.join(workdir, "plots"))
+        write_json(os.path.join(workdir, "config.json"), c.to_dict())
+        experiment.finish(workdir, None, summary)
     return summary
 
 
@@ -409,7 +483,10 @@ def report(summary: dict, prefix: str, title: str) -> str:
         "Özalp 2026 (arXiv 2601.00737). IQM over seeds with 95% stratified-bootstrap CIs. "
         "`return`: final evaluation return (dropout off, mean action); `bias`: overestimation "
         "Q_hat - soft return averaged over evaluation points after the first (paper's "
-        "one-episode method, and many rollouts from the same states).",
+        "one-episode method, and many rollouts from the same states); `sigma`, `alpha`: "
+        "training metrics at the last evaluation point. Evaluation keys depend only on the seed "
+        "and the evaluation index, so every method and beta of a seed is evaluated from the same "
+        "start states (paired comparisons).",
         "",
     ]
     for env, res in summary.items():
@@ -468,23 +545,29 @@ def report(summary: dict, prefix: str, title: str) -> str:
 
 
 def reproduce(root: str) -> str:
-    """Run the quick variant into `root/stac` and return its Markdown section."""
+    """Run (or resume) the quick variant into `root/stac` and return its Markdown section."""
     from experiments.configs import stac as stac_config
 
     c = stac_config.get_config("quick")
-    summary = run_experiment(c, os.path.join(root, "stac"), log=lambda s: None)
+    c.progress = False
+    summary = run(c, os.path.join(root, "stac"))
     text = report(summary, "stac", "STAC vs SAC-family (quick: 3 seeds, tiny nets, few steps)")
     return text + (
-        f"Quick run wall time {summary['_wall_s']:.0f} s. At this scale (2.5k Pendulum steps, 1.5k "
-        "RiskyPointMass steps, 2x32 networks) differences between methods are not meaningful; "
-        "see `experiments/configs/stac.py` for the full experiment.\n"
+        f"Wall time of this invocation {summary['_wall_s']:.0f} s (programs already finished in "
+        "the workdir are read back, not re-run). At this scale (2.5k Pendulum steps, 1.5k "
+        "RiskyPointMass steps, 2x32 networks, 3 seeds) differences between methods are not "
+        "meaningful; see `experiments/configs/stac.py` for the full experiment.\n"
     )
 
 
 def main(argv):
     del argv
-    summary = run_experiment(_CONFIG.value, _WORKDIR.value)
-    print(report(summary, ".", "STAC vs SAC-family"))
+
+    def body():
+        summary = run(_CONFIG.value, _WORKDIR.value)
+        print(report(summary, ".", "STAC vs SAC-family"))
+
+    common.guarded_main(body)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Metric files of a workdir: `metrics.csv` (one row per run and update) and `summary.json`.
 
-Writes are appended per chunk and flushed to disk (fsync), so an interrupted sweep loses at most
-the chunk in flight; on resume, rows after the restored checkpoint are dropped first, so nothing is
-duplicated. Running out of disk raises `DiskFullError` with a message saying what is intact.
+Writes are appended per chunk as one block and flushed to disk (fsync), so an interrupted sweep
+loses at most the chunk in flight; on resume, a torn tail and rows after the restored checkpoint
+are dropped first, so nothing is duplicated. Running out of disk raises `DiskFullError` with a
+message saying what is intact. JSON is strict: NaN/inf are written as null.
 """
 
 from __future__ import annotations
@@ -37,30 +38,58 @@ def disk_errors(what: str, intact: str = "") -> Iterator[None]:
         raise
 
 
+def fsync_dir(path: str) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with NumPy values made plain and every NaN/inf float replaced by None (JSON null)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if hasattr(obj, "tolist") and not isinstance(obj, str | bytes):
+        return json_safe(np.asarray(obj).tolist())
+    return obj
+
+
 def write_json(path: str, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
+    """Write strict JSON atomically (temp file + rename); NaN/inf become null."""
     tmp = path + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with disk_errors(path):
+        text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.ndarray | np.generic):
-        return x.tolist()
-    if hasattr(x, "tolist"):
-        return np.asarray(x).tolist()
-    raise TypeError(f"not JSON serializable: {type(x)}")
-
-
 class MetricWriter:
-    """Appends rows `run, seed, <swept hparams>, step, env_steps, <metrics>` to `metrics.csv`.
+    """Appends rows `run, seed, <swept hparams>, step, env_steps, <metrics>` to a CSV file.
+
+    Each chunk is ONE `write` of complete lines followed by fsync, so an interrupted write can
+    only leave a torn tail, which `truncate_after` removes on resume.
 
     Args:
-      path: the CSV path.
+      path: the CSV path (`metrics.csv`, or `eval.csv` for evaluations).
       runs: run descriptions (`seed` and swept values), as from `sweep.expand_runs`.
       metric_names: metric columns (fixed at creation).
       env_steps_per_update: for the `env_steps` column.
@@ -74,45 +103,70 @@ class MetricWriter:
         self.metric_names = list(metric_names)
         self.env_steps = env_steps_per_update
         self.columns = ["run", "seed", *self.hp_names, "step", "env_steps", *self.metric_names]
+        self._keys = [f"{i},{r['seed']}" + "".join(f",{_fmt(r[h])}" for h in self.hp_names)
+                      for i, r in enumerate(self.runs)]
 
     def truncate_after(self, step: int) -> None:
-        """Keep the header and rows with `step <= step` (used when resuming); create if absent."""
-        rows = []
+        """Keep the header and the complete, well-formed rows with `step <= step`; create the file
+        if absent. Reading stops at the first torn or malformed row (a partial write)."""
+        rows: list[str] = []
         if os.path.exists(self.path):
             with open(self.path, newline="") as f:
-                reader = csv.reader(f)
-                header = next(reader, None)
-                if header is not None and header != self.columns:
-                    raise ValueError(
-                        f"{self.path} has columns {header}, expected {self.columns}; "
-                        "use a fresh workdir"
-                    )
-                si = self.columns.index("step")
-                rows = [r for r in reader if r and int(r[si]) <= step]
+                text = f.read()
+            lines = text.split("\n")
+            complete = lines[:-1]  # the part after the last newline is torn (or empty)
+            if complete and complete[0].split(",") != self.columns:
+                raise ValueError(
+                    f"{self.path} has columns {complete[0].split(',')}, expected "
+                    f"{self.columns}; use a fresh workdir"
+                )
+            si = self.columns.index("step")
+            for line in complete[1:]:
+                fields = line.split(",")
+                if len(fields) != len(self.columns) or not _well_formed(fields):
+                    break
+                if int(fields[si]) <= step:
+                    rows.append(line)
         tmp = self.path + ".tmp"
         with disk_errors(self.path), open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(self.columns)
-            w.writerows(rows)
+            f.write("\n".join([",".join(self.columns), *rows]) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
-    def append(self, first_step: int, metrics: Mapping[str, np.ndarray], intact: str = "") -> None:
-        """Append a chunk: `metrics[name]` is `[runs, chunk]`; steps are `first_step + 1 + j`."""
-        n_runs, chunk = next(iter(metrics.values())).shape
+    def append(self, steps: Sequence[int], metrics: Mapping[str, np.ndarray],
+               intact: str = "") -> None:
+        """Append one block: `metrics[name]` is `[runs, len(steps)]`, column j at update
+        `steps[j]` (1-based update counts)."""
+        cols = [np.asarray(metrics[m]) if m in metrics else None for m in self.metric_names]
         lines = []
-        for j in range(chunk):
-            step = first_step + 1 + j
-            for i in range(n_runs):
-                r = self.runs[i]
-                row = [i, r["seed"], *(r[h] for h in self.hp_names), step, step * self.env_steps]
-                row += [_fmt(metrics[m][i, j]) if m in metrics else "" for m in self.metric_names]
-                lines.append(row)
-        with disk_errors(self.path, intact), open(self.path, "a", newline="") as f:
-            csv.writer(f).writerows(lines)
-            f.flush()
-            os.fsync(f.fileno())
+        for j, step in enumerate(steps):
+            mid = f",{int(step)},{int(step) * self.env_steps}"
+            for i, key in enumerate(self._keys):
+                vals = "".join("," + (_fmt(c[i, j]) if c is not None else "") for c in cols)
+                lines.append(key + mid + vals + "\n")
+        data = "".join(lines).encode()
+        with disk_errors(self.path, intact):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _well_formed(fields: list[str]) -> bool:
+    try:
+        int(fields[0])
+        for x in fields[1:]:
+            if x != "":
+                float(x)
+    except ValueError:
+        return False
+    return True
 
 
 def _fmt(x: Any) -> str:

@@ -14,6 +14,8 @@ optimizer through `optax.inject_hyperparams`), so sweeping them never recompiles
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import chex
@@ -23,67 +25,86 @@ import ml_collections
 import optax
 from flax import struct
 
+from jaxrl import config as jconfig
 from jaxrl import envs, sweep
+from jaxrl.config import static, sweepable
+from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import ActorCritic
 
-FLOAT_HPARAMS = ("lr", "ent_coef", "vf_coef", "clip_eps", "gamma", "gae_lambda", "max_grad_norm")
+
+def _positive_ints(v: Any) -> str | None:
+    ok = isinstance(v, tuple | list) and len(v) > 0 and all(int(h) >= 1 for h in v)
+    return None if ok else "must be a non-empty tuple of ints >= 1"
+
+
+def _at_least(n: int) -> Callable[[Any], str | None]:
+    return lambda v: None if int(v) >= n else f"must be >= {n}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO's configuration; defaults are the PureJaxRL CartPole configuration.
+
+    Static fields fix the compiled program; sweepable floats are read from `hparams` at run time.
+    """
+
+    env_name: str = static("CartPole-v1", check=lambda v: None if v in envs.registered()
+                           else f"must be one of {', '.join(envs.registered())}")
+    num_envs: int = static(4, check=_at_least(1))
+    num_steps: int = static(128, check=_at_least(1))
+    total_timesteps: int = static(500_000, check=_at_least(1))
+    update_epochs: int = static(4, check=_at_least(1))
+    num_minibatches: int = static(4, check=_at_least(1))
+    anneal_lr: bool = static(True)
+    hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
+    activation: str = static("tanh", check=lambda v: None if v in ACTIVATIONS
+                             else f"must be one of {sorted(ACTIVATIONS)}")
+    normalize_obs: bool = static(False)
+    unroll: int = static(1, check=_at_least(1))  # scan unroll (speed only, same numbers)
+    lr: float = sweepable(2.5e-4, lo=0.0, lo_open=True)
+    ent_coef: float = sweepable(0.01, lo=0.0)
+    vf_coef: float = sweepable(0.5, lo=0.0)
+    clip_eps: float = sweepable(0.2, lo=0.0, lo_open=True)
+    gamma: float = sweepable(0.99, lo=0.0, hi=1.0, lo_open=True)
+    gae_lambda: float = sweepable(0.95, lo=0.0, hi=1.0)
+    max_grad_norm: float = sweepable(0.5, lo=0.0, lo_open=True)
+
+
+FLOAT_HPARAMS = jconfig.sweepable_names(PPOConfig)
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """Defaults: the PureJaxRL CartPole configuration."""
-    c = ml_collections.ConfigDict()
-    c.env_name = "CartPole-v1"
-    c.num_envs = 4
-    c.num_steps = 128
-    c.total_timesteps = 500_000
-    c.update_epochs = 4
-    c.num_minibatches = 4
-    c.lr = 2.5e-4
-    c.anneal_lr = True
-    c.gamma = 0.99
-    c.gae_lambda = 0.95
-    c.clip_eps = 0.2
-    c.ent_coef = 0.01
-    c.vf_coef = 0.5
-    c.max_grad_norm = 0.5
-    c.hidden = (64, 64)
-    c.activation = "tanh"
-    c.normalize_obs = False
-    c.unroll = 1  # scan unroll of the rollout and GAE loops (speed only, same numbers)
+    """PPOConfig's defaults as a ConfigDict (every field a flag), plus `seed` and `num_seeds`."""
+    c = jconfig.to_config_dict(PPOConfig())
     c.seed = 0
     c.num_seeds = 1
     return c
 
 
-def validate_config(c: ml_collections.ConfigDict) -> None:
-    """Raise a one-line ValueError naming the first bad field (before anything compiles)."""
+def as_config(c: Any) -> PPOConfig:
+    """A PPOConfig from a PPOConfig, ConfigDict or dict (keys outside PPOConfig are ignored)."""
+    if isinstance(c, PPOConfig):
+        return c
+    d = c.to_dict() if isinstance(c, ml_collections.ConfigDict) else dict(c)
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    return jconfig.from_config(PPOConfig, {k: v for k, v in d.items() if k in names})
 
-    def need(ok: bool, field: str, what: str) -> None:
-        if not ok:
-            raise ValueError(f"config.{field} {what}, got {c[field]!r}")
 
-    valid_envs = envs.registered()
-    if c.env_name not in valid_envs:
+def validate_config(c: Any, grid: Any = None, prefix: str = "config") -> PPOConfig:
+    """Raise a one-line ValueError naming the first bad field (before anything compiles);
+    swept values in `grid` are checked against the same bounds. Returns the PPOConfig."""
+    cfg = as_config(c)
+    jconfig.validate(cfg, grid, prefix=prefix)
+    batch = cfg.num_envs * cfg.num_steps
+    if batch % cfg.num_minibatches:
         raise ValueError(
-            f"config.env_name: unknown environment {c.env_name!r}; valid: {', '.join(valid_envs)}"
+            f"{prefix}.num_minibatches must divide num_envs*num_steps={batch}, "
+            f"got {cfg.num_minibatches!r}"
         )
-    for f in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
-        need(int(c[f]) >= 1, f, "must be >= 1")
-    need(c.lr > 0, "lr", "must be > 0")
-    need(0 < c.gamma <= 1, "gamma", "must be in (0, 1]")
-    need(0 <= c.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
-    need(c.clip_eps > 0, "clip_eps", "must be > 0")
-    need(c.max_grad_norm > 0, "max_grad_norm", "must be > 0")
-    need(c.ent_coef >= 0, "ent_coef", "must be >= 0")
-    need(c.vf_coef >= 0, "vf_coef", "must be >= 0")
-    need(int(c.seed) >= 0, "seed", "must be >= 0")
-    batch = c.num_envs * c.num_steps
-    if batch % c.num_minibatches:
-        raise ValueError(
-            f"config.num_minibatches must divide num_envs*num_steps={batch}, "
-            f"got {c.num_minibatches!r}"
-        )
-    need(c.total_timesteps >= batch, "total_timesteps", f"must be >= num_envs*num_steps={batch}")
+    if cfg.total_timesteps < batch:
+        raise ValueError(f"{prefix}.total_timesteps must be >= num_envs*num_steps={batch}, "
+                         f"got {cfg.total_timesteps!r}")
+    return cfg
 
 
 class Transition(NamedTuple):
@@ -198,7 +219,7 @@ def make_optimizer() -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=1e-3, max_grad_norm=0.5)
 
 
-def make_env(config: ml_collections.ConfigDict):
+def make_env(config: Any):
     """The wrapped, vectorized environment for `config` and its params."""
     env, params = envs.make(config.env_name)
     discrete = envs.is_discrete(env, params)
@@ -210,9 +231,9 @@ def make_env(config: ml_collections.ConfigDict):
     return envs.VecEnv(env, config.num_envs), params, discrete
 
 
-def make_ppo(config: ml_collections.ConfigDict) -> sweep.Algorithm:
-    """PPO as a `sweep.Algorithm` (see module docstring)."""
-    validate_config(config)
+def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
+    """PPO as a `sweep.Algorithm` (see module docstring); `hparams` from the sweepable marks."""
+    config = validate_config(config)
     env, env_params, discrete = make_env(config)
     n_act = envs.action_dim(env, env_params)
     network = ActorCritic(n_act, discrete, tuple(config.hidden), config.activation)
@@ -309,6 +330,6 @@ def make_ppo(config: ml_collections.ConfigDict) -> sweep.Algorithm:
         update=update,
         num_updates=num_updates,
         env_steps_per_update=batch_size,
-        hparams={k: float(config[k]) for k in FLOAT_HPARAMS},
+        hparams=jconfig.hparams(config),
         name=f"ppo_{config.env_name}",
     )

@@ -42,13 +42,16 @@ buffer with the current critic (truncation bootstrapped from `final_obs`, see `p
 size is `b * n / num_minibatches` (as the authors); before the buffer is full only the filled
 minibatches are used. The PPO KL early stop is checked on each minibatch before its step.
 
-Every float hyperparameter is read from `hparams` at run time (`FLOAT_HPARAMS`), so a sweep over
+Configuration: `PROPSConfig` (the `jaxrl.config` idiom: static fields fix the program, every
+`sweepable` float is read from `hparams` at run time with its bounds checked), so a sweep over
 learning rates, clip coefficients, KL coefficient/threshold, ... is one compiled program.
+`get_config()` gives its defaults as a ConfigDict; `make_props` accepts either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import distrax
@@ -58,100 +61,128 @@ import ml_collections
 import optax
 from flax import struct
 
+from jaxrl import config as jconfig
 from jaxrl import envs, ppo, sweep
 from jaxrl import props_sampling_error as se
+from jaxrl.config import static, sweepable
+from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import MLP, ActorCritic
 
-FLOAT_HPARAMS = (
-    "lr", "ent_coef", "vf_coef", "clip_eps", "gamma", "gae_lambda", "max_grad_norm", "target_kl",
-    "props_lr", "props_clip_eps", "props_kl_coef", "props_target_kl", "props_max_grad_norm",
-    "se_lr",
-)
+BEHAVIORS = ("props", "none")
+
+
+def _at_least(n: int) -> Callable[[Any], str | None]:
+    return lambda v: None if int(v) == v and int(v) >= n else f"must be an integer >= {n}"
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {options}"
+
+
+def _positive_ints(v: Any) -> str | None:
+    ok = isinstance(v, tuple | list) and len(v) > 0 and all(int(h) >= 1 for h in v)
+    return None if ok else "must be a non-empty tuple of ints >= 1"
+
+
+def _env_name(v: Any) -> str | None:
+    return None if v in envs.registered() else f"must be one of {', '.join(envs.registered())}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PROPSConfig:
+    """PROPS's configuration; defaults are the paper's PPO and PROPS settings on CartPole-v1.
+
+    Static fields fix the compiled program; sweepable floats are read from `hparams` at run
+    time (`Algorithm.hparams = jaxrl.config.hparams(cfg)`), so a sweep over learning rates, clip
+    coefficients, KL coefficient/threshold, ... is one compiled program.
+    """
+
+    env_name: str = static("CartPole-v1", check=_env_name)
+    behavior: str = static("props", check=_one_of(BEHAVIORS),
+                           doc='"props" (PROPS / ROS) or "none" (PPO-Buffer / PPO)')
+    num_envs: int = static(1, check=_at_least(1))
+    num_steps: int = static(1024, check=_at_least(1), doc="n: target batch, per env")
+    props_num_steps: int = static(256, check=_at_least(1),
+                                  doc="m: steps between behavior updates, per env")
+    buffer_batches: int = static(2, check=_at_least(1), doc="b")
+    total_timesteps: int = static(100_000, check=_at_least(1))
+    update_epochs: int = static(10, check=_at_least(1))
+    num_minibatches: int = static(32, check=_at_least(1))
+    props_update_epochs: int = static(16, check=_at_least(1))
+    props_num_minibatches: int = static(16, check=_at_least(1))
+    anneal_lr: bool = static(True)
+    props_anneal_lr: bool = static(False)
+    se_steps: int = static(100, check=_at_least(0),
+                           doc="full-batch Adam steps of the sampling-error MLE fit (0: none)")
+    hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
+    activation: str = static("tanh", check=_one_of(tuple(sorted(ACTIVATIONS))))
+    normalize_obs: bool = static(False)
+    # Scan unroll of the rollout and GAE. 1 compiles much faster (Acrobot `:quick`, 2 programs:
+    # 56 s vs 82 s for compile + run at 8; the full config's PROPS program took 4 min to compile
+    # at 8 under load) and runs no slower on CPU; the same default as `ppo.PPOConfig`.
+    unroll: int = static(1, check=_at_least(1))
+    lr: float = sweepable(1e-3, lo=0.0, doc="target lr (0: fixed target)")
+    ent_coef: float = sweepable(0.01, lo=0.0)
+    vf_coef: float = sweepable(0.5, lo=0.0)
+    clip_eps: float = sweepable(0.2, lo=0.0, lo_open=True)
+    gamma: float = sweepable(0.99, lo=0.0, hi=1.0, lo_open=True)
+    gae_lambda: float = sweepable(0.95, lo=0.0, hi=1.0)
+    max_grad_norm: float = sweepable(0.5, lo=0.0, lo_open=True)
+    target_kl: float = sweepable(0.03, lo=0.0, lo_open=True)
+    props_lr: float = sweepable(1e-3, lo=0.0, doc="behavior lr (0: PPO-Buffer)")
+    props_clip_eps: float = sweepable(0.3, lo=0.0, lo_open=True)
+    props_kl_coef: float = sweepable(0.1, lo=0.0)
+    props_target_kl: float = sweepable(0.05, lo=0.0)
+    props_max_grad_norm: float = sweepable(0.5, lo=0.0, lo_open=True)
+    se_lr: float = sweepable(1e-2, lo=0.0, lo_open=True)
+
+
+# The sweepable floats, derived from the marks (kept for callers of the old name).
+FLOAT_HPARAMS = jconfig.sweepable_names(PROPSConfig)
 
 # ROS as a setting of PROPS: unclipped, unregularised, no early stop (use with one epoch and one
 # minibatch per behavior update).
 ROS_HPARAMS = {"props_clip_eps": 1e6, "props_kl_coef": 0.0, "props_target_kl": 1e6}
 
-BEHAVIORS = ("props", "none")
-
 
 def get_config() -> ml_collections.ConfigDict:
-    """Defaults: the paper's PPO and PROPS settings on CartPole-v1 (digest, [V])."""
-    c = ml_collections.ConfigDict()
-    c.env_name = "CartPole-v1"
-    c.behavior = "props"  # "props" (PROPS / ROS) or "none" (PPO-Buffer / PPO)
-    c.num_envs = 1
-    c.num_steps = 1024  # n: target batch, per env
-    c.props_num_steps = 256  # m: steps between behavior updates, per env
-    c.buffer_batches = 2  # b
-    c.total_timesteps = 100_000
-    c.update_epochs = 10
-    c.num_minibatches = 32
-    c.props_update_epochs = 16
-    c.props_num_minibatches = 16
-    c.anneal_lr = True
-    c.props_anneal_lr = False
-    c.lr = 1e-3
-    c.ent_coef = 0.01
-    c.vf_coef = 0.5
-    c.clip_eps = 0.2
-    c.gamma = 0.99
-    c.gae_lambda = 0.95
-    c.max_grad_norm = 0.5
-    c.target_kl = 0.03
-    c.props_lr = 1e-3
-    c.props_clip_eps = 0.3
-    c.props_kl_coef = 0.1
-    c.props_target_kl = 0.05
-    c.props_max_grad_norm = 0.5
-    c.se_steps = 100  # full-batch Adam steps of the sampling-error MLE fit (0: not measured)
-    c.se_lr = 1e-2
-    c.hidden = (64, 64)
-    c.activation = "tanh"
-    c.normalize_obs = False
-    # Scan unroll of the rollout and GAE. 1 compiles much faster (Acrobot `:quick`, 2 programs:
-    # 56 s vs 82 s for compile + run at 8; the full config's PROPS program took 4 min to compile
-    # at 8 under load) and runs no slower on CPU; the same default as `ppo.get_config`.
-    c.unroll = 1
-    return c
+    """`PROPSConfig()`'s defaults as a ConfigDict (every field a flag; `make_props` accepts it)."""
+    return jconfig.to_config_dict(PROPSConfig())
 
 
-def validate_config(c: ml_collections.ConfigDict) -> None:
-    """Raise a one-line ValueError naming the first bad field (before anything compiles)."""
+def as_config(c: Any) -> PROPSConfig:
+    """A PROPSConfig from a PROPSConfig, ConfigDict or dict (unknown keys are refused)."""
+    return jconfig.from_config(PROPSConfig, c)
+
+
+def validate_config(c: Any, grid: Mapping[str, Any] | None = None, prefix: str = "config",
+                    sweep_prefix: str = "config.sweep") -> PROPSConfig:
+    """Raise a one-line ValueError naming the first bad field (before anything compiles): the
+    marks' checks and bounds for every field and every swept value in `grid`, then the
+    size constraints between fields. Returns the PROPSConfig."""
+    cfg = as_config(c)
+    jconfig.validate(cfg, grid, prefix=prefix, sweep_prefix=sweep_prefix)
+    for name, values in (grid or {}).items():
+        if len(set(map(float, values))) != len(values):
+            raise ValueError(f"{sweep_prefix}.{name} repeats a value, got {tuple(values)!r}")
 
     def need(ok: bool, field: str, what: str) -> None:
         if not ok:
-            raise ValueError(f"config.{field} {what}, got {c[field]!r}")
+            raise ValueError(f"{prefix}.{field} {what}, got {getattr(cfg, field)!r}")
 
-    if c.env_name not in envs.registered():
-        raise ValueError(f"config.env_name: unknown environment {c.env_name!r}")
-    need(c.behavior in BEHAVIORS, "behavior", f"must be one of {BEHAVIORS}")
-    for f in ("num_envs", "num_steps", "props_num_steps", "buffer_batches", "total_timesteps",
-              "update_epochs", "num_minibatches", "props_update_epochs", "props_num_minibatches"):
-        need(int(c[f]) >= 1, f, "must be >= 1")
-    need(int(c.se_steps) >= 0, "se_steps", "must be >= 0")
-    need(c.num_steps % c.props_num_steps == 0, "props_num_steps", "must divide num_steps")
-    need(c.lr >= 0, "lr", "must be >= 0")
-    need(c.props_lr >= 0, "props_lr", "must be >= 0")
-    need(c.props_clip_eps > 0, "props_clip_eps", "must be > 0")
-    need(c.props_kl_coef >= 0, "props_kl_coef", "must be >= 0")
-    need(c.props_target_kl >= 0, "props_target_kl", "must be >= 0")
-    need(c.target_kl > 0, "target_kl", "must be > 0")
-    need(0 < c.gamma <= 1, "gamma", "must be in (0, 1]")
-    need(0 <= c.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
-    need(c.clip_eps > 0, "clip_eps", "must be > 0")
-    need(c.se_lr > 0, "se_lr", "must be > 0")
-    b, n = int(c.buffer_batches), int(c.num_steps) * int(c.num_envs)
-    need((b * n) % c.num_minibatches == 0, "num_minibatches",
+    need(cfg.num_steps % cfg.props_num_steps == 0, "props_num_steps", "must divide num_steps")
+    b, n = cfg.buffer_batches, cfg.num_steps * cfg.num_envs
+    need((b * n) % cfg.num_minibatches == 0, "num_minibatches",
          f"must divide buffer size b*n={b * n}")
-    need(c.num_minibatches % b == 0, "num_minibatches",
+    need(cfg.num_minibatches % b == 0, "num_minibatches",
          f"must be a multiple of buffer_batches={b}")
-    beh = (b * int(c.num_steps) - int(c.props_num_steps)) * int(c.num_envs)
-    if c.behavior == "props":
+    beh = (b * cfg.num_steps - cfg.props_num_steps) * cfg.num_envs
+    if cfg.behavior == "props":
         need(beh >= 1, "props_num_steps", "leaves no behavior data (b*num_steps - m must be > 0)")
-        need(beh % c.props_num_minibatches == 0, "props_num_minibatches",
+        need(beh % cfg.props_num_minibatches == 0, "props_num_minibatches",
              f"must divide the behavior data size (b*n - m*num_envs)={beh}")
-    need(c.total_timesteps >= n, "total_timesteps", f"must be >= num_envs*num_steps={n}")
+    need(cfg.total_timesteps >= n, "total_timesteps", f"must be >= num_envs*num_steps={n}")
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,9 +437,10 @@ def _push(buffer: Buffer, chunk: Buffer) -> Buffer:
     return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
 
 
-def make_props(config: ml_collections.ConfigDict) -> sweep.Algorithm:
-    """PROPS (or PPO-Buffer / PPO / ROS, see module docstring) as a `sweep.Algorithm`."""
-    validate_config(config)
+def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
+    """PROPS (or PPO-Buffer / PPO / ROS, see module docstring) as a `sweep.Algorithm`;
+    `hparams` from the sweepable marks of `PROPSConfig`."""
+    config = validate_config(config)
     env, env_params, discrete = ppo.make_env(config)
     n_act = envs.action_dim(env, env_params)
     hidden, act_name = tuple(config.hidden), config.activation
@@ -591,6 +623,6 @@ def make_props(config: ml_collections.ConfigDict) -> sweep.Algorithm:
         update=update,
         num_updates=num_updates,
         env_steps_per_update=batch,
-        hparams={k: float(config[k]) for k in FLOAT_HPARAMS},
+        hparams=jconfig.hparams(config),
         name=f"props_{config.behavior}_b{b}_{config.env_name}",
     )

@@ -1,8 +1,11 @@
 """GPTD critic and Bayesian actor-critic (digest Part B ground truth 5) and the learners."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl import sweep
 from jaxrl.bayes_pg import gp, gptd, learn
@@ -102,12 +105,10 @@ def test_sparse_with_duplicates_equals_full_and_masked_points_are_ignored():
 
 
 def test_learners_run_finite_and_vmapped_seed_equals_single():
-    cfg = learn.default_config()
-    cfg.num_updates, cfg.num_episodes, cfg.max_steps = 2, 3, 6
-    cfg.bac_capacity = 8
+    base = dataclasses.replace(learn.LearnConfig(), num_updates=2, num_episodes=3, max_steps=6,
+                               bac_capacity=8)
     for est in ("bac", "bpg2"):
-        cfg.estimator = est
-        algo = learn.make_learner(cfg)
+        algo = learn.make_learner(dataclasses.replace(base, estimator=est))
         res = sweep.run(algo, seeds=[0, 1], progress=False)
         assert res.num_failed == 0
         assert np.all(np.isfinite(res.metrics["return"]))
@@ -117,12 +118,23 @@ def test_learners_run_finite_and_vmapped_seed_equals_single():
             assert np.all(res.metrics["dict_size"] <= 8)
 
 
-def test_config_validation_names_the_field():
-    cfg = learn.default_config()
-    cfg.num_episodes = 0
-    try:
-        learn.make_learner(cfg)
-    except ValueError as e:
-        assert "config.num_episodes" in str(e)
-    else:
-        raise AssertionError("no error")
+def test_learn_config_marks_hparams_and_validation_names_the_field():
+    cfg = learn.LearnConfig()
+    # hparams are exactly the sweepable floats, with the dataclass defaults
+    assert learn.make_learner(cfg).hparams == {
+        "lr": 0.05, "gp_noise": 1.0, "gamma": 1.0, "bac_noise": 1.0, "bac_c_x": 1.0,
+        "bac_c_f": 1.0, "bac_lengthscale": 1.0, "bac_nu": 0.1}
+    for bad, field in ((dict(num_episodes=0), "config.algo.num_episodes"),
+                       (dict(estimator="mc_baseline", num_episodes=1), "config.algo.num_episodes"),
+                       (dict(estimator="ppo"), "config.algo.estimator"),
+                       (dict(lr=0.0), "config.algo.lr"), (dict(gamma=1.5), "config.algo.gamma"),
+                       (dict(bac_nu=-0.1), "config.algo.bac_nu")):
+        with pytest.raises(ValueError, match=field.replace(".", r"\.")) as e:
+            learn.make_learner(dataclasses.replace(cfg, **bad))
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"config\.sweep\.lr"):
+        learn.validate(cfg, {"lr": (0.1, -0.1)})
+    with pytest.raises(ValueError, match=r"config\.sweep\.num_updates is not a sweepable"):
+        learn.validate(cfg, {"num_updates": (1.0,)})
+    with pytest.raises(ValueError, match="unknown field"):
+        learn.as_config({"learning_rate": 0.1})

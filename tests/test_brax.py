@@ -1,6 +1,8 @@
 """Brax behind the gymnax protocol (optional extra): the adapter reproduces Brax's own states,
 truncation is not termination, and STAC trains on a Brax environment vmapped over seeds (CPU)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,13 +69,23 @@ def test_time_limit_truncates_and_auto_resets():
 
 
 def test_stac_trains_on_brax_vmapped_over_seeds():
-    """A few STAC updates on Brax's `fast` env, 2 seeds in one program: finite metrics and the
-    buffer holds every Brax transition (vmapped seed == single run is test_stac_train's)."""
+    """A few STAC updates on Brax's `fast` env, 2 seeds in one program, evaluated by the runtime
+    (return only: Brax states cannot restart bias rollouts): finite metrics, the buffer holds
+    every Brax transition (vmapped seed == single run is test_stac_train's)."""
     cfg = STACConfig(env_name="brax/fast", total_env_steps=40, warmup_steps=20,
-                     buffer_size=64, batch_size=8, actor_hidden=(8,), critic_hidden=(8,))
+                     buffer_size=64, batch_size=8, actor_hidden=(8,), critic_hidden=(8,),
+                     eval_episodes=2, bias_states=0)
     algo = make_stac(cfg)
-    res = sweep.run(algo, seeds=(0, 1), chunk_size=algo.num_updates, progress=False)
+    res = sweep.run(algo, seeds=(0, 1), chunk_size=10, eval_every=10, progress=False)
     assert res.metrics["critic_loss"].shape == (2, 20)
     assert np.all(np.isfinite(res.metrics["critic_loss"]))
     assert np.all(np.asarray(res.state.algo.buffer.size) == 40)
     assert np.all(np.asarray(res.state.algo.env_steps) == 40)
+    assert sorted(res.evals) == ["danger_frac", "return"] and res.evals["return"].shape == (2, 2)
+    assert list(res.eval_steps) == [10, 20]
+    assert np.all(np.isfinite(res.evals["return"])) and np.all(res.evals["danger_frac"] == 0)
+    # `fast` rewards the position, which starts at 0 and only grows (velocity never decreases)
+    assert np.all(res.evals["return"] >= 0)
+    with pytest.raises(ValueError, match="brax/fast does not support .*set bias_states=0"):
+        biased = make_stac(dataclasses.replace(cfg, bias_states=2))
+        jax.eval_shape(biased.evaluate, res.state.algo, jax.random.PRNGKey(0), biased.hparams)

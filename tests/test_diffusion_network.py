@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl.diffusion import network, scores
 
@@ -49,3 +50,36 @@ def test_trained_net_approaches_analytic_score_and_seed_vmap_matches():
     many = jax.jit(jax.vmap(lambda k: network.train_score_net(k, data, short)[1]))(keys)
     for i in range(2):
         np.testing.assert_allclose(many[i], one(keys[i]), rtol=1e-5, atol=1e-6)
+
+
+def test_runtime_trainer_matches_train_score_net_and_resumes(tmp_path):
+    """`score_net_trainer` through the runtime (one DSM step per update, chunks of 2, stopped
+    and resumed) gives the losses and parameters of `train_score_net` for the same key."""
+    import filecmp
+    import os
+
+    from jaxrl import experiment
+
+    data = MEAN + jax.random.normal(jax.random.PRNGKey(1), (256, 2)) @ jnp.linalg.cholesky(COV).T
+    cfg = network.ScoreNetConfig(hidden=16, depth=1, num_steps=6, batch_size=8,
+                                 learning_rate=3e-3)
+    algo = network.score_net_trainer(data, cfg)
+    assert algo.hparams == {"learning_rate": 3e-3} and algo.num_updates == 6
+    kw = dict(chunk_size=2, progress=False)
+    res = experiment.run(algo, [0, 1], workdir=str(tmp_path / "a"), **kw)
+    stop = experiment.run(algo, [0, 1], workdir=str(tmp_path / "b"), stop_after_chunks=1, **kw)
+    assert stop.interrupted_at == 2
+    experiment.run(algo, [0, 1], workdir=str(tmp_path / "b"), **kw)
+    assert filecmp.cmp(os.path.join(tmp_path, "a", "metrics.csv"),
+                       os.path.join(tmp_path, "b", "metrics.csv"), shallow=False)
+    for i in range(2):
+        p, losses = jax.jit(lambda k: network.train_score_net(k, data, cfg))(
+            jax.random.PRNGKey(i))
+        np.testing.assert_allclose(res.metrics["loss"][i], losses, rtol=1e-4, atol=1e-5)
+        got = jax.tree.map(lambda x, i=i: x[i], res.state.algo.params)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(p), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match=r"config\.net\.learning_rate"):
+        network.ScoreNetConfig(learning_rate=0.0).validate(prefix="config.net")
+    with pytest.raises(ValueError, match=r"ScoreNetConfig\.hidden"):
+        network.ScoreNetConfig(hidden=0).validate()

@@ -4,15 +4,15 @@ if the objective were ignored."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from jaxrl import sweep
+from jaxrl import experiment, sweep
 from jaxrl.distributions import Categorical, Quantile
 from jaxrl.dp import deep
 from jaxrl.dp.replay import replay_add, replay_init, replay_sample
@@ -131,14 +131,35 @@ def test_refused_and_bad_config_fail_clearly():
         deep.check_objective("mean_variance")
     with pytest.raises(ValueError, match="outer max over b"):
         deep.check_objective("cvar_per_step")
-    cfg = _config(num_updates=10)
-    cfg.num_atoms = 0
+    cfg = dataclasses.replace(_config(num_updates=10), num_atoms=0)
     with pytest.raises(ValueError, match=r"config\.num_atoms must be an integer >= 1, got 0"):
         deep.make_deep_dn(cfg)
-    cfg = _config(num_updates=10)
-    cfg.critic = "mixture"
+    cfg = dataclasses.replace(_config(num_updates=10), critic="mixture")
     with pytest.raises(ValueError, match=r"config\.critic"):
         deep.make_deep_dn(cfg)
+    with pytest.raises(ValueError, match=r"^config\.num_atoms must be an integer >= 2 for the "):
+        deep.make_deep_dn(dataclasses.replace(_config(10), critic="categorical", num_atoms=1))
+
+
+def test_hparams_come_from_the_marks_and_swept_values_are_checked():
+    # The sweepable floats (the old hand-kept DEFAULT_HPARAMS names and values).
+    expected = {"lr": 1e-3, "gamma": 1.0, "eps_start": 1.0, "eps_end": 0.05,
+                "eps_decay_frac": 0.5, "target_tau": 0.01, "huber_kappa": 1.0, "v_min": -10.0,
+                "v_max": 10.0, "stock_low": -5.0, "stock_high": 5.0, "stock_scale": 0.1,
+                "max_grad_norm": 10.0, "objective_index": 0.0}
+    algo = deep.make_deep_dn(deep.DeepDNConfig(num_updates=10))
+    assert algo.hparams == pytest.approx(expected) and set(algo.hparams) == set(expected)
+    cfg = _config(num_updates=10)
+    with pytest.raises(ValueError, match=r"^config\.sweep\.gamma must be finite and in "
+                                         r"\(0, 1\], got 1\.5$"):
+        deep.validate_config(cfg, {"gamma": (0.9, 1.5)})
+    with pytest.raises(ValueError, match=r"^config\.sweep\.v_max must be > v_min \(-8\)"):
+        deep.validate_config(cfg, {"v_max": (14.0, -9.0)})
+    with pytest.raises(ValueError, match=r"^config\.sweep\.objective_index must be <= 1"):
+        deep.validate_config(cfg, {"objective_index": (0.0, 1.0, 2.0)})
+    with pytest.raises(ValueError, match="not a sweepable field"):
+        deep.validate_config(cfg, {"num_atoms": (4.0,)})
+    assert deep.validate_config(cfg, {"objective_index": (0.0, 1.0)}) == cfg
 
 
 def test_empirical_cvar_and_b_selection_match_numpy():
@@ -211,19 +232,17 @@ def test_homeostasis_mdp_rewards_and_probs():
 # ---------------------------------------------------------------------------------------------
 
 
-def _config(num_updates: int, objective=("mean", "cvar"), critic="quantile"):
-    return ml_collections.ConfigDict({
-        "env_name": "Gamble-v0", "env_kwargs": {}, "critic": critic, "objective": objective,
-        "num_atoms": 8, "hidden": (32, 32), "num_envs": 8, "buffer_size": 2000,
-        "batch_size": 32, "learning_starts": 64, "num_updates": num_updates,
-        "hparams": {"stock_low": -10.0, "stock_high": 6.0, "v_min": -8.0, "v_max": 14.0},
-    })
+def _config(num_updates: int, objective=("mean", "cvar"), critic="quantile", **kw):
+    fields = dict(env_name="Gamble-v0", env_kwargs={}, critic=critic, objective=objective,
+                  num_atoms=8, hidden=(32, 32), num_envs=8, buffer_size=2000, batch_size=32,
+                  learning_starts=64, num_updates=num_updates, stock_low=-10.0, stock_high=6.0,
+                  v_min=-8.0, v_max=14.0)
+    return deep.DeepDNConfig(**{**fields, **kw})
 
 
 def test_vmapped_seed_equals_single_seed():
     # categorical critic here; the quantile critic is exercised by the learning test below
-    cfg = _config(num_updates=24, critic="categorical")
-    cfg.learning_starts = 16
+    cfg = _config(num_updates=24, critic="categorical", learning_starts=16)
     algo = deep.make_deep_dn(cfg)
     res = sweep.run(algo, seeds=[0, 1, 2], grid={"objective_index": [1.0]}, chunk_size=24,
                     progress=False)
@@ -259,37 +278,74 @@ def test_cvar_agent_plays_safe_mean_agent_gambles():
     """Closed form: on the H = 3 gamble (safe +1; risky +4 / -2 w.p. 0.6 / 0.4) any policy that
     gambles on a path of probability q puts mass >= 0.4 q on a loss, and the lower tail below
     level 0.2 of always-gambling is -1.92, so CVaR_0.2 is maximized only by never gambling
-    (G = 3 surely, CVaR = 3); the risk-neutral optimum always gambles (E G = 4.8)."""
+    (G = 3 surely, CVaR = 3); the risk-neutral optimum always gambles (E G = 4.8).
+
+    The agents are evaluated by the runtime (`Algorithm.evaluate`, once at the end); the same
+    evaluation written out from `make_evaluate`'s rollout and estimate, with the runtime's key,
+    is the reference for the evaluation's wiring."""
     cfg = _config(num_updates=700)
-    algo = deep.make_deep_dn(cfg)
-    res = sweep.run(algo, seeds=[0], grid={"objective_index": [0.0, 1.0]}, chunk_size=700,
-                    progress=False)
-    rollout, predicted = deep.make_evaluate(cfg)
     b_grid = jnp.arange(-6.0, 13.0)
-
-    def evaluate(params, hp, key):
-        vals = jax.vmap(lambda b: predicted(params, key, hp, -b, 4))(b_grid)
-        b_star, _ = deep.select_cvar_b(vals, b_grid, 0.2)
-        out = rollout(params, key, hp, -b_star, 500)
-        acts = out["actions"]
-        return deep.empirical_cvar(out["returns"], 0.2), jnp.mean(acts == 0), out["returns"]
-
-    cv, safe, returns = jax.jit(jax.vmap(evaluate))(
-        res.state.algo.params, res.state.hparams, jax.random.split(jax.random.PRNGKey(9), 2)
-    )
+    evaluate = deep.make_greedy_evaluate(cfg, 500, cvar_alpha=0.2, b_grid=b_grid, num_states=4)
+    algo = deep.make_deep_dn(cfg)._replace(evaluate=evaluate)
+    res = sweep.run(algo, seeds=[0], grid={"objective_index": [0.0, 1.0]}, chunk_size=700,
+                    eval_every=700, progress=False)
+    assert res.eval_steps.tolist() == [700]
+    ev = {k: v[:, -1] for k, v in res.evals.items()}
     mean_agent, cvar_agent = 0, 1
-    assert float(safe[cvar_agent]) > 0.95, safe
-    assert float(safe[mean_agent]) < 0.05, safe
-    assert abs(float(cv[cvar_agent]) - 3.0) <= 0.3  # within 10% of the exact optimum 3
-    assert float(cv[mean_agent]) < 0.0
-    assert float(np.mean(returns[mean_agent])) > 4.0  # near the risk-neutral optimum 4.8
+    assert float(ev["action_0_fraction"][cvar_agent]) > 0.95, ev
+    assert float(ev["action_0_fraction"][mean_agent]) < 0.05, ev
+    assert abs(float(ev["cvar"][cvar_agent]) - 3.0) <= 0.3  # within 10% of the exact optimum 3
+    assert float(ev["cvar"][mean_agent]) < 0.0
+    assert float(ev["mean_return"][mean_agent]) > 4.0  # near the risk-neutral optimum 4.8
+
+    # reference: the evaluation spelled out (key of seed 0, evaluation index 0, for both runs)
+    rollout, predicted = deep.make_evaluate(cfg)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), experiment.EVAL_STREAM), 0)
+
+    def reference(params, hp):
+        k_pred, k_roll = jax.random.split(key)
+        vals = jax.vmap(lambda b: predicted(params, k_pred, hp, -b, 4))(b_grid)
+        b_star, _ = deep.select_cvar_b(vals, b_grid, 0.2)
+        c0 = jnp.where(hp["objective_index"] > 0.5, -b_star, 0.0)  # the CVaR agent only
+        out = rollout(params, k_roll, hp, c0, 500)
+        acts = out["actions"]
+        safe = jnp.sum(acts == 0) / jnp.maximum(jnp.sum(acts >= 0), 1)
+        return deep.empirical_cvar(out["returns"], 0.2), safe, out["returns"].mean(), b_star
+
+    cv, safe, mean, b_star = jax.jit(jax.vmap(reference))(res.state.algo.params,
+                                                           res.state.hparams)
+    np.testing.assert_allclose(ev["cvar"], cv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ev["action_0_fraction"], safe, rtol=1e-6)
+    np.testing.assert_allclose(ev["mean_return"], mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ev["b_star"], b_star)
+
+
+def test_set_point_evaluation_stock_path_identities():
+    """With gamma = 1 and c_0 = -t the stock after the last step is G - t, so E|c_H| is
+    E|G - t| (`abs_dev`) and E|c_0| is t; the action shares sum to one (an untrained critic)."""
+    cfg = dataclasses.replace(_config(num_updates=10, objective=("mean", "homeostatic")),
+                              env_name="Homeostasis-v0", stock_low=-4.0, stock_high=3.0)
+    algo = deep.make_deep_dn(cfg)
+    evaluate = deep.make_greedy_evaluate(cfg, 200, set_point=1.0)
+    hp = {k: jnp.float32(v) for k, v in algo.hparams.items()}
+    state = algo.init(jax.random.PRNGKey(0), hp)
+    out = jax.jit(evaluate)(state, jax.random.PRNGKey(1), {**hp, "objective_index": 1.0})
+    horizon = 6
+    assert sorted(k for k in out if k.startswith("stock_abs_t")) == sorted(
+        f"stock_abs_t{t}" for t in range(horizon + 1))
+    np.testing.assert_allclose(float(out["stock_abs_t0"]), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(float(out[f"stock_abs_t{horizon}"]), float(out["abs_dev"]),
+                               rtol=1e-5)
+    shares = sum(float(out[f"action_{a}_fraction"]) for a in range(3))
+    np.testing.assert_allclose(shares, 1.0, rtol=1e-6)
 
 
 def test_experiment_config_validation():
     from experiments import dp_deep
     from experiments.configs import dp_deep as cfgs
 
-    dp_deep.validate(cfgs.get_config("quick"))
+    for variant in ("", "quick", "tiny"):
+        dp_deep.validate(cfgs.get_config(variant))
     bad = cfgs.get_config("quick")
     bad.num_seeds = 0
     with pytest.raises(ValueError, match=r"^config\.num_seeds must be >= 1, got 0$"):
@@ -297,6 +353,15 @@ def test_experiment_config_validation():
     bad = cfgs.get_config("quick")
     bad.gamble.objective = ("mean", "threshold")
     with pytest.raises(ValueError, match=r"config\.gamble\.objective"):
+        dp_deep.validate(bad)
+    bad = cfgs.get_config("quick")
+    bad.gamble.gamma = 1.5  # out of the mark's bounds: one line, before anything is written
+    with pytest.raises(ValueError, match=r"^config\.gamble\.gamma must be finite and in "
+                                         r"\(0, 1\], got 1\.5$"):
+        dp_deep.validate(bad)
+    bad = cfgs.get_config("quick")
+    bad.tasks = ("gamble", "gamble")
+    with pytest.raises(ValueError, match=r"^config\.tasks must be distinct"):
         dp_deep.validate(bad)
     with pytest.raises(ValueError, match="unknown config variant"):
         cfgs.get_config("huge")

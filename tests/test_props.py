@@ -236,6 +236,70 @@ def test_bad_config_raises_one_line():
         props.make_props(tiny_config(props_num_steps=7))
     with pytest.raises(ValueError, match="config.behavior"):
         props.make_props(tiny_config(behavior="iid"))
+    with pytest.raises(ValueError, match=r"^config\.clip_eps must be finite and in \(0, inf\)"):
+        props.make_props(tiny_config(clip_eps=0.0))
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\]"):
+        props.make_props({**tiny_config().to_dict(), "bogus": 1})
+
+
+def test_hparams_come_from_the_marks_and_swept_values_are_checked():
+    # The sweepable floats are the old hand-kept FLOAT_HPARAMS list, at the config's values.
+    old = ("lr", "ent_coef", "vf_coef", "clip_eps", "gamma", "gae_lambda", "max_grad_norm",
+           "target_kl", "props_lr", "props_clip_eps", "props_kl_coef", "props_target_kl",
+           "props_max_grad_norm", "se_lr")
+    c = tiny_config(lr=2e-3, props_kl_coef=0.25)
+    algo = props.make_props(c)
+    assert sorted(algo.hparams) == sorted(old)
+    assert algo.hparams["lr"] == pytest.approx(2e-3)
+    assert algo.hparams["props_kl_coef"] == pytest.approx(0.25)
+    assert algo.hparams["gamma"] == pytest.approx(0.99)
+    # a dataclass and its ConfigDict build the same algorithm settings
+    assert props.make_props(props.as_config(c)).hparams == algo.hparams
+    with pytest.raises(ValueError, match=r"^config\.sweep\.gamma must be finite and in "
+                                         r"\(0, 1\], got 1\.5$"):
+        props.validate_config(c, {"gamma": (0.9, 1.5)})
+    with pytest.raises(ValueError, match=r"^config\.sweep\.props_lr repeats a value"):
+        props.validate_config(c, {"props_lr": (0.0, 0.0)})
+    with pytest.raises(ValueError, match="not a sweepable field"):
+        props.validate_config(c, {"num_steps": (16.0,)})
+
+
+def test_experiment_programs_and_validation():
+    from experiments import props as ex
+    from experiments.configs import props as cfgs
+
+    # quick: PROPS, PPO-Buffer and the fixed-target pair share one program; PPO is the other
+    seeds, progs = ex.validate(cfgs.get_config("quick"))
+    assert seeds == [0, 1, 2, 3]
+    assert [(p.env_name, p.method) for p in progs] == [("CartPole-v1", "shared"),
+                                                       ("CartPole-v1", "ppo")]
+    shared = progs[0]
+    assert shared.grid == {"props_lr": (0.0, 1e-3), "lr": (1e-3, 0.0)}
+    assert shared.labels["PPO-Buffer"] == {"props_lr": 0.0, "lr": 1e-3}
+    assert shared.labels[ex.FIXED[1]] == {"props_lr": 1e-3, "lr": 0.0}
+    assert progs[1].cfg.behavior == "none" and progs[1].cfg.buffer_batches == 1
+    # the full config: separate programs; Pendulum gets its override section
+    _, progs = ex.validate(cfgs.get_config())
+    assert [p.method for p in progs if p.env_name == "CartPole-v1"] == [
+        "props", "ppo_buffer", "ppo", "fixed_target"]
+    pend = next(p for p in progs if p.env_name == "Pendulum-v1")
+    assert pend.cfg.num_envs == 4 and pend.cfg.gamma == 0.9 and pend.cfg.normalize_obs
+    assert pend.workdir("/w") == "/w/Pendulum-v1/props"
+    _, progs = ex.validate(cfgs.get_config("tiny"))
+    assert [p.method for p in progs] == ["shared"]
+    bad = cfgs.get_config("tiny")
+    bad.algo.props_clip_eps = -1.0
+    with pytest.raises(ValueError, match=r"^config\.algo\.props_clip_eps must be finite"):
+        ex.validate(bad)
+    bad = cfgs.get_config()
+    bad.pendulum.num_steps = 100
+    with pytest.raises(ValueError, match=r"config\.algo\.props_num_steps must divide "
+                                         r"num_steps.*\(Pendulum-v1\)"):
+        ex.validate(bad)
+    bad = cfgs.get_config("tiny")
+    bad.algo.se_steps = 0
+    with pytest.raises(ValueError, match=r"^config\.algo\.se_steps must be >= 1"):
+        ex.validate(bad)
 
 
 def test_behavior_update_with_precomputed_theta_head_matches_plain():

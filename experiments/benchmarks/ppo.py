@@ -4,6 +4,7 @@ Configuration of the reference (PureJaxRL): 4 envs x 128 steps per seed and upda
 minibatches, 5e5 env steps per seed.
 
   python -m experiments.benchmarks.ppo --seeds=1,8,32          # vmapped sweeps, in-process
+  python -m experiments.benchmarks.ppo --seeds=64 --lane_width=0  # plain vmap (no bit promise)
   python -m experiments.benchmarks.ppo --mode=loop --seeds=8   # baseline: loop over seeds
   python -m experiments.benchmarks.ppo --mode=once --seeds=8   # one whole run (for A/B timing
                                                                # of whole processes)
@@ -28,6 +29,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["1", "8", "32"], "Seed counts to measure.")
 _MODE = flags.DEFINE_enum("mode", "vmap", ["vmap", "loop", "once"], "What to measure.")
 _STEPS = flags.DEFINE_integer("total_timesteps", 500_000, "Env steps per seed.")
 _CHUNKS = flags.DEFINE_integer("chunks", 1, "Jitted chunks per run (1 = whole run in one call).")
+_LANES = flags.DEFINE_integer("lane_width", -1, "Runtime lanes: -1 backend default, 0 plain vmap.")
 _UNROLL = flags.DEFINE_integer("unroll", None, "Override config.unroll (rollout/GAE scan unroll).")
 
 
@@ -44,25 +46,25 @@ def _peak_rss_gb() -> float:
 
 
 def bench_vmap(n: int) -> dict:
+    """The runtime (`experiment.run`, no workdir) with `--lane_width` (-1 = the backend's
+    default, 0 = plain vmap over all runs). The sweep runs twice in one process: run_s is the
+    second (its programs are cached), compile_s the first minus the second."""
+    from jaxrl import experiment
+
     algo = ppo.make_ppo(_config())
-    runner = sweep.SweepRunner(algo, sweep.expand_runs(range(n), None),
-                               chunk_size=algo.num_updates // _CHUNKS.value)
-    ss = runner.init()
+    lw = "auto" if _LANES.value < 0 else _LANES.value
+    kw = dict(chunk_size=algo.num_updates // _CHUNKS.value, progress=False, lane_width=lw)
     t0 = time.perf_counter()
-    compiled = runner._chunk.lower(ss).compile()
-    t_compile = time.perf_counter() - t0
-    del compiled
+    experiment.run(algo, range(n), **kw)
+    t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    returns = []
-    for _ in range(_CHUNKS.value):
-        ss, ms = runner.chunk(ss)  # first call reuses the compiled program
-        returns.append(ms["return"])
-    jax.block_until_ready(ss)
+    res = experiment.run(algo, range(n), **kw)
     t_run = time.perf_counter() - t0
     steps = n * algo.num_updates * algo.env_steps_per_update
-    final = np.concatenate(returns, axis=1)[:, -1]
-    return {"seeds": n, "compile_s": t_compile, "run_s": t_run, "steps_per_s": steps / t_run,
-            "final_return_mean": float(final.mean()), "peak_rss_gb": _peak_rss_gb()}
+    final = res.metrics["return"][:, -1]
+    return {"seeds": n, "compile_s": max(t_first - t_run, 0.0), "run_s": t_run,
+            "steps_per_s": steps / t_run, "final_return_mean": float(final.mean()),
+            "peak_rss_gb": _peak_rss_gb()}
 
 
 def bench_loop(n: int) -> dict:

@@ -69,8 +69,10 @@ def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
 
     cfg = STACConfig(**cfg_kwargs)
     algo, L = make_stac(cfg), make_learner(cfg)
-    # Seeds vmapped and sharded over every device, as the sweep engine does (one device: plain
-    # jit(vmap)); with JAXRL_CPU_DEVICES / --cpu_devices the cores of a CPU host are devices.
+    # The whole run as ONE jitted scan (`sweep.make_train`, no host loop), seeds vmapped and
+    # sharded over every device (one device: plain jit(vmap)); with JAXRL_CPU_DEVICES /
+    # --cpu_devices the cores of a CPU host are devices. (`jaxrl.experiment.run` instead runs
+    # fixed-width lanes per device, chunk by chunk; this measures the update's throughput.)
     sharding = NamedSharding(sweep.make_mesh(), P("runs"))
     if seeds % sharding.mesh.devices.size:
         raise SystemExit(f"--seeds={seeds} must be a multiple of the {sharding.mesh.devices.size} "

@@ -8,6 +8,12 @@ error does not fall (slope <= 0); on the Brownian example ML/CTD/CLSTD give thet
 theta ~ -3/2.
 
 Quick variant (`:quick`, 16 seeds, small batches, <= 60 s): same qualitative result.
+Tiny variant (`:tiny`, 2 seeds x 2 mesh sizes, a few passes; seconds of compute, most of it
+compiling; one update per chunk and a checkpoint after every chunk: the kill-and-resume test).
+
+The iterative parts (CTD(0)/CGTD passes on the OU and Brownian studies, the MLP fitted on the
+martingale loss) run on the one runtime (`jaxrl.experiment.run`) in DIR/ou, DIR/brownian and
+DIR/black_scholes_mlp; re-running the same command resumes them from their checkpoints.
 
 Any OU case of the family dX = a (b - X) dt + sigma dW, reward x^2/2 + q x, discount rho
 (`:ou`, one mesh size and seed; writes DIR/summary.json with `true_params` (A, B, C) of
@@ -18,6 +24,8 @@ J(x) = A x^2/2 + B x + C and the estimates of `ml`, `ctd0`, `clstd`, `mstde`, `c
 """
 
 import ml_collections
+
+from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -50,11 +58,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Brownian-motion example (finite horizon T = 1, h(x) = x, J(t, x) = x).
     c.bm_dts = (0.1, 0.05, 0.02, 0.01)
     c.bm_paths = 2000
+    c.bm_ctd_lr = 2.0
+    c.bm_ctd_epochs = 20
     # Black-Scholes call example.
     c.bs_dt = 0.01
     c.bs_paths = 2000
     c.bs_mlp_iters = 400
     c.bs_mlp_paths = 256
+    c.bs_mlp_lr = 1e-2
+    common.add_runtime_fields(c)
     if arg == "quick":
         c.dts = (0.4, 0.2, 0.1, 0.05)
         c.sweep_paths = 256
@@ -67,8 +79,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.bs_paths = 512
         c.bs_mlp_iters = 200
         c.bs_mlp_paths = 128
+    elif arg == "tiny":
+        c.num_seeds = 2
+        c.dts = (0.4, 0.2)
+        c.sweep_paths = 64
+        c.ctd_epochs = 3
+        c.cgtd_epochs = 3
+        c.tail = 4.0
+        c.bm_dts = (0.1, 0.05)
+        c.bm_paths = 64
+        c.bm_ctd_epochs = 3
+        c.bs_dt = 0.05
+        c.bs_paths = 64
+        c.bs_mlp_iters = 4
+        c.bs_mlp_paths = 32
+        c.chunk_size = 1
+        c.checkpoint_every = 1
+        c.progress = False
     elif arg == "ou":
         c.mode = "ou"
+        c.lane_width = 0  # one run: plain vmap, no lane of 8 copies
+        c.progress = False
     elif arg not in (None, ""):
-        raise ValueError(f"unknown martingale config variant {arg!r}; valid: quick, ou")
+        raise ValueError(f"unknown martingale config variant {arg!r}; valid: quick, tiny, ou")
     return c

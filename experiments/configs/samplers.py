@@ -19,12 +19,23 @@ schedule (the largest fraction tried) keeps sliced W2 within 5% on both mixtures
 Warm start (lane-tracking task): a 1-NFE warm start from sigma 0.1 (the contractivity/scaling
 choice) matches the 20-NFE full solve's action error (cold start needs 4 NFE); without the
 gripper scaling (scale 1) no warm start reaches it (the gripper guess is never overturned).
+Tiny variant (`:tiny`, 2 seeds, 2 samplers x 2 NFE budgets on gmm2d and a 30-step digits net; no
+warm-start part; seconds of compute, most of it compiling; the digits net runs one DSM step per
+chunk with a checkpoint after every chunk: the kill-and-resume test).
+
+Files: DIR/config.json, DIR/summary.json, DIR/plots/, one long-form metrics.csv per table
+(DIR/<gmm2d|gmm16d|digits>/{quality,teleport}/metrics.csv, DIR/warm/metrics.csv; see
+experiments/samplers.py for the columns) and the runtime workdir of the digits score nets,
+DIR/digits/net/ (re-running the same command resumes their training).
+
 Run time: full 1250 s (warm 143 + gmm 786 + digits 321, run as three `config.parts`) at nice 19
 on the shared 2-core CPU (load 10-16); quick ~60 s CPU time on a quiet machine (~30 s of it the
 warm-start study).
 """
 
 import ml_collections
+
+from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -61,6 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.warm_start_sigmas = (0.02, 0.05, 0.1, 0.2, 0.5)
     c.warm_factor = 10.0
     c.warm_tolerance = 1.1  # "equal action error": within 10% of the full solve's error
+    common.add_runtime_fields(c)  # the digits nets' training runs on the runtime
     if arg == "quick":
         c.num_seeds = 8
         c.samplers = ("euler_maruyama", "predictor_corrector", "euler", "heun", "ddim",
@@ -81,6 +93,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.warm_cold_steps = (2, 4)
         c.warm_tail_steps = (1, 2)
         c.warm_start_sigmas = (0.05, 0.1)
+    elif arg == "tiny":
+        c.parts = ("gmm", "digits")  # warm starts: tests/test_diffusion_warmstart.py, :quick
+        c.num_seeds = 2
+        c.samplers = ("euler", "heun")
+        c.nfe_grid = (4, 8)
+        c.datasets = ("gmm2d",)
+        c.num_samples = 64
+        c.num_projections = 16
+        c.teleport_samplers = ("heun",)
+        c.teleport_steps = (4,)
+        c.teleport_fractions = (0.0, 0.25)
+        c.digits_nfe_grid = (4,)
+        c.digits_samplers = ("euler",)
+        c.net.hidden = 16
+        c.net.depth = 1
+        c.net.num_steps = 30  # 30 chunks of one step: a SIGKILL lands mid-training
+        c.net.batch_size = 16
+        c.warm_control_steps = 4
+        c.warm_full_steps = 4
+        c.warm_cold_steps = (2,)
+        c.warm_tail_steps = (1,)
+        c.warm_start_sigmas = (0.1,)
+        c.chunk_size = 1
+        c.checkpoint_every = 1
+        c.progress = False
     elif arg not in (None, ""):
-        raise ValueError(f"unknown config variant {arg!r}; use '' or 'quick'")
+        raise ValueError(f"unknown config variant {arg!r}; use '', 'quick' or 'tiny'")
     return c

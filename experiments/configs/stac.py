@@ -6,7 +6,8 @@ RiskyPointMass). Hours on a 2-core CPU, minutes on a GPU:
   python -m experiments.stac --config=experiments/configs/stac.py --workdir=/tmp/stac
 Quick variant (`:quick`, 3 seeds, 2x32 networks, 2.5k Pendulum steps, 1.5k RiskyPointMass
 steps; STAC, twin SAC and STAC without dropout on Pendulum, the beta ablation {0, .25, .5} on
-RiskyPointMass; about 100 s of CPU time, i.e. roughly 60 s wall on a quiet 2-core CPU).
+RiskyPointMass; four compiled programs, compile-bound: 190 s of CPU time, 330 s wall measured
+on a shared 2-core CPU at load ~6; `log_every=10`, a checkpoint every 5 of its ~20 chunks).
 Medium variant (`:medium`, Pendulum only, 6 seeds, 2x64 networks, 6k steps, all five methods).
 16-seed variant (`:seeds16`, Pendulum only, 16 seeds, all five methods, 2x32 networks, batch
 64, lr 3e-3, 4k steps incl. 500 warm-up; 80 runs in 4 compiled programs; 20 min measured on a
@@ -16,12 +17,19 @@ methods incl. DSAC on both tasks, the beta ablation on both, the danger fraction
 networks, 8.2k Pendulum / 11.5k RiskyPointMass steps; 15 min with JAXRL_CPU_DEVICES=auto on a
 quiet 2-core CPU) and `:rpm_long` (its RiskyPointMass beta ablation and twin SAC at 33.5k steps).
 Results of `:seeds16`, `:cpu16` and `:rpm_long`: docs/results/stac.md.
+Tiny variant (`:tiny`, STAC with beta in {0, 0.5}, 2 seeds, 2x8 networks, 300 Pendulum steps:
+one program, compile-bound; a checkpoint after each of its 4 chunks): the kill-and-resume test.
+Runtime fields (`common.add_runtime_fields`): `chunk_size` (updates per jitted chunk, 0 = about
+20 chunks), `checkpoint_every` (chunks), `keep_checkpoints`, `halt_on_nan`, `force_resume`,
+`progress`, `lane_width`.
 Expected (quick): every method improves on Pendulum's random return (about -1200); biases are
 computed and plotted; at this scale differences between methods are NOT meaningful (few seeds,
 few steps, critics still catching up with the returns); the full config is the experiment.
 """
 
 import ml_collections
+
+from experiments import common
 
 
 def _small_nets(c: ml_collections.ConfigDict) -> None:
@@ -56,11 +64,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.lr = 3e-4
     c.alpha_update = "paper"
     c.eval_every = 1_000  # env steps between evaluation points
+    c.log_every = 100  # env steps per metrics.csv row (the mean of their training metrics)
     c.eval_episodes = 8
     c.bias_states = 8
     c.bias_rollouts = 16
     c.bias_horizon = 300
     c.trajectory_episodes = 6
+    common.add_runtime_fields(c)  # chunk_size 0: about 20 chunks per program; a checkpoint
+    # every 5 chunks, so every variant checkpoints at least 3 times before its last one
     if arg == "quick":
         c.num_seeds = 3
         c.variants = ("stac", "sac", "stac_nodrop")
@@ -71,6 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         _small_nets(c)
         c.buffer_size = 2_500
         c.eval_every = 500
+        c.log_every = 10
         c.eval_episodes = 4
         c.bias_horizon = 150
         c.trajectory_episodes = 4
@@ -122,8 +134,35 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.steps = ml_collections.ConfigDict({"RiskyPointMass-v0": 33_500})
         c.buffer_size = 33_500
         c.eval_every = 3_300
+    elif arg == "tiny":
+        # Seconds of compute (compile-bound): one program (STAC, beta in {0, 0.5}) x 2 seeds on
+        # Pendulum, 2x8 networks, 100 updates in 4 chunks, a checkpoint after every chunk.
+        c.num_seeds = 2
+        c.envs = ("Pendulum-v1",)
+        c.variant_envs = ()
+        c.variants = ("stac",)
+        c.ablation_envs = ("Pendulum-v1",)
+        c.betas = (0.0, 0.5)
+        c.steps = ml_collections.ConfigDict({"Pendulum-v1": 300})
+        c.alpha_init = ml_collections.ConfigDict({"Pendulum-v1": 0.2})
+        c.warmup_steps = 200
+        c.buffer_size = 300
+        c.batch_size = 16
+        c.hidden = 8
+        c.lr = 3e-3
+        c.alpha_update = "adam"
+        c.eval_every = 50
+        c.log_every = 1
+        c.eval_episodes = 2
+        c.bias_states = 2
+        c.bias_rollouts = 2
+        c.bias_horizon = 20
+        c.trajectory_episodes = 2
+        c.chunk_size = 25
+        c.checkpoint_every = 1
+        c.progress = False
     elif arg not in (None, ""):
         raise ValueError(
-            f"unknown config variant {arg!r}; use '', 'quick', 'medium', 'seeds16', 'cpu16' "
-            "or 'rpm_long'")
+            f"unknown config variant {arg!r}; use '', 'quick', 'medium', 'seeds16', 'cpu16', "
+            "'rpm_long' or 'tiny'")
     return c

@@ -12,10 +12,16 @@ baseline), `bpg1`, `bpg2` (BPG Models 1 and 2, Fisher estimated from the batch),
 Metrics per update: `return` (exact expected return `eta(theta)` on the LQR, the batch's mean
 undiscounted episode return otherwise), `batch_return`, `grad_norm`, `grad_cov_trace`
 (trace of the posterior gradient covariance, 0 for MC), `dict_size` (BAC dictionary size).
+
+Config: `LearnConfig` (the `jaxrl.config` idiom): shapes and names are `static`, the floats
+(`lr`, `gp_noise`, `gamma`, the BAC kernel and noise settings) are `sweepable` with their valid
+ranges, and `make_learner(cfg).hparams` is derived from those marks.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -23,8 +29,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxrl import config as jconfig
 from jaxrl import sweep
 from jaxrl.bayes_pg import bpg, gp, gptd, policies
+from jaxrl.config import static, sweepable
 
 ESTIMATORS = ("mc", "mc_baseline", "bpg1", "bpg2", "bac")
 
@@ -33,6 +41,63 @@ class LearnerState(NamedTuple):
     theta: jax.Array
     opt_state: Any
     key: jax.Array
+
+
+def _one_of(options: tuple[str, ...]):
+    return lambda v: None if v in options else f"must be one of {options}"
+
+
+def _at_least(lo: int):
+    return lambda v: None if isinstance(v, int) and v >= lo else f"must be an integer >= {lo}"
+
+
+def _env_name(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else "must be LQR-v0 or a discrete gymnax task name"
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnConfig:
+    """One policy-gradient learner. Static fields shape the compiled program; the sweepable
+    floats are read at run time from `hparams` (one program for a whole grid over them)."""
+
+    env: str = static("LQR-v0", check=_env_name, doc="LQR-v0 or a discrete gymnax task")
+    estimator: str = static("bpg1", check=_one_of(ESTIMATORS))
+    num_episodes: int = static(10, check=_at_least(1), doc="episodes per update")
+    max_steps: int = static(20, check=_at_least(1), doc="episode length cap")
+    num_updates: int = static(50, check=_at_least(1))
+    natural: bool = static(False, doc="precondition by the estimated Fisher information")
+    bac_capacity: int = static(64, check=_at_least(1), doc="BAC dictionary capacity")
+    lr: float = sweepable(0.05, lo=0.0, lo_open=True, doc="Adam step size")
+    gp_noise: float = sweepable(1.0, lo=0.0, lo_open=True, doc="BPG GP noise Sigma = s I")
+    gamma: float = sweepable(1.0, lo=0.0, hi=1.0, lo_open=True, doc="BAC critic discount")
+    bac_noise: float = sweepable(1.0, lo=0.0, lo_open=True, doc="GPTD observation noise")
+    bac_c_x: float = sweepable(1.0, lo=0.0, doc="weight of the state kernel")
+    bac_c_f: float = sweepable(1.0, lo=0.0, doc="weight of the Fisher kernel")
+    bac_lengthscale: float = sweepable(1.0, lo=0.0, lo_open=True, doc="RBF length scale")
+    bac_nu: float = sweepable(0.1, lo=0.0, doc="ALD threshold")
+
+
+def as_config(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, Any]) -> LearnConfig:
+    """A `LearnConfig` from itself, a ConfigDict or a dict (unknown keys refused)."""
+    return jconfig.from_config(LearnConfig, config)
+
+
+def validate(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, Any],
+             grid: Mapping[str, Any] | None = None, prefix: str = "config.algo",
+             sweep_prefix: str = "config.sweep") -> LearnConfig:
+    """Check every field and every swept value (one-line ValueErrors naming the field); returns
+    the `LearnConfig`."""
+    cfg = as_config(config)
+    jconfig.validate(cfg, grid, prefix=prefix, sweep_prefix=sweep_prefix)
+    if cfg.estimator == "mc_baseline" and cfg.num_episodes < 2:
+        raise ValueError(f"{prefix}.num_episodes must be >= 2 for mc_baseline, got "
+                         f"{cfg.num_episodes}")
+    return cfg
+
+
+def default_config() -> LearnConfig:
+    """Default learning config (LQR of the paper, BPG Model 1)."""
+    return LearnConfig()
 
 
 def make_env(name: str, max_steps: int):
@@ -51,36 +116,8 @@ def make_env(name: str, max_steps: int):
     return env, params, pol, jnp.zeros((pol.num_params,)), False
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Raise `ValueError` (one line naming the field) on a bad learning config."""
-    if config.estimator not in ESTIMATORS:
-        raise ValueError(f"config.estimator must be one of {ESTIMATORS}, got {config.estimator!r}")
-    for f, lo in (("num_episodes", 1), ("max_steps", 1), ("num_updates", 1),
-                  ("bac_capacity", 1)):
-        if int(config[f]) < lo:
-            raise ValueError(f"config.{f} must be >= {lo}, got {config[f]}")
-    if config.estimator == "mc_baseline" and config.num_episodes < 2:
-        raise ValueError(f"config.num_episodes must be >= 2 for mc_baseline, got "
-                         f"{config.num_episodes}")
-    for f in ("lr", "gp_noise", "bac_noise"):
-        if not float(config[f]) > 0:
-            raise ValueError(f"config.{f} must be > 0, got {config[f]}")
-    if float(config.bac_nu) < 0:
-        raise ValueError(f"config.bac_nu must be >= 0, got {config.bac_nu}")
-    if not 0.0 < float(config.gamma) <= 1.0:
-        raise ValueError(f"config.gamma must be in (0, 1], got {config.gamma}")
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """Default learning config (LQR of the paper, BPG Model 1)."""
-    return ml_collections.ConfigDict(dict(
-        env="LQR-v0", estimator="bpg1", num_episodes=10, max_steps=20, num_updates=50,
-        natural=False, lr=0.05, gp_noise=1.0, gamma=1.0, bac_noise=1.0, bac_c_x=1.0,
-        bac_c_f=1.0, bac_lengthscale=1.0, bac_nu=0.1, bac_capacity=64))
-
-
 def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.Array],
-                      config: ml_collections.ConfigDict) -> tuple[bpg.GradientPosterior, Any]:
+                      config: LearnConfig) -> tuple[bpg.GradientPosterior, Any]:
     """The chosen estimator on a batch of episodes; returns (posterior, Fisher, dict size)."""
     returns, scores = ep.returns, ep.trajectory_scores
     n = scores.shape[1]
@@ -118,9 +155,11 @@ def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.A
     return post, fisher, size
 
 
-def make_learner(config: ml_collections.ConfigDict) -> sweep.Algorithm:
-    """A policy-gradient learner for the sweep engine (see module docstring)."""
-    validate(config)
+def make_learner(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, Any]
+                 ) -> sweep.Algorithm:
+    """A policy-gradient learner for the runtime (see module docstring); `hparams` are the
+    sweepable fields of `LearnConfig` (`jaxrl.config.hparams`)."""
+    config = validate(config)
     env, env_params, pol, theta0, is_lqr = make_env(config.env, int(config.max_steps))
     estimator, natural = config.estimator, bool(config.natural)
     m, t = int(config.num_episodes), int(config.max_steps)
@@ -152,8 +191,6 @@ def make_learner(config: ml_collections.ConfigDict) -> sweep.Algorithm:
                    for k, v in metrics.items()}
         return LearnerState(theta, opt_state, key), metrics
 
-    hparams = {k: float(config[k]) for k in ("lr", "gp_noise", "gamma", "bac_noise", "bac_c_x",
-                                             "bac_c_f", "bac_lengthscale", "bac_nu")}
     return sweep.Algorithm(init=init, update=update, num_updates=int(config.num_updates),
-                           env_steps_per_update=m * t, hparams=hparams,
+                           env_steps_per_update=m * t, hparams=jconfig.hparams(config),
                            name=f"{estimator}_{config.env}")

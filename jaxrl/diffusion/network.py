@@ -8,42 +8,55 @@ weighting (Karras et al. 2022, Sec. 5 and Table 1): the network `F` defines the 
 `E_{sigma, y, n} lambda(sigma) |D(y + sigma n; sigma) - y|^2` with `log sigma ~ N(P_mean, P_std^2)`.
 The minimiser of this loss is the ideal denoiser, i.e. the score `(D - x) / sigma^2` of the
 smoothed data (tested against the analytic Gaussian score in tests/test_diffusion_network.py).
-`train_score_net` is a pure function of a key: `jax.vmap` it over seeds.
+`train_score_net` is a pure function of a key: `jax.vmap` it over seeds. `score_net_trainer` is the
+same training as a `jaxrl.sweep.Algorithm` (one update = one Adam step, the same keys), for the
+one runtime (`jaxrl.experiment.run`: checkpoints, resume, seeds x learning rates in one program).
+`ScoreNetConfig` follows `jaxrl.config`: shapes static, `learning_rate` sweepable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl import config as jconfig
+from jaxrl import sweep
+from jaxrl.config import static, sweepable
 from jaxrl.diffusion.scores import Denoiser
+
+
+def _int_at_least_1(v: Any) -> str | None:
+    return None if isinstance(v, int) and v >= 1 else "must be an integer >= 1"
+
+
+def _positive(v: Any) -> str | None:
+    return None if isinstance(v, int | float) and v > 0 else "must be > 0"
 
 
 @dataclasses.dataclass(frozen=True)
 class ScoreNetConfig:
     """Shape-setting and training settings of the score network."""
 
-    hidden: int = 128
-    depth: int = 3
-    num_freqs: int = 16
-    num_steps: int = 2000
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    sigma_data: float = 0.5
-    p_mean: float = -1.2
-    p_std: float = 1.2
+    hidden: int = static(128, check=_int_at_least_1)
+    depth: int = static(3, check=_int_at_least_1)
+    num_freqs: int = static(16, check=_int_at_least_1)
+    num_steps: int = static(2000, check=_int_at_least_1, doc="DSM steps (= updates)")
+    batch_size: int = static(256, check=_int_at_least_1)
+    learning_rate: float = sweepable(2e-3, lo=0.0, lo_open=True, doc="peak Adam step size")
+    sigma_data: float = static(0.5, check=_positive, doc="data std of the preconditioning")
+    p_mean: float = static(-1.2, doc="mean of log sigma in training")
+    p_std: float = static(1.2, check=_positive, doc="std of log sigma in training")
 
-    def validate(self) -> ScoreNetConfig:
-        for name in ("hidden", "depth", "num_freqs", "num_steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ScoreNetConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("learning_rate", "sigma_data", "p_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"ScoreNetConfig.{name} must be > 0, got {getattr(self, name)}")
+    def validate(self, grid: Mapping[str, Any] | None = None, prefix: str = "ScoreNetConfig",
+                 sweep_prefix: str = "config.sweep") -> ScoreNetConfig:
+        """One-line ValueErrors naming the field (and every swept value); returns self."""
+        jconfig.validate(self, grid, prefix=prefix, sweep_prefix=sweep_prefix)
         return self
 
 
@@ -111,6 +124,44 @@ def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig):
     (params, _), losses = jax.lax.scan(
         step, (params, opt_state), jax.random.split(k_train, cfg.num_steps))
     return params, losses
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    key: jax.Array  # `k_train` of `train_score_net`: step i uses split(k_train, num_steps)[i]
+    step: jax.Array
+
+
+def score_net_trainer(data: jax.Array, cfg: ScoreNetConfig, name: str = "dsm") -> sweep.Algorithm:
+    """`train_score_net` as an `Algorithm`: `init(key)` and `num_steps` updates give the same
+    parameters as `train_score_net(key, data, cfg)` (same keys, same steps), with the peak
+    learning rate read from `hparams["learning_rate"]` (sweepable). Metric: `loss`."""
+    cfg = cfg.validate()
+    data = jnp.asarray(data)
+    net = ScoreNet(dim=data.shape[1], hidden=cfg.hidden, depth=cfg.depth, num_freqs=cfg.num_freqs)
+
+    def opt(lr):
+        return optax.adam(optax.cosine_decay_schedule(lr, cfg.num_steps, 0.05))
+
+    def init(key, hp):
+        k_init, k_train = jax.random.split(key)
+        params = net.init(k_init, data[:2], jnp.zeros((2,)))
+        return TrainState(params, opt(hp["learning_rate"]).init(params), k_train,
+                          jnp.zeros((), jnp.int32))
+
+    def update(s: TrainState, hp):
+        k = jax.random.split(s.key, cfg.num_steps)[jnp.minimum(s.step, cfg.num_steps - 1)]
+        k_idx, k_loss = jax.random.split(k)
+        idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, data.shape[0])
+        loss, grads = jax.value_and_grad(lambda p: dsm_loss(net, p, k_loss, data[idx], cfg))(
+            s.params)
+        updates, opt_state = opt(hp["learning_rate"]).update(grads, s.opt_state, s.params)
+        return (TrainState(optax.apply_updates(s.params, updates), opt_state, s.key, s.step + 1),
+                {"loss": loss})
+
+    return sweep.Algorithm(init=init, update=update, num_updates=cfg.num_steps,
+                           env_steps_per_update=0, hparams=jconfig.hparams(cfg), name=name)
 
 
 def make_denoiser(params, dim: int, cfg: ScoreNetConfig) -> Denoiser:

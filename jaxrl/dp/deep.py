@@ -29,11 +29,16 @@ Everything is pure: `make_deep_dn(config)` returns a `jaxrl.sweep.Algorithm` who
 one vectorized environment step (`num_envs` copies), one replay insertion and one gradient step
 (after `learning_starts` stored transitions). The replay buffer (`jaxrl.dp.replay`), networks,
 target parameters, optimizer and environment states all live in the state pytree, so the sweep
-engine vmaps seeds and float hyperparameters.
+engine vmaps seeds and float hyperparameters. The config is `DeepDNConfig` (the `jaxrl.config`
+idiom: static fields fix the program; the sweepable floats, with their bounds, are the
+`Algorithm.hparams`). `make_greedy_evaluate` gives the `Algorithm.evaluate` that the runtime
+calls every `eval_every` updates (greedy episodes from a fixed stock, the outer CVaR max).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -42,7 +47,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl import config as jconfig
 from jaxrl import sweep
+from jaxrl.config import static, sweepable
 from jaxrl.distributions import (
     Categorical,
     FiniteSupport,
@@ -75,24 +82,6 @@ REFUSED: dict[str, str] = {
 }
 
 CRITICS = ("categorical", "quantile")
-
-DEFAULT_HPARAMS: dict[str, float] = {
-    "lr": 1e-3,  # Adam step size
-    "gamma": 1.0,  # discount
-    "eps_start": 1.0,  # epsilon-greedy at update 0
-    "eps_end": 0.05,  # epsilon after the decay
-    "eps_decay_frac": 0.5,  # fraction of num_updates over which epsilon decays linearly
-    "target_tau": 0.01,  # Polyak rate of the target network per update
-    "huber_kappa": 1.0,  # quantile Huber threshold (> 0; quantile critic only)
-    "v_min": -10.0,  # categorical support, lower end (categorical critic only)
-    "v_max": 10.0,  # categorical support, upper end
-    "stock_low": -5.0,  # c_0 ~ U[stock_low, stock_high] at each training episode start
-    "stock_high": 5.0,
-    "stock_scale": 0.1,  # the network sees stock * stock_scale
-    "max_grad_norm": 10.0,  # global-norm gradient clipping
-    "objective_index": 0.0,  # which of config.objective's names (when it is a tuple)
-}
-
 
 def check_objective(objective: str) -> Callable[[jax.Array], jax.Array]:
     """The utility `f` of a supported objective; a clear `ValueError` otherwise."""
@@ -133,6 +122,122 @@ def make_utility(objective: str | tuple[str, ...] | list[str]):
         return out
 
     return utility
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration (the `jaxrl.config` idiom).
+# ---------------------------------------------------------------------------------------------
+
+
+def _at_least(n: int) -> Callable[[Any], str | None]:
+    return lambda v: None if int(v) == v and int(v) >= n else f"must be an integer >= {n}"
+
+
+def _positive_ints(v: Any) -> str | None:
+    ok = isinstance(v, tuple | list) and len(v) > 0 and all(int(h) >= 1 for h in v)
+    return None if ok else "must be positive widths"
+
+
+def _env_name(v: Any) -> str | None:
+    from jaxrl import envs
+
+    return None if v in envs.registered() else "must be an environment of jaxrl.envs.make"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepDNConfig:
+    """DηN's configuration. Static fields fix the compiled program; the sweepable floats are
+    read from `hparams` at run time (`Algorithm.hparams = jaxrl.config.hparams(cfg)`).
+
+    `objective` is one name of `OBJECTIVES` or a tuple of them; with a tuple, the sweepable
+    `objective_index` (rounded) picks the objective per run, so agents with different
+    objectives share one compiled program (`grid={"objective_index": (0.0, 1.0)}`).
+    """
+
+    env_name: str = static("Gamble-v0", check=_env_name)
+    env_kwargs: dict = static({}, doc="keyword arguments of jaxrl.envs.make")
+    critic: str = static("quantile", check=lambda v: None if v in CRITICS
+                         else f"must be one of {CRITICS}")
+    objective: Any = static("mean", doc="a name of OBJECTIVES or a tuple of them")
+    num_atoms: int = static(16, check=_at_least(1))
+    hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
+    num_envs: int = static(8, check=_at_least(1))
+    buffer_size: int = static(4000, check=_at_least(1))
+    batch_size: int = static(64, check=_at_least(1))
+    learning_starts: int = static(256, check=_at_least(0),
+                                  doc="transitions stored before learning")
+    num_updates: int = static(2000, check=_at_least(1))
+    lr: float = sweepable(1e-3, lo=0.0, doc="Adam step size")
+    gamma: float = sweepable(1.0, lo=0.0, hi=1.0, lo_open=True, doc="discount")
+    eps_start: float = sweepable(1.0, lo=0.0, hi=1.0, doc="epsilon-greedy at update 0")
+    eps_end: float = sweepable(0.05, lo=0.0, hi=1.0, doc="epsilon after the decay")
+    eps_decay_frac: float = sweepable(0.5, lo=0.0, doc="fraction of num_updates over which "
+                                      "epsilon decays linearly")
+    target_tau: float = sweepable(0.01, lo=0.0, hi=1.0, doc="Polyak rate of the target net")
+    huber_kappa: float = sweepable(1.0, lo=0.0, lo_open=True,
+                                   doc="quantile Huber threshold (quantile critic only)")
+    v_min: float = sweepable(-10.0, doc="categorical support, lower end (categorical only)")
+    v_max: float = sweepable(10.0, doc="categorical support, upper end (> v_min)")
+    stock_low: float = sweepable(-5.0, doc="c_0 ~ U[stock_low, stock_high] at each training "
+                                 "episode start")
+    stock_high: float = sweepable(5.0, doc=">= stock_low")
+    stock_scale: float = sweepable(0.1, lo=0.0, doc="the network sees stock * stock_scale")
+    max_grad_norm: float = sweepable(10.0, lo=0.0, lo_open=True,
+                                     doc="global-norm gradient clipping")
+    objective_index: float = sweepable(0.0, lo=0.0, doc="which of objective's names (<= the "
+                                       "number of names - 1)")
+
+
+# Default values of the sweepable floats, derived from the marks.
+DEFAULT_HPARAMS: dict[str, float] = jconfig.hparams(DeepDNConfig())
+
+
+def as_config(config: Any) -> DeepDNConfig:
+    """A DeepDNConfig from a DeepDNConfig, ConfigDict or dict (unknown keys are refused)."""
+    if isinstance(config, DeepDNConfig):
+        return config
+    d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    if isinstance(d.get("objective"), list):
+        d["objective"] = tuple(d["objective"])
+    return jconfig.from_config(DeepDNConfig, d)
+
+
+def validate_config(config: Any, grid: Mapping[str, Any] | None = None, prefix: str = "config",
+                    sweep_prefix: str = "config.sweep") -> DeepDNConfig:
+    """Raise a one-line `ValueError` naming the bad field (or swept value) and the value: the
+    marks' checks and bounds, then the relations between fields, for the defaults and for every
+    point of `grid`. Returns the DeepDNConfig."""
+    cfg = as_config(config)
+    try:
+        names = objective_names(cfg.objective)
+    except ValueError as e:
+        raise ValueError(f"{prefix}.objective: {e}") from None
+    jconfig.validate(cfg, grid, prefix=prefix, sweep_prefix=sweep_prefix)
+    low = 2 if cfg.critic == "categorical" else 1
+    if cfg.num_atoms < low:
+        raise ValueError(f"{prefix}.num_atoms must be an integer >= {low} for the {cfg.critic} "
+                         f"critic, got {cfg.num_atoms}")
+    if cfg.num_envs > cfg.buffer_size:
+        raise ValueError(f"{prefix}.buffer_size must be >= {prefix}.num_envs ({cfg.num_envs}), "
+                         f"got {cfg.buffer_size}")
+    grid = {k: tuple(v) for k, v in (grid or {}).items()}
+    rel = ("v_min", "v_max", "stock_low", "stock_high", "objective_index")
+    swept = [k for k in rel if k in grid]
+    base = jconfig.hparams(cfg)
+    points = [((), ())] + [(tuple(swept), p) for p in itertools.product(*(grid[k] for k in swept))]
+    for names_swept, point in points:  # the defaults, then every grid point
+        hp = {**base, **dict(zip(names_swept, point, strict=True))}
+        where = lambda k, ns=names_swept: f"{sweep_prefix}.{k}" if k in ns else f"{prefix}.{k}"
+        if hp["v_max"] <= hp["v_min"]:
+            raise ValueError(f"{where('v_max')} must be > v_min ({hp['v_min']:g}), "
+                             f"got {hp['v_max']:g}")
+        if hp["stock_high"] < hp["stock_low"]:
+            raise ValueError(f"{where('stock_high')} must be >= stock_low "
+                             f"({hp['stock_low']:g}), got {hp['stock_high']:g}")
+        if round(hp["objective_index"]) > len(names) - 1:
+            raise ValueError(f"{where('objective_index')} must be <= {len(names) - 1} (the "
+                             f"objectives are {names}), got {hp['objective_index']:g}")
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,80 +349,23 @@ class DeepDNState(NamedTuple):
     step: jax.Array  # int32 updates done
 
 
-_REQUIRED = (
-    "env_name",
-    "critic",
-    "objective",
-    "num_atoms",
-    "hidden",
-    "num_envs",
-    "buffer_size",
-    "batch_size",
-    "learning_starts",
-    "num_updates",
-)
-
-
-def validate_config(config: Any) -> None:
-    """Raise `ValueError` with one line naming the bad field and value."""
-    for name in _REQUIRED:
-        if name not in config:
-            raise ValueError(f"config.{name} is missing")
-    if config.critic not in CRITICS:
-        raise ValueError(f"config.critic must be one of {CRITICS}, got {config.critic!r}")
-    objective_names(config.objective)
-    for name, low in (
-        ("num_atoms", 2 if config.critic == "categorical" else 1),
-        ("num_envs", 1),
-        ("buffer_size", 1),
-        ("batch_size", 1),
-        ("learning_starts", 0),
-        ("num_updates", 1),
-    ):
-        v = config[name]
-        if int(v) != v or v < low:
-            raise ValueError(f"config.{name} must be an integer >= {low}, got {v}")
-    if config.num_envs > config.buffer_size:
-        raise ValueError(
-            f"config.buffer_size must be >= config.num_envs ({config.num_envs}), "
-            f"got {config.buffer_size}"
-        )
-    if not config.hidden or any(int(h) < 1 for h in config.hidden):
-        raise ValueError(f"config.hidden must be positive widths, got {tuple(config.hidden)}")
-    hp = {**DEFAULT_HPARAMS, **dict(config.get("hparams", {}) or {})}
-    unknown = sorted(set(hp) - set(DEFAULT_HPARAMS))
-    if unknown:
-        raise ValueError(f"config.hparams has unknown names {unknown}")
-    if not 0.0 < hp["gamma"] <= 1.0:
-        raise ValueError(f"config.hparams.gamma must be in (0, 1], got {hp['gamma']}")
-    if hp["huber_kappa"] <= 0:
-        raise ValueError(f"config.hparams.huber_kappa must be > 0, got {hp['huber_kappa']}")
-    if hp["v_max"] <= hp["v_min"]:
-        raise ValueError(f"config.hparams.v_max must be > v_min, got {hp['v_max']}")
-    if hp["stock_high"] < hp["stock_low"]:
-        raise ValueError(f"config.hparams.stock_high must be >= stock_low, got {hp['stock_high']}")
-
-
-def make_deep_dn(config: Any) -> sweep.Algorithm:
+def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
     """Build the DηN agent as a sweep `Algorithm`.
 
-    Config (ConfigDict or dict-like): `env_name`, `env_kwargs`, `critic` ("categorical" |
-    "quantile"), `objective` ("mean" | "cvar" | "homeostatic" | "threshold", or a tuple of
-    them picked per run by the float hyperparameter `objective_index`), `num_atoms`, `hidden`
-    (tuple of widths), `num_envs`, `buffer_size`, `batch_size`, `learning_starts` (transitions
-    stored before learning), `num_updates`, optional `hparams` overriding `DEFAULT_HPARAMS`
-    (every float hyperparameter; read at run time so they can be swept).
+    `config`: a `DeepDNConfig` (or a ConfigDict/dict of its fields). `hparams` are its sweepable
+    floats (read at run time, so they can be swept); `evaluate` is None (attach one with
+    `algo._replace(evaluate=make_greedy_evaluate(config, ...))`).
 
     Example (CVaR_0.2 and risk-neutral agents on the gamble, 8 seeds each, one program):
-        algo = make_deep_dn(config)   # config.objective = ("mean", "cvar")
+        algo = make_deep_dn(DeepDNConfig(objective=("mean", "cvar")))
         res = sweep.run(algo, range(8), {"objective_index": [0.0, 1.0]})
 
     Metrics per update: `loss`, `epsilon`, `episode_return` (mean discounted return of the
     episodes that ended in this update, 0 if none), `episodes` (their number).
     """
-    validate_config(config)
+    config = validate_config(config)
     utility = make_utility(config.objective)
-    env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
+    env, env_params = make_env(config.env_name, config.env_kwargs)
     num_actions = int(env.action_space(stock_params(env_params, 0.0, 0.0, 1.0)).n)
     critic_kind = config.critic
     num_atoms, num_envs = int(config.num_atoms), int(config.num_envs)
@@ -325,7 +373,7 @@ def make_deep_dn(config: Any) -> sweep.Algorithm:
     num_updates = int(config.num_updates)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
     adam = optax.scale_by_adam()
-    hparams = {**DEFAULT_HPARAMS, **dict(config.get("hparams", {}) or {})}
+    hparams = jconfig.hparams(config)
 
     def dist(params, obs_aug, hp):
         obs, stock = split_stock(obs_aug)
@@ -461,9 +509,9 @@ def make_evaluate(config: Any, max_steps: int | None = None):
         `max_a E f(c0 + Z(s_0, c0, a))` averaged over `num_states` sampled initial states.
     Both are pure (jit/vmap them). `num_episodes`, `num_states` must be static.
     """
-    validate_config(config)
+    config = validate_config(config)
     utility = make_utility(config.objective)
-    env, env_params = make_env(config.env_name, config.get("env_kwargs", None))
+    env, env_params = make_env(config.env_name, config.env_kwargs)
     num_actions = int(env.action_space(stock_params(env_params, 0.0, 0.0, 1.0)).n)
     num_atoms = int(config.num_atoms)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
@@ -516,6 +564,69 @@ def make_evaluate(config: Any, max_steps: int | None = None):
         return objective_values(dist(params, obs, hp), split_stock(obs)[1], f).max(-1).mean()
 
     return rollout, predicted
+
+
+def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | None = None,
+                         b_grid: Any = None, set_point: float | None = None,
+                         num_states: int = 8, max_steps: int | None = None):
+    """`evaluate(state, key, hp) -> {name: scalar}` for `Algorithm.evaluate` (the runtime calls
+    it every `eval_every` updates): `num_episodes` greedy (epsilon = 0) episodes of the critic
+    `state.params`, for the run's objective (`objective_index` picks it).
+
+    The initial stock of a run: `c_0 = -b*` for a run whose objective is `cvar` when `cvar_alpha`
+    is given, where `b*` maximizes the network's own Rockafellar-Uryasev estimate over `b_grid`
+    at `num_states` initial states (`select_cvar_b`, the outer max of sec. 5); otherwise
+    `c_0 = -set_point` when `set_point` is given, else 0.
+
+    Metrics: `mean_return` (mean of the discounted returns `G`), `action_<a>_fraction` (share of
+    action `a` among the steps taken); with `cvar_alpha`: `cvar` (empirical CVaR of `G`),
+    `b_star`, `cvar_predicted` (the estimate at `b*`; meaningful for `cvar` runs only); with
+    `set_point`: `abs_dev` (`E|G - set_point|`) and `stock_abs_t<t>` (`E|c_t|`, the distance
+    of the stock from the set point before step `t`, `t = 0..steps`; undiscounted).
+    """
+    cfg = validate_config(config)
+    if int(num_episodes) < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    if cvar_alpha is not None:
+        if not 0.0 < float(cvar_alpha) <= 1.0:
+            raise ValueError(f"cvar_alpha must be in (0, 1], got {cvar_alpha}")
+        if b_grid is None or len(b_grid) < 1:
+            raise ValueError("b_grid must hold at least one threshold with cvar_alpha")
+        b_grid = jnp.asarray(b_grid, jnp.float32)
+    rollout, predicted = make_evaluate(cfg, max_steps)
+    names = objective_names(cfg.objective)
+    is_cvar = jnp.asarray([n == "cvar" for n in names])
+    env, env_params = make_env(cfg.env_name, cfg.env_kwargs)
+    num_actions = int(env.action_space(stock_params(env_params, 0.0, 0.0, 1.0)).n)
+    n = int(num_episodes)
+
+    def evaluate(state: DeepDNState, key: jax.Array, hp: Mapping[str, jax.Array]):
+        params = state.params
+        k_pred, k_roll = jax.random.split(key)
+        idx = jnp.clip(jnp.round(hp["objective_index"]), 0, len(names) - 1).astype(jnp.int32)
+        c0 = jnp.float32(0.0 if set_point is None else -float(set_point))
+        out: dict[str, jax.Array] = {}
+        if cvar_alpha is not None:
+            vals = jax.vmap(lambda b: predicted(params, k_pred, hp, -b, num_states))(b_grid)
+            b_star, estimate = select_cvar_b(vals, b_grid, float(cvar_alpha))
+            c0 = jnp.where(is_cvar[idx], -b_star, c0)
+            out |= {"b_star": b_star, "cvar_predicted": estimate}
+        roll = rollout(params, k_roll, hp, c0, n)
+        g, acts = roll["returns"], roll["actions"]
+        taken = jnp.maximum(jnp.sum(acts >= 0), 1)
+        out["mean_return"] = g.mean()
+        for a in range(num_actions):
+            out[f"action_{a}_fraction"] = jnp.sum(acts == a) / taken
+        if cvar_alpha is not None:
+            out["cvar"] = empirical_cvar(g, float(cvar_alpha))
+        if set_point is not None:
+            out["abs_dev"] = jnp.abs(g - float(set_point)).mean()
+            stock_abs = jnp.abs(roll["stocks"]).mean(axis=1)  # [steps + 1]
+            for t in range(stock_abs.shape[0]):
+                out[f"stock_abs_t{t}"] = stock_abs[t]
+        return {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
+
+    return evaluate
 
 
 def select_cvar_b(values_at_b: jax.Array, b_grid: jax.Array, alpha: float) -> tuple[Any, Any]:

@@ -12,6 +12,9 @@ means the same continuous-time ODE for every `dt`.
   by GTD2-style two time scales: `w += beta (xi delta - xi xi^T w dt)`,
   `theta -= alpha c (xi . w)` with `c = d delta / d theta`.
 * `fit_loss`: optax gradient descent on any loss (the martingale loss or the MSTDE for MLPs).
+
+`ctd_epoch` / `cgtd_epoch` are single passes (the `update` of the runtime algorithms in
+`jaxrl.martingale.algorithms`); `ctd` / `cgtd` scan them.
 """
 
 from __future__ import annotations
@@ -34,24 +37,18 @@ def _tree_mean_weighted(tree: Any, w: jax.Array) -> Any:
     return jax.tree.map(lambda g: jnp.tensordot(w, g, axes=1) / w.shape[0], tree)
 
 
-def ctd(
+def ctd_epoch(
     params: Any,
     value_fn: ValueFn,
     traj: Trajectory,
     lr: float | jax.Array,
     lam: float | jax.Array | None = None,
-    num_epochs: int = 1,
-) -> Any:
-    """Online CTD(0) (`lam=None`) or CTD(lambda) with any differentiable `value_fn`.
+) -> tuple[Any, Any]:
+    """One pass of online CTD(0) / CTD(lambda) over the mesh (all paths in parallel).
 
-    Args:
-      params: initial parameters (pytree); value_fn: `value_fn(params, t, x) -> scalar`.
-      traj: `Trajectory` (`x: [N, K+1]`); lr: step size per unit time.
-      lam: trace decay per unit time in `[0, 1]`; num_epochs: passes over the data (static).
-    Returns: the Polyak average of the last pass's iterates (same pytree as `params`).
+    Returns `(params, average)`: the last iterate (where the next pass starts) and the Polyak
+    average of this pass's iterates (the estimate). `ctd` is `num_epochs` of these.
     """
-    if num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     gamma = jnp.exp(-traj.rho * traj.dt)
     kappa = None if lam is None else gamma * jnp.power(lam, traj.dt)
     val_grad = jax.vmap(jax.value_and_grad(value_fn), in_axes=(None, None, 0))
@@ -75,15 +72,72 @@ def ctd(
         acc = jax.tree.map(lambda a, b: a + traj.mask[i] * b, acc, p)
         return (p, e, acc), None
 
-    def epoch(p, _):
-        e0 = jax.tree.map(lambda a: jnp.zeros((n_paths, *jnp.shape(a)), jnp.result_type(a)), p)
-        acc0 = jax.tree.map(jnp.zeros_like, p)
-        (p, _, acc), _ = jax.lax.scan(step, (p, e0, acc0), jnp.arange(num_steps))
-        avg = jax.tree.map(lambda a: a / jnp.maximum(jnp.sum(traj.mask), 1.0), acc)
-        return p, avg
+    e0 = jax.tree.map(lambda a: jnp.zeros((n_paths, *jnp.shape(a)), jnp.result_type(a)), params)
+    acc0 = jax.tree.map(jnp.zeros_like, params)
+    (p, _, acc), _ = jax.lax.scan(step, (params, e0, acc0), jnp.arange(num_steps))
+    avg = jax.tree.map(lambda a: a / jnp.maximum(jnp.sum(traj.mask), 1.0), acc)
+    return p, avg
 
-    _, avgs = jax.lax.scan(epoch, params, None, length=num_epochs)
+
+def ctd(
+    params: Any,
+    value_fn: ValueFn,
+    traj: Trajectory,
+    lr: float | jax.Array,
+    lam: float | jax.Array | None = None,
+    num_epochs: int = 1,
+) -> Any:
+    """Online CTD(0) (`lam=None`) or CTD(lambda) with any differentiable `value_fn`.
+
+    Args:
+      params: initial parameters (pytree); value_fn: `value_fn(params, t, x) -> scalar`.
+      traj: `Trajectory` (`x: [N, K+1]`); lr: step size per unit time.
+      lam: trace decay per unit time in `[0, 1]`; num_epochs: passes over the data (static).
+    Returns: the Polyak average of the last pass's iterates (same pytree as `params`).
+    """
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+    _, avgs = jax.lax.scan(lambda p, _: ctd_epoch(p, value_fn, traj, lr, lam), params, None,
+                           length=num_epochs)
     return jax.tree.map(lambda a: a[-1], avgs)
+
+
+def _cgtd_pass(th, w, c, d, xi, traj, alpha, beta):
+    """One CGTD pass given the TD parts `c, d` and test values `xi` (see `cgtd`)."""
+    n = traj.x.shape[0]
+
+    def step(carry, inp):
+        th, w, acc = carry
+        ci, di, xii, mi = inp
+        delta = ci @ th + di
+        proj = xii @ w
+        w = w + beta * (xii.T @ (delta - mi * proj * traj.dt)) / n
+        th = th - alpha * (ci.T @ proj) / n
+        return (th, w, acc + mi * th), None
+
+    (th, w, acc), _ = jax.lax.scan(
+        step,
+        (th, w, jnp.zeros_like(th)),
+        (jnp.swapaxes(c, 0, 1), jnp.swapaxes(d, 0, 1), jnp.swapaxes(xi, 0, 1), traj.mask),
+    )
+    return th, w, acc / jnp.maximum(jnp.sum(traj.mask), 1.0)
+
+
+def cgtd_epoch(
+    theta: jax.Array,
+    w: jax.Array,
+    value: LinearValue,
+    traj: Trajectory,
+    alpha: float | jax.Array,
+    beta: float | jax.Array,
+    test_fn: Callable | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One CGTD pass: `(theta, w, average)`, the last slow / fast iterates (where the next pass
+    starts; `w` starts at zeros of the test-function size) and the Polyak average of this pass's
+    `theta` iterates. `cgtd` is `num_epochs` of these."""
+    c, d = td_linear_parts(value, traj)
+    xi = path_features(test_fn or value.features, traj)[:, :-1]
+    return _cgtd_pass(theta, w, c, d, xi, traj, alpha, beta)
 
 
 def cgtd(
@@ -105,25 +159,11 @@ def cgtd(
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     c, d = td_linear_parts(value, traj)
     xi = path_features(test_fn or value.features, traj)[:, :-1]
-    n = traj.x.shape[0]
-
-    def step(carry, inp):
-        th, w, acc = carry
-        ci, di, xii, mi = inp
-        delta = ci @ th + di
-        proj = xii @ w
-        w = w + beta * (xii.T @ (delta - mi * proj * traj.dt)) / n
-        th = th - alpha * (ci.T @ proj) / n
-        return (th, w, acc + mi * th), None
 
     def epoch(carry, _):
         th, w = carry
-        (th, w, acc), _ = jax.lax.scan(
-            step,
-            (th, w, jnp.zeros_like(th)),
-            (jnp.swapaxes(c, 0, 1), jnp.swapaxes(d, 0, 1), jnp.swapaxes(xi, 0, 1), traj.mask),
-        )
-        return (th, w), acc / jnp.maximum(jnp.sum(traj.mask), 1.0)
+        th, w, avg = _cgtd_pass(th, w, c, d, xi, traj, alpha, beta)
+        return (th, w), avg
 
     w0 = jnp.zeros(xi.shape[-1], theta.dtype)
     _, avgs = jax.lax.scan(epoch, (theta, w0), None, length=num_epochs)

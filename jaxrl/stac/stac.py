@@ -31,9 +31,17 @@ automatic temperature `alpha <- alpha exp(lr_alpha alpha (H_target - H_batch))` 
 (data collection, target, losses) and OFF in evaluation. One gradient update per environment
 step after `warmup_steps` of uniformly random actions (done inside `init`).
 
-Everything float is a run-time hyperparameter (`Algorithm.hparams`): `beta`, `alpha_init`,
-`actor_lr`, `critic_lr`, `alpha_lr`, `tau`, `gamma`, `actor_dropout`, `critic_dropout`,
-`target_entropy` (and `kappa` for `dsac`); a sweep over any of them compiles once.
+`STACConfig` follows `jaxrl.config`: shapes, names and flags are `static` (one compiled program per
+config), and every float is `sweepable` with its bounds (`beta >= 0`, learning rates and
+`alpha_init` > 0, `tau` in (0, 1], `gamma` in [0, 1], dropout rates in [0, 1), `kappa > 0`,
+`target_entropy`); `Algorithm.hparams` is derived from the marks, so a sweep over any of them
+compiles once, and `jaxrl.config.validate` checks swept values against the same bounds.
+
+`Algorithm.evaluate(state, key, hparams)` (dropout off): mean return and danger-disc fraction of
+`eval_episodes` episodes, and (with `bias_states > 0`) both overestimation-bias estimates of
+`jaxrl.stac.bias` at the run's `gamma`: scalars `return`, `danger_frac`, `bias_paper`,
+`bias_rollout`, `q_mean`, `soft_return`. The runtime derives its key from (seed, evaluation
+index) only, so every grid point of a seed is evaluated from the same start states.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrl import config as jconfig
 from jaxrl import distributions, sweep
 from jaxrl.stac import networks as nets
 from jaxrl.stac import replay
@@ -59,86 +68,112 @@ VARIANTS = {
     "dsac": (2, False, False),  # quantile heads: see QUANTILE_VARIANTS
 }
 QUANTILE_VARIANTS = ("dsac",)  # variants whose critics output `num_quantiles` quantiles
-HPARAM_NAMES = (
-    "beta", "alpha_init", "actor_lr", "critic_lr", "alpha_lr", "tau", "gamma",
-    "actor_dropout", "critic_dropout", "target_entropy",
-)
+
+
+def _min(n: int) -> Any:
+    """A `static` check: an integer >= n."""
+    def check(v):
+        ok = isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= n
+        return None if ok else f"must be an integer >= {n}"
+
+    return check
+
+
+def _one_of(options) -> Any:
+    return lambda v: None if v in options else f"must be one of {sorted(options)}"
+
+
+def _widths(v) -> str | None:
+    ok = isinstance(v, tuple | list) and len(v) > 0 and all(
+        isinstance(h, int | np.integer) and not isinstance(h, bool) and h >= 1 for h in v)
+    return None if ok else "must be a non-empty tuple of positive widths"
+
+
+def _activation(v) -> str | None:
+    try:
+        nets.check_activation(v)
+    except ValueError as e:
+        return str(e).split(", got")[0].replace("activation ", "", 1)
+    return None
+
+
+def _optional_sweepable(doc: str) -> Any:
+    """A sweepable float whose default `None` is resolved when the learner is built."""
+    f = jconfig.sweepable(0.0, doc=doc)
+    f.default = None
+    return f
 
 
 @dataclasses.dataclass(frozen=True)
 class STACConfig:
-    """Static configuration (shapes, loop lengths) and the defaults of the float hparams.
+    """One STAC program: `static` fields (shapes, loop lengths, names, flags: part of the
+    compiled program) and `sweepable` floats (read from `hparams` at run time; their values here
+    are the defaults, `Algorithm.hparams = default_hparams(cfg, |A|)` is derived from the marks).
 
     `target_entropy=None` means `-|A|`. Step counts are environment steps summed over envs.
+    `log_every`: one `Algorithm.update` is that many (environment step + gradient update)
+    iterations, its metrics their mean (1: one iteration; larger values only thin the logged
+    metrics, the training numbers are those of `log_every=1`).
+    `eval_episodes`, `bias_*`: the evaluation `Algorithm.evaluate` runs (`bias_states=0`: no
+    bias measurement). `kappa` is read by `dsac` only.
     """
 
-    env_name: str = "Pendulum-v1"
-    variant: str = "stac"
-    total_env_steps: int = 20_000
-    warmup_steps: int = 1_000
-    num_envs: int = 1
-    buffer_size: int = 100_000
-    batch_size: int = 256
-    actor_hidden: tuple[int, ...] = (256, 256)
-    critic_hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    layer_norm: bool = True
-    use_dropout: bool = True
-    learn_alpha: bool = True
-    alpha_update: str = "paper"
-    eval_samples: int = 10
-    beta: float = 0.25
-    alpha_init: float = 0.2
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    tau: float = 0.005
-    gamma: float = 0.99
-    actor_dropout: float = 0.01
-    critic_dropout: float = 0.01
-    target_entropy: float | None = None
-    num_quantiles: int = 25  # dsac only: quantiles per critic
-    kappa: float = 1.0  # dsac only: quantile Huber threshold (run-time hparam)
+    env_name: str = jconfig.static("Pendulum-v1")
+    variant: str = jconfig.static("stac", check=_one_of(VARIANTS))
+    total_env_steps: int = jconfig.static(20_000, check=_min(1))
+    warmup_steps: int = jconfig.static(1_000, check=_min(1))
+    num_envs: int = jconfig.static(1, check=_min(1))
+    buffer_size: int = jconfig.static(100_000, check=_min(1))
+    batch_size: int = jconfig.static(256, check=_min(1))
+    actor_hidden: tuple[int, ...] = jconfig.static((256, 256), check=_widths)
+    critic_hidden: tuple[int, ...] = jconfig.static((256, 256), check=_widths)
+    activation: str = jconfig.static("relu", check=_activation)
+    layer_norm: bool = jconfig.static(True)
+    use_dropout: bool = jconfig.static(True)
+    learn_alpha: bool = jconfig.static(True)
+    alpha_update: str = jconfig.static("paper", check=_one_of(("paper", "adam")))
+    eval_samples: int = jconfig.static(10, check=_min(1))
+    log_every: int = jconfig.static(1, check=_min(1), doc="env steps (per env) per update call")
+    eval_episodes: int = jconfig.static(8, check=_min(1))
+    bias_states: int = jconfig.static(8, check=_min(0))
+    bias_rollouts: int = jconfig.static(16, check=_min(1))
+    bias_horizon: int = jconfig.static(300, check=_min(1))
+    num_quantiles: int = jconfig.static(25, check=_min(1), doc="dsac: quantiles per critic")
+    beta: float = jconfig.sweepable(0.25, lo=0.0, doc="pessimism: mu - beta sigma")
+    alpha_init: float = jconfig.sweepable(0.2, lo=0.0, lo_open=True)
+    actor_lr: float = jconfig.sweepable(3e-4, lo=0.0, lo_open=True)
+    critic_lr: float = jconfig.sweepable(3e-4, lo=0.0, lo_open=True)
+    alpha_lr: float = jconfig.sweepable(3e-4, lo=0.0, lo_open=True)
+    tau: float = jconfig.sweepable(0.005, lo=0.0, hi=1.0, lo_open=True, doc="Polyak rate")
+    gamma: float = jconfig.sweepable(0.99, lo=0.0, hi=1.0)
+    actor_dropout: float = jconfig.sweepable(0.01, lo=0.0, hi=1.0, hi_open=True)
+    critic_dropout: float = jconfig.sweepable(0.01, lo=0.0, hi=1.0, hi_open=True)
+    target_entropy: float | None = _optional_sweepable("None: -|A|")
+    kappa: float = jconfig.sweepable(1.0, lo=0.0, lo_open=True, doc="dsac: Huber threshold")
 
-    def validate(self) -> None:
-        """Raise `ValueError` with one line naming the first bad field."""
+    def validate(self, grid: Any = None, prefix: str = "config",
+                 sweep_prefix: str = "config.sweep") -> None:
+        """Raise `ValueError` with one line naming the first bad field or swept value
+        (`jaxrl.config.validate` on the marks, then the cross-field checks)."""
+        probe = self if self.target_entropy is not None else dataclasses.replace(
+            self, target_entropy=0.0)  # None (= -|A|) is always valid
+        jconfig.validate(probe, grid, prefix, sweep_prefix)
+
         def bad(field, cond, why):
             if cond:
-                raise ValueError(f"config.{field} {why}, got {getattr(self, field)!r}")
+                raise ValueError(f"{prefix}.{field} {why}, got {getattr(self, field)!r}")
 
-        bad("variant", self.variant not in VARIANTS, f"must be one of {sorted(VARIANTS)}")
-        bad("num_envs", self.num_envs < 1, "must be >= 1")
         bad("warmup_steps", self.warmup_steps < self.num_envs, "must be >= num_envs")
         bad("total_env_steps", self.total_env_steps < self.warmup_steps + self.num_envs,
             "must exceed warmup_steps by at least num_envs")
-        bad("buffer_size", self.buffer_size < max(self.num_envs, 1), "must be >= num_envs")
-        bad("batch_size", self.batch_size < 1, "must be >= 1")
-        bad("actor_hidden", len(self.actor_hidden) == 0 or min(self.actor_hidden) < 1,
-            "must be a non-empty tuple of positive widths")
-        bad("critic_hidden", len(self.critic_hidden) == 0 or min(self.critic_hidden) < 1,
-            "must be a non-empty tuple of positive widths")
-        bad("alpha_update", self.alpha_update not in ("paper", "adam"), "must be paper or adam")
-        bad("eval_samples", self.eval_samples < 1, "must be >= 1")
-        bad("num_quantiles", self.num_quantiles < 1, "must be >= 1")
-        bad("kappa", not (np.isfinite(self.kappa) and self.kappa > 0.0), "must be > 0")
-        nets.check_activation(self.activation)
-        for f in ("actor_dropout", "critic_dropout"):
-            bad(f, not 0.0 <= getattr(self, f) < 1.0, "must be in [0, 1)")
-        for f in ("gamma", "tau"):
-            bad(f, not 0.0 <= getattr(self, f) <= 1.0, "must be in [0, 1]")
-        for f in ("alpha_init",):
-            bad(f, not getattr(self, f) > 0.0, "must be > 0")
-        for f in ("actor_lr", "critic_lr", "alpha_lr", "beta"):
-            bad(f, not (np.isfinite(getattr(self, f)) and getattr(self, f) >= 0.0), "must be >= 0")
+        bad("buffer_size", self.buffer_size < self.num_envs, "must be >= num_envs")
 
 
-def as_config(config: Any) -> STACConfig:
+def as_config(cfg: Any) -> STACConfig:
     """`STACConfig` from a `STACConfig`, a dict or an `ml_collections.ConfigDict` (extra keys are
-    an error naming them)."""
-    if isinstance(config, STACConfig):
-        cfg = config
-    else:
-        d = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+    an error naming them), validated."""
+    if not isinstance(cfg, STACConfig):
+        d = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
         names = {f.name for f in dataclasses.fields(STACConfig)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -146,7 +181,7 @@ def as_config(config: Any) -> STACConfig:
         for k in ("actor_hidden", "critic_hidden"):
             if k in d:
                 d[k] = tuple(int(h) for h in d[k])
-        cfg = STACConfig(**d)
+        cfg = jconfig.from_config(STACConfig, d)
     cfg.validate()
     return cfg
 
@@ -339,13 +374,17 @@ def make_learner(config: Any) -> Learner:
                    n_critics, gaussian, uses_beta, n_quant)
 
 
+def resolve(cfg: STACConfig, action_dim: int) -> STACConfig:
+    """`cfg` with `target_entropy=None` replaced by `-action_dim` (the SAC default)."""
+    if cfg.target_entropy is not None:
+        return cfg
+    return dataclasses.replace(cfg, target_entropy=float(-action_dim))
+
+
 def default_hparams(cfg: STACConfig, action_dim: int) -> dict[str, float]:
-    """The run-time float hyperparameters with their defaults."""
-    d = {k: float(getattr(cfg, k)) for k in HPARAM_NAMES if k != "target_entropy"}
-    d["target_entropy"] = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
-    if cfg.variant in QUANTILE_VARIANTS:
-        d["kappa"] = float(cfg.kappa)
-    return d
+    """The run-time float hyperparameters with their defaults: every `sweepable` field of the
+    config (`jaxrl.config.hparams`), `target_entropy=None` resolved to `-action_dim`."""
+    return jconfig.hparams(resolve(cfg, action_dim))
 
 
 def _adam_step(opt: optax.GradientTransformation, grads, opt_state, params, lr):
@@ -356,12 +395,14 @@ def _adam_step(opt: optax.GradientTransformation, grads, opt_state, params, lr):
 
 def make_stac(config: Any) -> sweep.Algorithm:
     """STAC or a baseline (by `config.variant`) as a `sweep.Algorithm`: one update = one
-    environment step per env + one gradient update of critic, actor and temperature."""
+    environment step per env + one gradient update of critic, actor and temperature (times
+    `log_every`, metrics averaged), `evaluate` = `make_evaluate`."""
     L = make_learner(config)
     cfg = L.config
     env, env_params, n_envs = L.env, L.env_params, cfg.num_envs
     adam = optax.scale_by_adam()
-    num_updates = (cfg.total_env_steps - cfg.warmup_steps) // n_envs
+    per_call = int(cfg.log_every)
+    num_updates = (cfg.total_env_steps - cfg.warmup_steps) // (n_envs * per_call)
 
     def env_step(state: AgentState, key, a_norm):
         """Step all envs with normalised actions `a_norm [n_envs, A]`; store; track returns."""
@@ -410,7 +451,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
         state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, cfg.warmup_steps // n_envs))
         return state
 
-    def update(state: AgentState, hp):
+    def one_update(state: AgentState, hp):
         key, k_act, k_env, k_batch, k_tgt, k_crit, k_act_loss = jax.random.split(state.key, 7)
         # COLLECT: one step per env, policy with dropout on.
         a, _ = L.sample_action(state.actor, k_act, state.obs, hp["actor_dropout"], True)
@@ -447,9 +488,17 @@ def make_stac(config: Any) -> sweep.Algorithm:
         }
         return state, metrics
 
+    def update(state: AgentState, hp):
+        if per_call == 1:
+            return one_update(state, hp)
+        state, ms = jax.lax.scan(lambda s, _: one_update(s, hp), state, None, length=per_call)
+        return state, {k: jnp.mean(v) for k, v in ms.items()}
+
     return sweep.Algorithm(
-        init=init, update=update, num_updates=num_updates, env_steps_per_update=n_envs,
+        init=init, update=update, num_updates=num_updates,
+        env_steps_per_update=n_envs * per_call,
         hparams=default_hparams(cfg, L.action_dim), name=cfg.variant,
+        evaluate=make_evaluate(L),
     )
 
 
@@ -500,3 +549,31 @@ def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
     if trajectories:
         res["obs"], res["alive"] = out
     return res
+
+
+def make_evaluate(L: Learner):
+    """`evaluate(state, key, hparams) -> {name: scalar}` of one run (the `Algorithm.evaluate`
+    of `make_stac`): `evaluate(L, ...)` on `eval_episodes` episodes with the first half of `key`,
+    then, if `bias_states > 0`, `bias.measure_bias` with the second half at `hparams["gamma"]`
+    (`bias_paper`, `bias_rollout`, `q_mean`, `soft_return`). Pure; jit/vmap at the call site."""
+    from gymnax.environments import environment as gymnax_env
+
+    from jaxrl.stac import bias as bias_lib  # bias imports this module
+
+    cfg = L.config
+    # The rollout bias restarts episodes from visited env states, which needs `env.get_obs`.
+    restartable = type(L.env).get_obs is not gymnax_env.Environment.get_obs
+
+    def evaluate_one(state: AgentState, key: jax.Array, hparams) -> dict[str, jax.Array]:
+        if cfg.bias_states and not restartable:
+            raise ValueError(f"the bias measurement restarts rollouts from visited states, which "
+                             f"{cfg.env_name} does not support (no get_obs); set bias_states=0")
+        k_eval, k_bias = jax.random.split(key)
+        out = evaluate(L, state, k_eval, int(cfg.eval_episodes))
+        if cfg.bias_states:
+            out |= bias_lib.measure_bias(L, state, k_bias, hparams["gamma"],
+                                         int(cfg.bias_states), int(cfg.bias_rollouts),
+                                         int(cfg.bias_horizon))
+        return out
+
+    return evaluate_one
