@@ -6,23 +6,40 @@ See experiments/configs/dp.py for the file format, objectives and outputs. Finit
 `jaxrl.dp.solve_exact` (exact over history-dependent policies, float64); horizon 0:
 `jaxrl.dp.grid.grid_value_iteration` (categorical on a stock grid). The risk-neutral policy
 (objective 'mean') is solved too and its law of G plotted against the optimal one.
+
+Bad input is refused with one line `error: ...` and exit status 2 before anything is written
+(`experiments.common.guarded_main`): a file that is not an npz archive of numeric arrays
+(`load_npz_file`, pickles never read), a malformed MDP, non-finite objective parameters, a
+problem whose exact solver tables would not fit in memory (`check_exact_size`: the horizon
+before anything is enumerated, then the number of achievable returns as it is enumerated,
+against `MEMORY_FRACTION` of the available RAM), and a non-finite objective value. The exponential
+utility is solved with a log-sum-exp greedy score (the same ranking as E[u], free of the
+0 * inf NaNs of `exp` overflow) and its value E[u(G)] computed from log E[exp(-beta G)].
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+import zipfile
+import zlib
+from functools import lru_cache
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import common
 from jaxrl import dp
 from jaxrl.dp import grid
+from jaxrl.dp.objectives import Score
+from jaxrl.dp.tabular import TOL
 from jaxrl.envs.finite_mdp import random_mdp
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -46,23 +63,80 @@ _RISK = flags.DEFINE_float(
 REQUIRED = ("P", "R", "mu0", "gamma", "horizon")
 
 
-def load_npz(path: str) -> dp.MDP:
-    """Loads and validates an MDP file; ValueError names the file, the array and the problem."""
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an empty one: the second)
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def load_npz_file(path: str, flag: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays `required` of the npz archive `path`, read eagerly (the file is closed).
+
+    Every problem is a one-line ValueError that starts with `{flag} {path}`: a missing file, a
+    directory, an empty file, a single `.npy` array or any other non-zip file, a corrupt or
+    truncated archive, a missing array, an array of Python objects (never unpickled:
+    `allow_pickle=False`) or one that is not numeric (bool, integer or float).
+    """
+    where = f"{flag} {path}"
+    if not path:
+        raise ValueError(f"{flag} is empty; give an .npz file")
+    if not os.path.exists(path):
+        raise ValueError(f"{where} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{where} is a directory, not an npz archive")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise ValueError(f"{where} cannot be read ({e.strerror or e})") from e
+    if not head:
+        raise ValueError(f"{where} is an empty file, not an npz archive")
+    if head.startswith(_NPY_MAGIC):
+        raise ValueError(f"{where} is not an npz archive but a single .npy array; save the "
+                         f"arrays {', '.join(required)} with np.savez")
+    if head[:4] not in _ZIP_MAGIC:
+        raise ValueError(f"{where} is not an npz archive (no zip header); save the arrays "
+                         f"{', '.join(required)} with np.savez")
+    unreadable = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError, KeyError)
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read as .npz ({e})") from e
-    missing = [k for k in REQUIRED if k not in data.files]
-    if missing:
-        raise ValueError(f"{path}: missing array(s) {missing}; need {list(REQUIRED)}")
-    arrays = {k: data[k] for k in REQUIRED}
+    except unreadable as e:
+        raise ValueError(f"{where} is not a readable npz archive ({type(e).__name__}: "
+                         f"{_first_line(e)})") from e
+    with data:
+        missing = [k for k in required if k not in data.files]
+        if missing:
+            raise ValueError(f"{where} lacks array(s) {missing}; need {list(required)}, "
+                             f"found {data.files}")
+        out = {}
+        for k in required:
+            try:
+                a = data[k]
+            except unreadable as e:
+                if "pickle" in str(e):
+                    raise ValueError(f"{where}: array {k!r} holds Python objects, which are not "
+                                     "read (allow_pickle=False); store numeric arrays") from e
+                raise ValueError(f"{where}: array {k!r} cannot be read ({type(e).__name__}: "
+                                 f"{_first_line(e)})") from e
+            if a.dtype.kind not in "biuf":
+                raise ValueError(f"{where}: array {k!r} must be numeric, got dtype {a.dtype}")
+            out[k] = a
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0]
+
+
+def load_npz(path: str) -> dp.MDP:
+    """Loads and validates an MDP file; ValueError names the file, the array and the problem."""
+    arrays = load_npz_file(path, "--mdp", REQUIRED)
+    where = f"--mdp {path}"
     for k in ("gamma", "horizon"):
         if arrays[k].size != 1:
-            raise ValueError(f"{path}: {k} must be a scalar, got shape {arrays[k].shape}")
+            raise ValueError(f"{where}: {k} must be a scalar, got shape {arrays[k].shape}")
         arrays[k] = arrays[k].reshape(())
     if np.asarray(arrays["R"]).ndim != 3:
         raise ValueError(
-            f"{path}: R must have shape [S, A, S'] (deterministic rewards), got "
+            f"{where}: R must have shape [S, A, S'] (deterministic rewards), got "
             f"{np.asarray(arrays['R']).shape}"
         )
     try:
@@ -70,7 +144,99 @@ def load_npz(path: str) -> dp.MDP:
             arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"]
         )
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise ValueError(f"{where}: {e}") from e
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory of the exact solver
+# ------------------------------------------------------------------------------------------------
+MEMORY_FRACTION = 0.5  # of the available RAM that the exact solver's tables may take
+_MIN_ATOMS = 128  # jaxrl.dp.tabular pads the stock axis to a power of two >= 128
+
+
+def available_memory_bytes() -> int:
+    """RAM available now: `MemAvailable` of /proc/meminfo, else the free physical pages
+    (`os.sysconf`), else 8 GiB."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def memory_limit_bytes() -> int:
+    """What the exact solver may use: `MEMORY_FRACTION` of `available_memory_bytes()`."""
+    return int(MEMORY_FRACTION * available_memory_bytes())
+
+
+def exact_memory_bytes(num_states: int, num_actions: int, horizon: int, num_atoms: int) -> int:
+    """Estimated peak bytes of `dp.solve_exact` plus this script's outputs.
+
+    `num_atoms` is the largest number of distinct stock values (discounted rewards so far, or
+    achievable returns) at any time; the solver pads it to `Nm = max(128, next power of two)`.
+    Terms (S states, A actions, H horizon): the successor index table `[H, S, A, S, Nm]` int32,
+    on the host, on the device and as the enumeration's unpadded lists (12 H S^2 A Nm); one
+    backward step's float64 gather `[S, A, S, Nm, Nm]`, Q `[S, Nm, A, Nm]` and the value carry
+    `[S, Nm, Nm]` twice (8 Nm^2 S (S A + A + 2)); the policies, stock and reachability tables of
+    both solutions and their JSON lists (64 H S Nm).
+    """
+    S, A, H = int(num_states), int(num_actions), int(horizon)
+    nm = max(_MIN_ATOMS, 1 << max(int(num_atoms) - 1, 0).bit_length())
+    return 12 * H * S * S * A * nm + 8 * nm * nm * S * (S * A + A + 2) + 64 * H * S * nm
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _unique(x: np.ndarray) -> np.ndarray:  # as jaxrl.dp.tabular: atoms closer than TOL merge
+    x = np.sort(x.ravel())
+    return x[np.concatenate([[True], np.diff(x) > TOL])] if x.size else x
+
+
+def check_exact_size(mdp: dp.MDP, limit: int | None = None) -> int:
+    """Refuses (ValueError naming the size and the limit) a finite-horizon problem whose exact
+    solver would not fit in `limit` bytes (default `memory_limit_bytes()`), before the solver
+    allocates anything: first the horizon alone (at the smallest padded stock axis), then the
+    number of achievable stock values, counted time step by time step as `exact_stocks` would
+    enumerate them, stopping at the first step past the limit. Returns the largest count."""
+    limit = memory_limit_bytes() if limit is None else int(limit)
+    S, A = mdp.P.shape[:2]
+    H = mdp.horizon
+    lower = exact_memory_bytes(S, A, H, 1)
+    if lower > limit:
+        raise ValueError(
+            f"horizon {H} needs ~{_gib(lower)} for the exact solver (>= {_MIN_ATOMS} stock "
+            f"values x {S} states x {A} actions x {S} next states x {H} steps); the limit is "
+            f"{_gib(limit)} ({MEMORY_FRACTION:g} of the available RAM); use a shorter horizon")
+    succ = [[(mdp.R[s, a, mdp.P[s, a] > 0], np.nonzero(mdp.P[s, a] > 0)[0]) for a in range(A)]
+            for s in range(S)]
+    per_state = [np.zeros(1) if mdp.mu0[s] > 0 else np.zeros(0) for s in range(S)]
+    largest = 1
+    for t in range(H):
+        new: list[list[np.ndarray]] = [[] for _ in range(S)]
+        for s in range(S):
+            if per_state[s].size:
+                for r, nxt in succ[s]:
+                    for ri, sp in zip(r, nxt, strict=True):
+                        new[sp].append(per_state[s] + mdp.gamma**t * ri)
+        per_state = [_unique(np.concatenate(v)) if v else np.zeros(0) for v in new]
+        n = _unique(np.concatenate(per_state)).size
+        largest = max(largest, n)
+        need = exact_memory_bytes(S, A, H, largest)
+        if need > limit:
+            raise ValueError(
+                f"the exact solver needs ~{_gib(need)} for {n} distinct achievable returns / "
+                f"stock values at t={t + 1} (S={S}, A={A}, horizon {H}); the limit is "
+                f"{_gib(limit)} ({MEMORY_FRACTION:g} of the available RAM); use fewer distinct "
+                "rewards or a shorter horizon")
+    return largest
 
 
 def stock_necessity_mdp() -> dp.MDP:
@@ -87,11 +253,27 @@ def stock_necessity_mdp() -> dp.MDP:
     return dp.validate_mdp(P, R, np.eye(5)[0], 1.0, 3)
 
 
+def _finite(c: ml_collections.ConfigDict, name: str) -> float:
+    try:
+        v = float(c[name])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config.{name} (--{name}) must be a number, got {c[name]!r}") from e
+    if not math.isfinite(v):
+        raise ValueError(f"config.{name} (--{name}) must be a finite number, got {v}")
+    return v
+
+
 def validate_config(c: ml_collections.ConfigDict) -> None:
+    """One-line ValueErrors naming the config field (before any file is read or written)."""
     if c.objective not in ("mean", "cvar", "threshold", "target", "utility"):
         dp.make_objective(c.objective)  # raises: unknown or refused, with the reason
-    if c.objective == "cvar" and not 0.0 < float(c.alpha) <= 1.0:
-        raise ValueError(f"config.alpha must be in (0, 1], got {c.alpha}")
+    if c.objective == "cvar":
+        alpha = _finite(c, "alpha") if c.alpha is not None else float("nan")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"config.alpha (--alpha) must be in (0, 1], got {c.alpha}")
+    for name in ("threshold", "target", "risk"):
+        if c.get(name) is not None:
+            _finite(c, name)
     if c.builtin not in ("random", "stock_necessity"):
         raise ValueError(f"config.builtin must be 'random' or 'stock_necessity', got {c.builtin!r}")
     for name in ("num_states", "num_actions", "num_stocks", "num_atoms", "max_sweeps"):
@@ -121,7 +303,9 @@ def make_mdp(c: ml_collections.ConfigDict) -> dp.MDP:
 
 
 def make_objective(c: ml_collections.ConfigDict) -> dp.Objective:
-    return dp.make_objective(
+    """The configured objective; the exponential utility gets the log-sum-exp score
+    (`exp_utility_score`) in place of E[u], the same ranking without overflow."""
+    obj = dp.make_objective(
         c.objective,
         alpha=c.alpha,
         threshold=c.threshold,
@@ -129,13 +313,63 @@ def make_objective(c: ml_collections.ConfigDict) -> dp.Objective:
         utility=c.utility,
         risk=c.risk,
     )
+    if _is_exp_utility(obj):
+        obj = obj._replace(score=exp_utility_score(float(obj.param)))
+    return obj
+
+
+def _is_exp_utility(obj: dp.Objective) -> bool:
+    return obj.name == "utility" and obj.param is not None and obj.param != 0.0
+
+
+@lru_cache(maxsize=64)  # one object per beta: jit sees one static score
+def exp_utility_score(beta: float) -> Score:
+    """Greedy score ranking laws as E[u(x)], u(x) = (1 - exp(-beta x)) / beta, beta != 0:
+    `-sign(beta) log E[exp(-beta x)]` by log-sum-exp (a strictly increasing function of E[u],
+    so the same optimal actions; finite where `exp(-beta x)` overflows, and atoms of zero
+    probability contribute nothing, where E[u] gives 0 * inf = NaN)."""
+    sign = 1.0 if beta > 0 else -1.0
+
+    def score(values: jax.Array, probs: jax.Array) -> jax.Array:
+        logp = jnp.log(jnp.maximum(probs, 0.0))
+        return -sign * jax.scipy.special.logsumexp(logp - beta * values, axis=-1)
+
+    return score
+
+
+LOG_FLOAT64_MAX = float(np.log(np.finfo(np.float64).max))  # ~709.78
+
+
+def objective_value(obj: dp.Objective, returns: np.ndarray, probs: np.ndarray,
+                    policy: str = "optimal") -> float:
+    """The reported value of `obj` for the law of G (float64). For the exponential utility
+    E[u(G)] = -expm1(L) / beta with L = log E[exp(-beta G)] by log-sum-exp; a ValueError naming
+    --risk and the bound when L exceeds the float64 exp range (E[u] is then +-inf in float64).
+    `policy` names the law in that message."""
+    returns = np.asarray(returns, np.float64)
+    probs = np.asarray(probs, np.float64)
+    if _is_exp_utility(obj):
+        beta = float(obj.param)
+        keep = probs > 0
+        logm = float(np.logaddexp.reduce(np.log(probs[keep]) - beta * returns[keep]))
+        if logm > LOG_FLOAT64_MAX:
+            raise ValueError(
+                f"--risk {beta:g}: E[u(G)] = (1 - E[exp(-risk G)]) / risk of the {policy} policy "
+                f"overflows float64: log E[exp(-risk G)] = {logm:.6g} > {LOG_FLOAT64_MAX:.2f} "
+                "(the log of the largest float64); use a smaller |--risk| or smaller rewards")
+        return float(-np.expm1(logm) / beta)
+    with jax.enable_x64(True):
+        return float(dp.objective_value(obj, jnp.asarray(returns), jnp.asarray(probs)))
 
 
 def _solve(mdp: dp.MDP, obj: dp.Objective, c) -> dict[str, Any]:
     if mdp.horizon > 0:
         sol = dp.solve_exact(mdp, obj)
+        value = sol.objective_value
+        if _is_exp_utility(obj):  # the score is log-sum-exp; report E[u(G)]
+            value = objective_value(obj, sol.returns, sol.return_probs)
         return dict(
-            value=sol.objective_value,
+            value=value,
             c0=sol.c0,
             b=sol.b,
             policy=sol.policy,
@@ -205,23 +439,40 @@ def _jsonable(x):
 
 
 def run(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Solves the configured MDP/objective, writes config.json, summary.json and the plot."""
+    """Solves the configured MDP/objective, writes config.json, summary.json and the plot.
+
+    Everything is validated and solved before `workdir` is created: a bad config or file, a
+    problem too large for memory (`check_exact_size`) or a non-finite result is a one-line
+    ValueError and leaves no file behind."""
     validate_config(c)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"--workdir {workdir} exists and is not a directory")
     obj = make_objective(c)
     mdp = make_mdp(c)
-    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(c.to_dict(), f, indent=1)
+    if mdp.horizon > 0:
+        check_exact_size(mdp)
+    else:
+        dp.check_stationary(obj, mdp.gamma)
     t0 = time.perf_counter()
     opt = _solve(mdp, obj, c)
     neutral = _solve(mdp, dp.make_objective("mean"), c)
     seconds = time.perf_counter() - t0
-    with jax.enable_x64(True):
-        neutral_value = float(
-            dp.objective_value(obj, np.asarray(neutral["returns"]), np.asarray(neutral["probs"]))
-        )
+    neutral_value = objective_value(obj, neutral["returns"], neutral["probs"], "risk-neutral")
     opt_mean = float(np.dot(opt["returns"], opt["probs"]))
     neutral_mean = float(np.dot(neutral["returns"], neutral["probs"]))
+    for name, v in (("objective value", opt["value"]),
+                    ("risk-neutral policy's objective value", neutral_value),
+                    ("optimal policy's mean return", opt_mean),
+                    ("risk-neutral mean return", neutral_mean)):
+        if not math.isfinite(v):
+            raise ValueError(f"the {name} is not finite ({v}) for objective {obj.name!r} "
+                             f"(param {obj.param}); nothing written to {workdir}")
+    try:
+        os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--workdir {workdir} cannot be created ({e.strerror or e})") from e
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(c.to_dict(), f, indent=1)
     axes = ("time", "state", "stock") if mdp.horizon > 0 else ("state", "stock")
     summary = dict(
         objective=obj.name,
@@ -314,9 +565,9 @@ def reproduce(root: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    """The command line: flags into the config, `run`, one JSON line on stdout; a user error is
+    one line `error: ...` on stderr with exit status 2 (`experiments.common.guarded_main`)."""
     del argv
-    if not _WORKDIR.value:
-        raise app.UsageError("--workdir is required")
     c = _CONFIG.value
     for name, fl in (
         ("mdp", _MDP),
@@ -329,22 +580,10 @@ def main(argv: list[str]) -> None:
     ):
         if fl.value is not None:
             c[name] = fl.value
-    summary = run(c, _WORKDIR.value)
-    print(
-        json.dumps(
-            {
-                k: summary[k]
-                for k in (
-                    "objective",
-                    "objective_value",
-                    "b",
-                    "risk_neutral_objective_value",
-                    "solver",
-                )
-            }
-        )
-    )
+    summary = common.guarded_main(lambda: run(c, _WORKDIR.value))
+    keys = ("objective", "objective_value", "b", "risk_neutral_objective_value", "solver")
+    print(json.dumps({k: summary[k] for k in keys}))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

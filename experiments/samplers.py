@@ -4,7 +4,9 @@ Two modes (see experiments/configs/samplers.py for commands, expected results an
 
 * Bring your own mixture: `--gmm=FILE.npz --sampler=NAME --nfe=N --num_samples=K --seed=S
   --out=SAMPLES.npy [--teleport=FRACTION]` draws K samples with the exact mixture score and writes
-  a `[K, D]` float32 array. The schedule is the EDM one (`sigma_max` 80) with as many steps as
+  a `[K, D]` float32 array in .npy format to exactly the path `--out` (no suffix added; its
+  directory must exist). A bad file, mixture or flag is one line `error: ...`, exit status 2,
+  before anything is sampled or written. The schedule is the EDM one (`sigma_max` 80) with as many steps as
   the NFE budget buys; `--teleport=f` jumps the first `round(f * steps)` steps with the Gaussian
   closed form (zero NFE), so fewer NFE are spent. Prints one JSON line with the NFE used.
 * Experiment (`--config=... --workdir=...`): quality (sliced Wasserstein, MMD against exact or
@@ -39,10 +41,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
+from experiments.dp import MEMORY_FRACTION, load_npz_file, memory_limit_bytes
 from jaxrl import config as jconfig
 from jaxrl import experiment, stats, sweep
 from jaxrl.diffusion import metrics, network, samplers, scores, sde, teleport, warmstart
@@ -80,14 +83,36 @@ _SIGMA_MAX = flags.DEFINE_float(
 # BRING YOUR OWN MIXTURE
 # ------------------------------------------------------------------------------------------------
 def load_gmm(path: str) -> scores.GMM:
-    """Loads and validates a mixture npz (raises ValueError naming the problem)."""
-    if not os.path.exists(path):
-        raise ValueError(f"--gmm file not found: {path}")
-    with np.load(path) as f:
-        missing = [k for k in ("weights", "means", "covs") if k not in f]
-        if missing:
-            raise ValueError(f"{path} lacks array(s) {missing}; need weights, means, covs")
+    """Loads and validates a mixture npz; a ValueError naming `--gmm PATH` and the problem (not an
+    npz archive of numeric arrays: `experiments.dp.load_npz_file`; a bad mixture:
+    `scores.validate_gmm`)."""
+    f = load_npz_file(path, "--gmm", ("weights", "means", "covs"))
+    try:
         return scores.validate_gmm(f["weights"], f["means"], f["covs"])
+    except ValueError as e:
+        raise ValueError(f"--gmm {path}: {e}") from e
+
+
+def check_out_path(out: str) -> None:
+    """Refuses an `--out` that cannot be written: empty, a directory, or in a missing directory
+    (before any sampling)."""
+    if not out:
+        raise ValueError("--out is empty; give the .npy file to write")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a directory; give a file name")
+    parent = os.path.dirname(out)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"--out directory {parent} does not exist")
+    if not os.access(parent or ".", os.W_OK):
+        raise ValueError(f"--out directory {parent or '.'} is not writable")
+
+
+def sample_memory_bytes(num_samples: int, num_components: int, dim: int, steps: int) -> int:
+    """Estimated peak bytes of `sample_gmm_file`: the float32 samples and the sampler's carries
+    (16 x `[K, D]`), the vmapped exact denoiser's `[K, M, D]` intermediates (4 of them) and
+    responsibilities, the eigenvectors `[M, D, D]` and the float64 + float32 schedule."""
+    k, m, d = int(num_samples), int(num_components), int(dim)
+    return 4 * k * (16 * d + 4 * m * d + 4 * m) + 8 * m * d * d + 12 * (int(steps) + 1)
 
 
 def sample_gmm_file(
@@ -100,18 +125,35 @@ def sample_gmm_file(
     teleport_fraction: float = 0.0,
     sigma_max: float = 80.0,
 ) -> dict:
-    """The `--gmm` mode as a function; returns `{"nfe": used, "steps": ..., "skipped": ...}`."""
-    samplers.get_sampler(sampler)
+    """The `--gmm` mode as a function; returns `{"nfe": used, "steps": ..., "skipped": ...}`.
+
+    Writes the `[K, D]` float32 samples in .npy format to exactly `out` (no suffix is added,
+    whatever the extension). Every argument is checked before sampling, and non-finite samples
+    are a ValueError with nothing written."""
+    if sampler not in samplers.SAMPLERS:
+        raise ValueError(f"--sampler: unknown sampler {sampler!r}; choose one of "
+                         f"{', '.join(samplers.SAMPLERS)}")
     if nfe < 1:
         raise ValueError(f"--nfe must be >= 1, got {nfe}")
     if num_samples < 1:
         raise ValueError(f"--num_samples must be >= 1, got {num_samples}")
-    if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
-    if not sigma_max > 0.002:
-        raise ValueError(f"--sigma_max must be > 0.002, got {sigma_max}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2**32 - 1] (PRNGKey(seed) keeps 32 bits), "
+                         f"got {seed}")
+    if not (np.isfinite(sigma_max) and sigma_max > 0.002):
+        raise ValueError(f"--sigma_max must be finite and > 0.002, got {sigma_max}")
+    if not 0.0 <= teleport_fraction < 1.0:
+        raise ValueError(f"--teleport must be in [0, 1), got {teleport_fraction}")
+    check_out_path(out)
     gmm = load_gmm(gmm_path)
     steps = samplers.steps_for_nfe(sampler, nfe)
+    num_comp, dim = (int(n) for n in gmm.means.shape)
+    need, limit = sample_memory_bytes(num_samples, num_comp, dim, steps), memory_limit_bytes()
+    if need > limit:
+        raise ValueError(
+            f"--num_samples {num_samples} with --nfe {nfe} needs ~{need / 2**30:.3g} GiB (M = "
+            f"{num_comp} components, D = {dim}); the limit is {limit / 2**30:.3g} GiB "
+            f"({MEMORY_FRACTION:g} of the available RAM); use fewer samples or a smaller --nfe")
     skip = teleport.skip_steps_for_fraction(steps, teleport_fraction)
     sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=sigma_max))
     mean, cov = scores.gaussian_moments_of_gmm(gmm)
@@ -132,9 +174,13 @@ def sample_gmm_file(
 
     x, used = run(jax.random.PRNGKey(seed))
     x = np.asarray(x, np.float32)
-    if not np.all(np.isfinite(x)):
-        raise FloatingPointError("sampler produced non-finite samples")
-    np.save(out, x)
+    bad = int(np.sum(~np.all(np.isfinite(x), axis=1)))
+    if bad:
+        raise ValueError(f"--gmm {gmm_path}: sampler {sampler!r} produced {bad} non-finite "
+                         f"sample(s) of {x.shape[0]} (float32 overflow or underflow of the "
+                         f"mixture's scale?); nothing written to --out {out}")
+    with open(out, "wb") as f:  # np.save(path) would append ".npy" to any other name
+        np.save(f, x)
     return {"nfe": int(used[0]), "steps": steps, "skipped_steps": skip, "shape": list(x.shape)}
 
 
@@ -1092,10 +1138,11 @@ def _main() -> None:
     print(f"done in {s['seconds']:.0f} s; outputs in {_WORKDIR.value}")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
+    """The command line; a user error is one line `error: ...` with exit status 2."""
     del argv
     common.guarded_main(_main)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main, required=())

@@ -1,7 +1,11 @@
 """The bring-your-own-MDP script: npz in, summary.json out; malformed files name the problem."""
 
 import json
+import math
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -45,7 +49,7 @@ def test_npz_threshold_and_cvar(tmp_path):
     (dict(P="bad_rows"), "m.npz: P rows must sum to 1"),
     (dict(R="bad_shape"), "m.npz: R must have shape"),
     (dict(mu0="nan"), "m.npz: mu0 contains NaN"),
-    (dict(horizon="drop"), "missing array"),
+    (dict(horizon="drop"), "lacks array"),
 ])
 def test_malformed_npz(tmp_path, change, match):
     arrays = _necessity_arrays()
@@ -68,3 +72,86 @@ def test_refused_objective_in_config(tmp_path):
     c.objective = "mean_variance"
     with pytest.raises(ValueError, match="not an expected utility"):
         script.run(c, str(tmp_path / "x"))
+
+
+def test_exp_utility_is_stable_and_the_same_objective(tmp_path):
+    """The log-sum-exp score gives the plain E[u] optimum where exp does not overflow, and a
+    finite value where a zero-probability atom made 0 * inf = NaN before (risk 300, G >= -3)."""
+    from jaxrl import dp
+
+    mdp = script.stock_necessity_mdp()
+    for beta in (1.0, -0.5):
+        c = cfg.get_config("quick")
+        c.builtin, c.objective, c.risk = "stock_necessity", "utility", beta
+        s = script.run(c, str(tmp_path / f"u{beta}"))
+        ref = dp.solve_exact(mdp, dp.make_objective("utility", utility="exp", risk=beta))
+        assert abs(s["objective_value"] - ref.objective_value) < 1e-12
+    c.risk = 300.0
+    s = script.run(c, str(tmp_path / "u300"))
+    assert math.isfinite(s["objective_value"]) and s["objective_value"] < 0
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bad_input(kind, d):
+    """Writes the input of case `kind` under `d`; returns (extra CLI args, expected fragments)."""
+    ok = os.path.join(d, "ok.npz")
+    np.savez(ok, **_necessity_arrays())
+    path = os.path.join(d, f"{kind}.npz")
+    if kind == "npy":
+        path = os.path.join(d, "x.npy")
+        np.save(path, np.zeros(3))
+        return [f"--mdp={path}"], [f"--mdp {path} is not an npz archive"]
+    if kind == "empty":
+        open(path, "wb").close()
+        return [f"--mdp={path}"], [f"--mdp {path}", "empty file"]
+    if kind == "not_zip":
+        with open(path, "wb") as f:
+            f.write(b"definitely not a zip archive")
+        return [f"--mdp={path}"], [f"--mdp {path} is not an npz archive"]
+    if kind == "truncated":
+        with open(ok, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 2])
+        return [f"--mdp={path}"], [f"--mdp {path}", "not a readable npz archive"]
+    if kind == "pickled":
+        np.savez(path, **{**_necessity_arrays(), "P": np.array([{"a": 1}], dtype=object)})
+        return [f"--mdp={path}"], [f"--mdp {path}", "'P'", "allow_pickle=False"]
+    if kind == "horizon":
+        np.savez(path, **{**_necessity_arrays(), "horizon": np.int64(10**9)})
+        return [f"--mdp={path}"], ["horizon 1000000000 needs ~", "GiB", "the limit is"]
+    if kind == "returns":  # 2^t distinct returns: R in {0, 1}, gamma 0.3
+        np.savez(path, P=np.ones((1, 2, 1)), R=np.array([0.0, 1.0]).reshape(1, 2, 1),
+                 mu0=np.ones(1), gamma=np.float64(0.3), horizon=np.int64(60))
+        return [f"--mdp={path}"], ["distinct achievable returns", "the limit is"]
+    flag, value = kind.split("=")
+    objective = {"threshold": "threshold", "target": "target", "alpha": "cvar",
+                 "risk": "utility"}[flag]
+    args = [f"--mdp={ok}", f"--objective={objective}", f"--{flag}={value}"]
+    shown = {"1e6": "1e+06", "0": "0.0"}.get(value, value)  # as the message prints it
+    return args + (["--utility=exp"] if flag == "risk" else []), [f"--{flag}", shown]
+
+
+@pytest.mark.parametrize("kind", [
+    "npy", "empty", "not_zip", "truncated", "pickled", "horizon", "returns",
+    "threshold=nan", "threshold=inf", "target=nan", "target=-inf",
+    "alpha=nan", "alpha=0", "alpha=1.5", "risk=nan", "risk=1e6",
+])
+def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
+    """The real command line: exit 2, one stderr line `error: ...` naming the file / flag /
+    value, nothing written, quickly (no allocation for the huge horizon)."""
+    args, fragments = _bad_input(kind, str(tmp_path))
+    workdir = tmp_path / "w"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "experiments.dp", *args, f"--workdir={workdir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    assert not workdir.exists()
+    assert proc.stdout == ""
+    assert time.monotonic() - t0 < 60

@@ -32,8 +32,9 @@ class GMM(NamedTuple):
 
 def validate_gmm(weights, means, covs, atol: float = 1e-5) -> GMM:
     """Checks a mixture on the host and returns it as float32 arrays; raises ValueError naming the
-    problem (shapes, weights not summing to 1 or negative, covariances not symmetric positive
-    definite)."""
+    problem (shapes, D >= 1, NaN / inf, means or covariances beyond the float32 range that
+    sampling needs: |means| <= sqrt(float32 max / (64 D)), |covs| <= float32 max / (64 D);
+    weights not summing to 1 or negative, covariances not symmetric positive definite)."""
     w, m, c = (np.asarray(a, np.float64) for a in (weights, means, covs))
     if w.ndim != 1 or w.shape[0] < 1:
         raise ValueError(f"weights must have shape [M] with M >= 1, got shape {w.shape}")
@@ -41,11 +42,22 @@ def validate_gmm(weights, means, covs, atol: float = 1e-5) -> GMM:
     if m.ndim != 2 or m.shape[0] != n:
         raise ValueError(f"means must have shape [M, D] = [{n}, D], got shape {m.shape}")
     d = m.shape[1]
+    if d < 1:
+        raise ValueError(f"means must have shape [M, D] with D >= 1, got {m.shape}")
     if c.shape != (n, d, d):
         raise ValueError(f"covs must have shape [M, D, D] = [{n}, {d}, {d}], got shape {c.shape}")
     for name, a in (("weights", w), ("means", m), ("covs", c)):
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} contain NaN or inf")
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+            raise ValueError(f"{name} contain NaN or inf (first at index {where}: {a[where]})")
+    # float32 range: squared distances summed over D (with room for the noise) must stay finite
+    limit = float(np.sqrt(np.finfo(np.float32).max / (64.0 * d)))
+    for name, a, bound, rule in (("means", m, limit, "sqrt(float32 max / (64 D))"),
+                                 ("covs", c, limit**2, "float32 max / (64 D)")):
+        big = float(np.max(np.abs(a)))
+        if big > bound:
+            raise ValueError(f"{name} too large for float32 sampling: max |{name}| = {big:.3g} > "
+                             f"{bound:.3g} = {rule} with D = {d} (squares would overflow)")
     if np.any(w < 0):
         raise ValueError(f"weights must be non-negative, got min {w.min():.6g}")
     if abs(w.sum() - 1.0) > atol:
