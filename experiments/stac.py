@@ -14,8 +14,20 @@ every beta of a seed is evaluated from the same start states and with the same b
 (common random numbers; comparisons between betas are paired). On RiskyPointMass the final
 policies' trajectories are drawn once at the end from the final states, again from the same start
 states for every beta of a seed. At the top of DIR: `summary.json` (IQM over seeds with 95% CIs,
-probabilities of improvement, paired danger differences), `plots/*.png`, `trajectories.npz` and
-`config.json`. Killing the script and re-running the same command resumes every program from
+probabilities of improvement, paired danger differences), `rows.csv` (the raw per-seed results:
+one row per (env, method label, seed, evaluation point); `summarize(load_rows(path))`
+recomputes every table from it), `plots/*.png`, `trajectories.npz` and `config.json`.
+
+Bias is SIGNED (positive: the critic overestimates the soft return, negative: it
+underestimates). Methods are compared by its MAGNITUDE: the summary has, beside each signed
+bias, `abs_*` entries (per seed `|bias|` at the last point, or averaged over the evaluation
+points), the probabilities of improvement for bias are P(|bias| lower), and `report` words
+the bias verdict by magnitude (with the sign stated). Three estimators (`jaxrl.stac.bias`):
+`bias_reference` (the reference code's, on the evaluation episodes), `bias_paper` (ours, one
+episode, sampled actions, min of twins) and `bias_rollout` (ours, many rollouts).
+`return_last` is the paper's final score: the IQM, pooled over seeds, of the last
+`floor(0.02 N) + 1` of the `N` evaluation points (the authors' `summarize.py`, which their
+tables call "last 1%"). Killing the script and re-running the same command resumes every program from
 its newest checkpoint (finished programs are read back); the CSV files end byte-identical to an
 uninterrupted run. Set JAXRL_CPU_DEVICES=auto on a CPU host to spread the lanes over its cores.
 Paper: Özalp 2026, arXiv 2601.00737, Sec. 5.
@@ -48,7 +60,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "output directory (resumed if it
 
 KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop", "dsac")
 BASELINES = ("sac", "sac_single", "estac", "dsac")  # in program order
-EVAL_METRICS = ("return", "danger_frac", "bias_paper", "bias_rollout", "q_mean", "soft_return")
+EVAL_METRICS = ("return", "danger_frac", "bias_reference", "bias_paper", "bias_rollout", "q_mean",
+                "soft_return")  # those an evaluation returns (without bias_states: the first 3)
+BIAS_COLUMNS = ("bias_rollout", "bias_paper", "bias_reference")  # estimators, preferred first
+PAPER_WINDOW_FRAC = 0.02  # the authors' summarize.py: smooth_ratio, window floor(0.02 N) + 1
 TRAIN_AT_EVAL = ("train_return", "alpha", "sigma_mean", "failed")  # training metrics at eval
 TRAJ_STREAM = 0x7472616A  # "traj": fold_in tag of the trajectory keys (one per seed)
 
@@ -78,6 +93,26 @@ class Program:
                 "algo": dataclasses.asdict(self.cfg), "labels": self.labels}
 
 
+def _dropouts(c: ml_collections.ConfigDict) -> tuple[float, float]:
+    """STAC's (actor, critic) dropout: `config.actor_dropout` / `config.critic_dropout` where
+    set (not None), else `config.dropout` for both."""
+    d = float(c.dropout)
+    a, q = c.get("actor_dropout"), c.get("critic_dropout")
+    return (d if a is None else float(a)), (d if q is None else float(q))
+
+
+def _target_entropy(c: ml_collections.ConfigDict, env: str) -> float | None:
+    """`config.target_entropy` for all methods: None (`-|A|`), a number, or a per-env dict
+    (a missing env: None)."""
+    t = c.get("target_entropy")
+    if t is None:
+        return None
+    if isinstance(t, int | float):
+        return float(t)
+    v = t.get(env) if hasattr(t, "get") else None
+    return None if v is None else float(v)
+
+
 def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
     """The programs of one env, in run order: STAC (its main beta and the beta ablation as one
     grid over `beta`), STAC without dropout, then the baselines in `config.variants`."""
@@ -90,6 +125,7 @@ def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
         actor_hidden=(int(c.hidden),) * 2,
         critic_hidden=(int(c.hidden),) * 2,
         alpha_update=c.alpha_update,
+        target_entropy=_target_entropy(c, env),
         actor_lr=float(c.lr),
         critic_lr=float(c.lr),
         alpha_lr=float(c.lr),
@@ -101,7 +137,7 @@ def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
         bias_horizon=int(c.bias_horizon),
         log_every=int(c.log_every),
     )
-    d = float(c.dropout)
+    actor_d, critic_d = _dropouts(c)
     labels: dict[str, dict[str, float]] = {}
     if env in c.variant_envs and "stac" in c.variants:
         labels["stac"] = {"beta": float(c.beta)}
@@ -111,7 +147,8 @@ def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
     out = []
     if labels:
         betas = tuple(sorted({pt["beta"] for pt in labels.values()}))
-        cfg = stac_lib.STACConfig(variant="stac", actor_dropout=d, critic_dropout=d, **base)
+        cfg = stac_lib.STACConfig(variant="stac", actor_dropout=actor_d,
+                                  critic_dropout=critic_d, **base)
         out.append(Program(env, "stac", cfg, {"beta": betas}, labels))
     if env in c.variant_envs:
         if "stac_nodrop" in c.variants:  # STAC's networks without the dropout op
@@ -120,32 +157,36 @@ def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
             out.append(Program(env, "stac_nodrop", cfg, {}, {"stac_nodrop": {}}))
         for v in BASELINES:
             if v in c.variants:
+                extra = {"dsac_target": str(c.get("dsac_target", "elementwise_min"))} \
+                    if v == "dsac" else {}
                 cfg = stac_lib.STACConfig(variant=v, use_dropout=False, actor_dropout=0.0,
-                                          critic_dropout=0.0, **base)
+                                          critic_dropout=0.0, **base, **extra)
                 out.append(Program(env, v, cfg, {}, {v: {}}))
     return out
 
 
-def _user_field(name: str, env: str, sweep: bool) -> str:
+def _user_field(name: str, env: str, sweep: bool,
+                c: ml_collections.ConfigDict | None = None) -> str:
     """The config field a user sets for STACConfig field `name` (for error messages)."""
     if sweep:
         return {"beta": "config.betas"}.get(name, f"config.{name}")
+    if name in ("actor_dropout", "critic_dropout"):
+        return f"config.{name}" if c is not None and c.get(name) is not None else "config.dropout"
     return {
-        "actor_dropout": "config.dropout", "critic_dropout": "config.dropout",
         "actor_lr": "config.lr", "critic_lr": "config.lr", "alpha_lr": "config.lr",
         "actor_hidden": "config.hidden", "critic_hidden": "config.hidden",
         "alpha_init": f"config.alpha_init[{env!r}]", "total_env_steps": f"config.steps[{env!r}]",
     }.get(name, f"config.{name}")
 
 
-def _check_program(p: Program) -> None:
+def _check_program(p: Program, c: ml_collections.ConfigDict | None = None) -> None:
     """`STACConfig.validate` (i.e. `jaxrl.config.validate` on the field marks) of the program's
     config and grid; the message names the experiment config's field."""
     try:
         p.cfg.validate(p.grid, prefix="@algo", sweep_prefix="@sweep")
     except ValueError as e:
         msg = re.sub(r"@(algo|sweep)\.(\w+)",
-                     lambda m: _user_field(m.group(2), p.env, m.group(1) == "sweep"), str(e))
+                     lambda m: _user_field(m.group(2), p.env, m.group(1) == "sweep", c), str(e))
         raise ValueError(f"{msg} ({p.env}/{p.variant} program)") from None
 
 
@@ -168,6 +209,10 @@ def validate(c: ml_collections.ConfigDict) -> tuple[list[int], list[Program]]:
             stac_lib.make_env(e)
         except ValueError as err:
             raise ValueError(f"config.envs: {err}") from None
+        except Exception as err:  # noqa: BLE001 - a third-party env that fails to build
+            first = (str(err).splitlines() or [""])[0]
+            raise ValueError(f"config.envs: building {e!r} failed: {type(err).__name__}: "
+                             f"{first}") from None
     if int(c.log_every) < 1:
         raise ValueError(f"config.log_every must be >= 1, got {c.log_every!r}")
     if int(c.eval_every) < 1 or int(c.eval_every) % int(c.log_every):
@@ -180,9 +225,12 @@ def validate(c: ml_collections.ConfigDict) -> tuple[list[int], list[Program]]:
                 f"config.steps[{e!r}] - warmup_steps must be a positive multiple of "
                 f"eval_every={c.eval_every}, got {c.steps[e]}"
             )
-    if int(c.bias_states) < 1:
-        raise ValueError(f"config.bias_states must be >= 1 (the bias is measured), got "
-                         f"{c.bias_states!r}")
+    if int(c.bias_states) < 0:
+        raise ValueError(f"config.bias_states must be >= 0 (0: only the reference bias "
+                         f"estimate), got {c.bias_states!r}")
+    if str(c.get("dsac_target", "elementwise_min")) not in stac_lib.DSAC_TARGETS:
+        raise ValueError(f"config.dsac_target must be one of {stac_lib.DSAC_TARGETS}, got "
+                         f"{c.dsac_target!r}")
     if int(c.trajectory_episodes) < 1:
         raise ValueError(f"config.trajectory_episodes must be >= 1, got "
                          f"{c.trajectory_episodes!r}")
@@ -191,7 +239,7 @@ def validate(c: ml_collections.ConfigDict) -> tuple[list[int], list[Program]]:
         raise ValueError("nothing to run: config.variants/variant_envs/ablation_envs select no "
                          "program")
     for p in progs:
-        _check_program(p)
+        _check_program(p, c)
     return seeds, progs
 
 
@@ -222,7 +270,7 @@ def run_program(p: Program, c: ml_collections.ConfigDict, seeds: list[int], root
         "num_failed": result.num_failed,
         # per run: the last evaluation; per grid point: IQM [95% CI] over seeds.
         "eval": {m: experiment.summarize(result, m, source="eval")
-                 for m in ("return", "danger_frac", "bias_paper", "bias_rollout")},
+                 for m in ("return", "danger_frac") + BIAS_COLUMNS if m in result.evals},
     }
     experiment.finish(sub, result, summary)
     return result, summary
@@ -243,7 +291,7 @@ def result_rows(p: Program, result: experiment.Result) -> list[dict]:
         for j, u in enumerate(result.eval_steps):
             row = {"env": p.env, "variant": p.variant, "seed": int(run["seed"]),
                    "step": int(p.cfg.warmup_steps) + int(u) * p.env_steps_per_update()}
-            row |= {m: float(result.evals[m][i, j]) for m in EVAL_METRICS}
+            row |= {m: float(result.evals[m][i, j]) for m in EVAL_METRICS if m in result.evals}
             row |= {m: float(result.metrics[m][i, pos[int(u)]]) for m in TRAIN_AT_EVAL
                     if m in result.metrics}
             rows += [{**row, "label": lab} for lab in labels]
@@ -277,64 +325,110 @@ def trajectories(p: Program, result: experiment.Result, seed: int,
 _METRICS = (  # (summary name, row column, per-seed aggregate over evaluation points)
     ("return", "return", "final"),
     ("danger_frac", "danger_frac", "final"),
-    ("bias_paper", "bias_paper", "avg"),
-    ("bias_rollout", "bias_rollout", "avg"),
-    ("bias_paper_final", "bias_paper", "final"),
-    ("bias_rollout_final", "bias_rollout", "final"),
     ("sigma_mean", "sigma_mean", "final"),
     ("alpha", "alpha", "final"),
+) + tuple(  # every bias estimator: signed and |.|, averaged over training and at the end
+    (f"{pre}{col}{post}", col, f"{agg}{suffix}")
+    for col in BIAS_COLUMNS
+    for pre, suffix in (("", ""), ("abs_", "_abs"))
+    for post, agg in (("", "avg"), ("_final", "final"))
 )
 
 
-def per_seed(rows, env: str, label: str, column: str, agg: str) -> np.ndarray:
+def per_seed(rows: list[dict], env: str, label: str, column: str, agg: str) -> np.ndarray:
     """`[seeds]` values of one column for (env, label): the last evaluation point (`final`) or
-    the mean over the points after the first (`avg`)."""
+    the mean over the points after the first (`avg`); `final_abs` / `avg_abs` take `|value|`
+    per point first (the magnitude of a signed bias, per seed)."""
     rs = [r for r in rows if r["env"] == env and r["label"] == label]
     last = max(r["step"] for r in rs)
     first = min(r["step"] for r in rs)
+    f = np.abs if agg.endswith("_abs") else (lambda x: x)
+    agg = agg.removesuffix("_abs")
     out = []
     for s in sorted({r["seed"] for r in rs}):
         sr = [r for r in rs if r["seed"] == s]
         if agg == "final":
-            out.append(np.mean([r[column] for r in sr if r["step"] == last]))
+            out.append(np.mean([f(r[column]) for r in sr if r["step"] == last]))
         else:
-            out.append(np.mean([r[column] for r in sr if r["step"] > first]
-                               or [r[column] for r in sr]))
+            out.append(np.mean([f(r[column]) for r in sr if r["step"] > first]
+                               or [f(r[column]) for r in sr]))
     return np.asarray(out, float)
 
 
-def summarize(rows):
+def paper_iqm(values: np.ndarray) -> float:
+    """The authors' interquartile mean (`summarize.py` `naniqmean` of
+    ugurcanozalp/stochastic-actor-critic): the mean of the non-NaN values within
+    `[q_0.25, q_0.75]` (NumPy's linear quantiles, bounds included); the median where that
+    set is empty (two distinct values)."""
+    x = np.asarray(values, float).ravel()
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return float("nan")
+    q1, q3 = np.quantile(x, 0.25), np.quantile(x, 0.75)
+    mid = x[(x >= q1) & (x <= q3)]
+    # Two distinct values leave nothing inside [q1, q3] (the authors' function gives NaN): the
+    # median then, which only happens for tiny runs (the paper pools 5 x 21 or 5 x 61 values).
+    return float(np.mean(mid)) if mid.size else float(np.median(x))
+
+
+def paper_final_score(rows: list[dict], env: str, label: str, column: str = "return",
+                      frac: float = PAPER_WINDOW_FRAC) -> dict:
+    """The paper's final score (its tables' "IQM of the last 1% of evaluation episodes"):
+    exactly the authors' `summarize.py` at the last point, i.e. `paper_iqm` of the values of
+    all seeds at the last `floor(frac N) + 1` of the `N` evaluation points, pooled. Returns
+    `{"iqm", "points", "n"}` (window length, number of values)."""
+    rs = [r for r in rows if r["env"] == env and r["label"] == label]
+    steps = sorted({r["step"] for r in rs})
+    w = int(np.floor(frac * len(steps))) + 1
+    keep = set(steps[-w:])
+    vals = np.asarray([r[column] for r in rs if r["step"] in keep], float)
+    return {"iqm": paper_iqm(vals), "points": w, "n": int(vals.size)}
+
+
+def summarize(rows: list[dict]) -> dict:
     """`{env: {label: {metric: {iqm, lo, hi, n}}}}` over seeds (see `_METRICS`): final return,
-    danger fraction, sigma and alpha; bias averaged over each seed's evaluation points after the
-    first (`bias_*`) and at the last point (`bias_*_final`)."""
+    danger fraction, sigma and alpha; every bias estimator present in the rows signed
+    (`bias_*`: averaged over each seed's evaluation points after the first; `bias_*_final`: at
+    the last point) and by magnitude (`abs_bias_*`, `abs_bias_*_final`: per-seed `|bias|`);
+    and `return_last` (`paper_final_score`: the paper's pooled last-window IQM, no CI)."""
     out = {}
     for env, label in sorted({(r["env"], r["label"]) for r in rows}):
         res = {}
+        cols = set().union(*(r.keys() for r in rows if r["env"] == env and r["label"] == label))
         for name, column, agg in _METRICS:
+            if column not in cols:
+                continue
             vals = per_seed(rows, env, label, column, agg)
             lo, hi = (stats.bootstrap_ci(vals, "iqm", reps=1000) if len(vals) > 1
                       else (float(vals[0]), float(vals[0])))
             res[name] = {"iqm": float(stats.iqm(vals)), "lo": float(lo), "hi": float(hi),
                          "n": len(vals)}
+        res["return_last"] = paper_final_score(rows, env, label)
         out.setdefault(env, {})[label] = res
     return out
 
 
-# (column, aggregate, True if lower is better) for the pairwise probabilities of improvement.
-_PAIR_METRICS = (("return", "final", False), ("bias_rollout", "avg", True),
-                 ("bias_rollout", "final", True), ("danger_frac", "final", True))
+# (column, aggregate, True if lower is better) for the pairwise probabilities of improvement;
+# bias by MAGNITUDE (a more negative bias is not better).
+_PAIR_METRICS = (("return", "final", False), ("bias_rollout", "avg_abs", True),
+                 ("bias_rollout", "final_abs", True), ("danger_frac", "final", True))
 
 
-def pairs(rows, env: str, first: str, others) -> list[dict]:
+def pairs(rows: list[dict], env: str, first: str, others: Any) -> list[dict]:
     """P(`first` better than each of `others`) over all seed pairs (Mann-Whitney, Agarwal et al.
-    2021) with 95% bootstrap CIs, for return (higher) and bias / danger (lower)."""
+    2021) with 95% bootstrap CIs, for return (higher), |bias| and danger (lower); keys
+    `return_final`, `bias_rollout_avg_abs`, `bias_rollout_final_abs`, `danger_frac_final`
+    (bias pairs only where the rows have `bias_rollout`)."""
     labels = {r["label"] for r in rows if r["env"] == env}
+    cols = set().union(*(r.keys() for r in rows if r["env"] == env)) if labels else set()
     out = []
     for other in others:
         if other == first or other not in labels or first not in labels:
             continue
         row = {"pair": f"{first} vs {other}"}
         for column, agg, lower in _PAIR_METRICS:
+            if column not in cols:
+                continue
             x = per_seed(rows, env, first, column, agg)
             y = per_seed(rows, env, other, column, agg)
             if lower:
@@ -342,6 +436,24 @@ def pairs(rows, env: str, first: str, others) -> list[dict]:
             row[f"{column}_{agg}"] = stats.probability_of_improvement_ci(x, y, reps=1000)
         out.append(row)
     return out
+
+
+def bias_verdict(res: dict, column: str = "bias_rollout") -> str:
+    """One sentence ranking the methods of one env by the MAGNITUDE of their final bias
+    (`abs_<column>_final`: IQM over seeds of per-seed `|bias|`), smallest first, each with its
+    signed IQM and direction (over / under where the signed 95% CI excludes 0, else "sign not
+    resolved"); `""` when the estimator is absent."""
+    key, signed = f"abs_{column}_final", f"{column}_final"
+    ranked = sorted((r[key]["iqm"], lab, r[signed]) for lab, r in res.items() if key in r)
+    if not ranked:
+        return ""
+
+    def word(d):  # the direction, only where the signed CI excludes 0
+        return "over" if d["lo"] > 0 else "under" if d["hi"] < 0 else "sign not resolved"
+
+    parts = [f"{lab} {m:.3g} (signed {d['iqm']:+.3g}, {word(d)})" for m, lab, d in ranked]
+    return (f"Final {column} by magnitude (IQM over seeds of per-seed |bias|), smallest "
+            f"first: " + "; ".join(parts) + ".")
 
 
 def paired_differences(rows, env: str, base: str, column: str = "danger_frac") -> dict:
@@ -360,6 +472,43 @@ def paired_differences(rows, env: str, base: str, column: str = "danger_frac") -
     return out
 
 
+def file_name(env: str) -> str:
+    """`env` as a file-name part (`brax/hopper` -> `brax_hopper`)."""
+    return env.replace("/", "_")
+
+
+ROW_FIELDS = ("env", "variant", "label", "seed", "step") + EVAL_METRICS + TRAIN_AT_EVAL
+
+
+def write_rows(path: str, rows: list[dict]) -> None:
+    """The raw per-seed results as CSV (columns `ROW_FIELDS`; empty where not measured)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=ROW_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in ROW_FIELDS})
+
+
+def load_rows(path: str) -> list[dict]:
+    """Rows from `write_rows`' CSV (numbers parsed, empty cells dropped): `summarize`,
+    `pairs` and `report` recompute every table from them."""
+    import csv
+
+    out = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row = {}
+            for k, v in r.items():
+                if v == "":
+                    continue
+                row[k] = v if k in ("env", "variant", "label") else (
+                    int(v) if k in ("seed", "step") else float(v))
+            out.append(row)
+    return out
+
+
 def make_plots(rows, trajs, summary, plot_dir):
     import matplotlib
 
@@ -371,11 +520,11 @@ def make_plots(rows, trajs, summary, plot_dir):
     os.makedirs(plot_dir, exist_ok=True)
     paths = []
     for env in sorted({r["env"] for r in rows}):
-        for metric, name in (
-            ("return", "return"),
-            ("bias_paper", "bias_paper"),
-            ("bias_rollout", "bias_rollout"),
-        ):
+        cols = set().union(*(r.keys() for r in rows if r["env"] == env))
+        for metric in ("return",) + BIAS_COLUMNS:
+            if metric not in cols:
+                continue
+            name = metric
             curves = {}
             for label in sorted({r["label"] for r in rows if r["env"] == env}):
                 rs = [r for r in rows if r["env"] == env and r["label"] == label]
@@ -385,7 +534,7 @@ def make_plots(rows, trajs, summary, plot_dir):
                 for r in rs:
                     y[seeds.index(r["seed"]), steps.index(r["step"])] = r[metric]
                 curves[label] = (np.asarray(steps), y)
-            p = os.path.join(plot_dir, f"{env}_{name}.png")
+            p = os.path.join(plot_dir, f"{file_name(env)}_{name}.png")
             plotting.plot_curves(p, curves, ylabel=name, title=f"{env}: {name} (IQM, 95% CI)")
             plt.close("all")
             paths.append(p)
@@ -393,7 +542,13 @@ def make_plots(rows, trajs, summary, plot_dir):
         if betas:
             fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
             xs = [float(b.split("=")[1]) for b in betas]
-            for ax, m in zip(axes, ("return", "bias_rollout", "danger_frac"), strict=True):
+            # the signed bias, with its zero line: |bias| is the distance from that line
+            bias_m = next((c for c in BIAS_COLUMNS if c in summary[env][betas[0]]), None)
+            for ax, m in zip(axes, ("return", bias_m, "danger_frac"), strict=True):
+                if m is None:
+                    continue
+                if m == bias_m:
+                    ax.axhline(0.0, color="k", lw=0.8, ls="--")
                 c = [summary[env][b][m]["iqm"] for b in betas]
                 lo = [summary[env][b][m]["lo"] for b in betas]
                 hi = [summary[env][b][m]["hi"] for b in betas]
@@ -401,10 +556,10 @@ def make_plots(rows, trajs, summary, plot_dir):
                     xs, c, yerr=[np.subtract(c, lo), np.subtract(hi, c)], marker="o", capsize=3
                 )
                 ax.set_xlabel("beta")
-                ax.set_title(m)
+                ax.set_title(f"{m} (signed; 0 = unbiased)" if m == bias_m else m)
             fig.suptitle(f"{env}: STAC beta ablation (IQM, 95% CI)")
             fig.tight_layout()
-            p = os.path.join(plot_dir, f"{env}_beta_ablation.png")
+            p = os.path.join(plot_dir, f"{file_name(env)}_beta_ablation.png")
             fig.savefig(p, dpi=100)
             plt.close(fig)
             paths.append(p)
@@ -436,7 +591,8 @@ def make_plots(rows, trajs, summary, plot_dir):
 
 def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | None = None) -> dict:
     """Validate, run (or resume) every program into `workdir/<env>/<variant>/`, then write the
-    top-level summary.json, plots, trajectories.npz and config.json; returns the summary (or
+    top-level summary.json, rows.csv, plots, trajectories.npz and config.json; returns the
+    summary (or
     `{"interrupted_at", "program"}` when `stop_after_chunks` stopped a program)."""
     seeds, progs = validate(c)
     t0 = time.time()
@@ -466,6 +622,7 @@ def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | Non
                         for i, part in enumerate(("obs", "alive"))})
         make_plots(rows, trajs, {k: v for k, v in summary.items() if not k.startswith("_")},
                    os.path.join(workdir, "plots"))
+        write_rows(os.path.join(workdir, "rows.csv"), rows)
         write_json(os.path.join(workdir, "config.json"), c.to_dict())
         experiment.finish(workdir, None, summary)
     return summary
@@ -475,18 +632,33 @@ def _fmt(d):
     return f"{d['iqm']:.3g} [{d['lo']:.3g}, {d['hi']:.3g}]"
 
 
+def _cell(r: dict, name: str) -> str:
+    return _fmt(r[name]) if name in r else "n/a"
+
+
+_BIAS_NAMES = {"bias_reference": "reference", "bias_paper": "one episode",
+               "bias_rollout": "rollouts"}
+
+
 def report(summary: dict, prefix: str, title: str) -> str:
-    """Markdown section for a summary (images relative to the report root via `prefix`)."""
+    """Markdown section for a summary (images relative to the report root via `prefix`):
+    per env a return table, a bias table with every estimator signed and by magnitude, the
+    bias verdict by magnitude (`bias_verdict`) and the probabilities of improvement."""
     lines = [
         f"## {title}",
         "",
         "Özalp 2026 (arXiv 2601.00737). IQM over seeds with 95% stratified-bootstrap CIs. "
-        "`return`: final evaluation return (dropout off, mean action); `bias`: overestimation "
-        "Q_hat - soft return averaged over evaluation points after the first (paper's "
-        "one-episode method, and many rollouts from the same states); `sigma`, `alpha`: "
-        "training metrics at the last evaluation point. Evaluation keys depend only on the seed "
-        "and the evaluation index, so every method and beta of a seed is evaluated from the same "
-        "start states (paired comparisons).",
+        "`return`: final evaluation return (dropout off, mean action); `paper score`: the "
+        "paper's final score, the IQM pooled over seeds of the last floor(0.02 N) + 1 of N "
+        "evaluations (no CI). Bias = critic estimate minus soft return, SIGNED (+: "
+        "overestimation, -: underestimation); each bias cell is `signed; |bias|` where |bias| "
+        "is the IQM over seeds of per-seed magnitudes, `avg` over evaluation points after the "
+        "first, `final` at the last. Estimators: `reference` (the reference code's, on the "
+        "evaluation episodes), `one episode` (ours, sampled actions, min of twins), `rollouts` "
+        "(ours, many rollouts from the same states). Methods are compared by |bias|, not by the "
+        "signed value. `sigma`, `alpha`: training metrics at the last evaluation point. "
+        "Evaluation keys depend only on the seed and the evaluation index, so every method and "
+        "beta of a seed is evaluated from the same start states (paired comparisons).",
         "",
     ]
     for env, res in summary.items():
@@ -495,29 +667,42 @@ def report(summary: dict, prefix: str, title: str) -> str:
         lines += [
             f"**{env}**",
             "",
-            "| method | return | bias (paper) | bias (rollouts) | bias (rollouts, final) | "
-            "danger frac | sigma | alpha |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | return | paper score | danger frac | sigma | alpha |",
+            "|---|---|---|---|---|---|",
         ]
         for label, r in res.items():
+            last = r.get("return_last")
+            score = f"{last['iqm']:.4g} (last {last['points']})" if last else "n/a"
             lines.append(
-                f"| {label} (n={r['return']['n']}) | {_fmt(r['return'])} | "
-                f"{_fmt(r['bias_paper'])} | {_fmt(r['bias_rollout'])} | "
-                f"{_fmt(r['bias_rollout_final'])} | {_fmt(r['danger_frac'])} | "
-                f"{r['sigma_mean']['iqm']:.3g} | {r['alpha']['iqm']:.3g} |"
-            )
+                f"| {label} (n={r['return']['n']}) | {_fmt(r['return'])} | {score} | "
+                f"{_cell(r, 'danger_frac')} | {r['sigma_mean']['iqm']:.3g} | "
+                f"{r['alpha']['iqm']:.3g} |")
+        present = [c for c in BIAS_COLUMNS if any(c in r for r in res.values())]
+        if present:
+            head = " | ".join(f"{_BIAS_NAMES[c]} {w}" for c in present for w in ("avg", "final"))
+            lines += ["", f"| method | {head} |", "|---|" + "---|" * (2 * len(present))]
+            for label, r in res.items():
+                cells = []
+                for c in present:
+                    for post in ("", "_final"):
+                        cells.append(f"{_cell(r, c + post)}; {_cell(r, 'abs_' + c + post)}"
+                                     if c + post in r else "n/a")
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            verdict = bias_verdict(res, present[0])
+            if verdict:
+                lines += ["", verdict]
         prs = summary.get("_pairs", {}).get(env, [])
         if prs:
-            lines += [
-                "",
-                "| pair | P(return higher) | P(bias lower, avg) | P(bias lower, final) | "
-                "P(danger lower) |",
-                "|---|---|---|---|---|",
-            ]
+            keys = [("return_final", "P(return higher)"),
+                    ("bias_rollout_avg_abs", "P(\\|bias\\| lower, avg)"),
+                    ("bias_rollout_final_abs", "P(\\|bias\\| lower, final)"),
+                    ("danger_frac_final", "P(danger lower)")]
+            keys = [(k, h) for k, h in keys if any(k in pr for pr in prs)]
+            lines += ["", "| pair | " + " | ".join(h for _, h in keys) + " |",
+                      "|---|" + "---|" * len(keys)]
             for pr in prs:
-                cells = [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in (
-                    pr["return_final"], pr["bias_rollout_avg"], pr["bias_rollout_final"],
-                    pr["danger_frac_final"])]
+                cells = [f"{pr[k][0]:.2f} [{pr[k][1]:.2f}, {pr[k][2]:.2f}]" if k in pr else "n/a"
+                         for k, _ in keys]
                 lines.append(f"| {pr['pair']} | " + " | ".join(cells) + " |")
         diffs = summary.get("_danger_vs_beta0", {}).get(env, {})
         if diffs:
@@ -525,20 +710,20 @@ def report(summary: dict, prefix: str, title: str) -> str:
                       "seeds, 95% CI): " + "; ".join(
                           f"{k}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for k, (m, lo, hi)
                           in diffs.items())]
-        lines += [
-            "",
-            f"![{env} return]({prefix}/plots/{env}_return.png) "
-            f"![{env} bias]({prefix}/plots/{env}_bias_rollout.png)",
-            "",
-        ]
+        f = file_name(env)
+        imgs = f"![{env} return]({prefix}/plots/{f}_return.png)"
+        if present:
+            imgs += f" ![{env} bias]({prefix}/plots/{f}_{present[0]}.png)"
+        lines += ["", imgs, ""]
         if any(k.startswith("beta=") for k in res):
-            lines += [f"![{env} beta]({prefix}/plots/{env}_beta_ablation.png)", ""]
+            lines += [f"![{env} beta]({prefix}/plots/{f}_beta_ablation.png)", ""]
     if "RiskyPointMass-v0" in summary:
         lines += [f"![trajectories]({prefix}/plots/RiskyPointMass_trajectories.png)", ""]
     lines += [
-        "Paper (MuJoCo, 5 seeds, IQM SAC vs STAC): Hopper 3196 vs 3364, Walker2d 5036 vs 6635, "
-        "HalfCheetah 11476 vs 14569, Humanoid 6990 vs 8726, Ant 7407 vs 6907. Those tasks are "
-        "not run here.",
+        "Paper (MuJoCo, 5 seeds, its final score, SAC vs STAC): Hopper 3196 vs 3364, Walker2d "
+        "5036 vs 6635, HalfCheetah 11476 vs 14569, Humanoid 6990 vs 8726, Ant 7407 vs 6907 "
+        "(`results/main-comparison/summary.csv` of ugurcanozalp/stochastic-actor-critic). The "
+        "`paper_<task>` configs run Brax equivalents of those tasks (not the same simulator).",
         "",
     ]
     return "\n".join(lines)

@@ -105,8 +105,11 @@ def test_one_quantile_small_kappa_is_absolute_td_error_and_sac_target():
     np.testing.assert_allclose(o["actor_d"], o["actor_s"], rtol=1e-6)
 
 
-def test_target_picks_quantiles_of_critic_with_smaller_mean():
-    L = make_learner(STACConfig(variant="dsac", num_quantiles=5, **TINY))
+@pytest.mark.parametrize("rule", ["min_mean", "elementwise_min"])
+def test_target_combines_the_twin_quantile_sets(rule):
+    """`min_mean`: the quantiles of the critic with the smaller mean (our rule before issue 18);
+    `elementwise_min` (default): `min(z_1j, z_2j)`, the reference code's DSAC target."""
+    L = make_learner(STACConfig(variant="dsac", num_quantiles=5, dsac_target=rule, **TINY))
     hp = {"gamma": 0.9, "actor_dropout": 0.0, "critic_dropout": 0.0}
     alpha = jnp.float32(0.5)
     b = _batch(4, L, n=16)
@@ -124,7 +127,8 @@ def test_target_picks_quantiles_of_critic_with_smaller_mean():
     y, z, lp = jax.tree.map(np.asarray, pieces())
     pick = z.mean(-1).argmin(0)
     assert 0 < pick.sum() < len(pick)  # both critics get picked somewhere
-    zmin = z[pick, np.arange(16)]
+    zmin = z[pick, np.arange(16)] if rule == "min_mean" else np.minimum(z[0], z[1])
+    assert not np.allclose(z[pick, np.arange(16)], np.minimum(z[0], z[1]))  # rules differ
     r, d = np.asarray(b.reward), np.asarray(b.terminated)
     ref = r[:, None] + 0.9 * (1 - d[:, None]) * (zmin - 0.5 * lp[:, None])
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)

@@ -59,3 +59,49 @@ def test_soft_returns_backward_matches_numpy_loop():
     got = soft_returns_backward(*(jnp.asarray(x, jnp.float32) for x in (r, lp, term, last, boot)),
                                 gamma, alpha)
     np.testing.assert_allclose(np.asarray(got), y, rtol=1e-5, atol=1e-5)
+
+
+def test_reference_bias_of_one_episode_by_hand():
+    """The reference code's estimator (rlwarehouse/agent.py `Agent.eval`): V_t = q_t - alpha
+    logp_t, G_{T-1} = V_{T-1}, G_t = r_t - alpha logp_t + gamma G_{t+1}, bias = mean(V - G)."""
+    from jaxrl.stac.bias import reference_bias_from_episode
+
+    q, r, lp = jnp.array([1.0, 2.0, 3.0]), jnp.full(3, 0.5), jnp.array([0.1, 0.2, 0.3])
+    # V = (0.95, 1.9, 2.85); G2 = 2.85; G1 = 0.5 - 0.1 + 0.9 * 2.85 = 2.965;
+    # G0 = 0.5 - 0.05 + 0.9 * 2.965 = 3.1185; errors (-2.1685, -1.065, 0) -> mean -1.0778333
+    got = reference_bias_from_episode(q, r, lp, jnp.ones(3), 0.9, 0.5)
+    np.testing.assert_allclose(float(got), -3.2335 / 3, rtol=1e-5)
+    # an episode that ends after step 1 (step 2 is padding): G1 = V1 = 1.9, G0 = 0.45 + 1.71
+    got = reference_bias_from_episode(q, r, lp, jnp.array([1.0, 1.0, 0.0]), 0.9, 0.5)
+    np.testing.assert_allclose(float(got), (0.95 - 2.16 + 0.0) / 2, rtol=1e-5)
+
+
+def test_reference_bias_uses_the_twin_average_and_is_in_the_evaluation():
+    """`bias_reference` is measured on the evaluation episodes with the AVERAGE of the twins
+    (the reference's `0.5 * (q1 + q2)`), ours with their min; `evaluate` without gamma keeps
+    its old outputs."""
+    from jaxrl.stac import STACConfig, evaluate, make_learner
+    from jaxrl.stac import networks as nets
+
+    L = make_learner(STACConfig(variant="sac", actor_hidden=(8,), critic_hidden=(8,),
+                                total_env_steps=300, warmup_steps=100, buffer_size=300))
+    mu = jnp.array([[1.0, -2.0], [3.0, 0.0]])
+    np.testing.assert_allclose(np.asarray(L.q_reference(mu)), [2.0, -1.0])
+    np.testing.assert_allclose(np.asarray(L.q_estimate(mu)), [1.0, -2.0])
+    o0, a0, z = jnp.zeros((1, L.obs_dim)), jnp.zeros((1, L.action_dim)), jnp.zeros(())
+
+    @jax.jit
+    def run(key):
+        actor = L.actor.init(jax.random.PRNGKey(0), o0, z, False)
+        critic = nets.init_stacked(L.critic, jax.random.PRNGKey(1), 2, o0, a0, z, False)
+        from jaxrl.stac.stac import AgentState
+
+        state = AgentState(actor, critic, critic, None, None, jnp.log(0.2), None, None, None,
+                           None, None, None, None, None)
+        return evaluate(L, state, key, 2, gamma=0.99), evaluate(L, state, key, 2)
+
+    with_b, without = run(jax.random.PRNGKey(3))
+    assert sorted(with_b) == ["bias_reference", "danger_frac", "return"]
+    assert sorted(without) == ["danger_frac", "return"]
+    assert float(with_b["return"]) == float(without["return"])  # same episodes
+    assert np.isfinite(float(with_b["bias_reference"]))

@@ -1,6 +1,8 @@
 """Stochastic Actor-Critic (STAC) and SAC-family baselines (Özalp 2026, arXiv 2601.00737)."""
 
 from jaxrl.stac.stac import (
+    ALPHA_UPDATES,
+    DSAC_TARGETS,
     QUANTILE_VARIANTS,
     VARIANTS,
     AgentState,
@@ -14,10 +16,13 @@ from jaxrl.stac.stac import (
     make_stac,
     quantile_huber_loss,
     quantile_midpoints,
+    resolved_alpha_update,
     soft_target,
 )
 
 __all__ = [
+    "ALPHA_UPDATES",
+    "DSAC_TARGETS",
     "QUANTILE_VARIANTS",
     "VARIANTS",
     "AgentState",
@@ -31,5 +36,6 @@ __all__ = [
     "make_stac",
     "quantile_huber_loss",
     "quantile_midpoints",
+    "resolved_alpha_update",
     "soft_target",
 ]

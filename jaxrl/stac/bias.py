@@ -1,20 +1,35 @@
-"""Overestimation bias of a soft critic (Özalp 2026, Sec. 5.2, "measuring overestimation").
+"""Overestimation bias of a soft critic (Özalp 2026, Sec. 5.1, "value estimation error").
 
-Two estimators of `E[Q_hat(s, a) - Q^pi_soft(s, a)]` for the current policy `pi` (dropout off):
+Three estimators of `E[Q_hat(s, a) - Q^pi_soft(s, a)]` for the current policy `pi` (dropout off).
+All are SIGNED: positive = overestimation, negative = underestimation; compare methods by the
+magnitude `|bias|` (the experiment reports both).
 
-* `paper_bias` (the paper's method): run evaluation episodes with actions sampled from `pi`;
-  compute soft returns backwards, `G_t = r_t - alpha log pi_t + gamma G_{t+1}`, bootstrapped at
-  the time limit with the critic's soft value of the final observation
-  `V(s_T) = Q_hat(s_T, a_T) - alpha log pi(a_T|s_T)` (0 after a terminal state); the bias is the
-  mean over visited steps of `V_t - G_t` with `V_t = Q_hat(s_t, a_t) - alpha log pi_t`, i.e. of
-  `Q_hat(s_t, a_t) - (r_t + gamma G_{t+1})`. One return sample per state: noisy.
-* `rollout_bias` (stricter, vectorized): from `num_states` states of such an episode, run
-  `num_rollouts` independent rollouts each for `horizon` steps with the time limit lifted (the
-  critic estimates the infinite-horizon soft value because truncation is not terminal), average
-  `Q_hat(s, a_0) - [r_0 + sum_{t>=1} gamma^t (r_t - alpha log pi_t) + gamma^H V(s_H)]` over
-  rollouts, then over states. The tail bootstrap weighs `gamma^H` (0.049 for H = 300, gamma = .99).
+* `reference_bias_from_episode` (`bias_reference`, the reference code's estimator,
+  `rlwarehouse/agent.py` `Agent.eval`, which produced the paper's error curves): one evaluation
+  episode with the evaluation action (the mean of 10 squashed samples) and its log-density
+  `log pi(a_bar|s)`; `V_t = Q_ref(s_t, a_bar_t) - alpha log pi(a_bar_t|s_t)` with `Q_ref` the
+  AVERAGE of the twin critics (`mu` for STAC); returns backwards
+  `G_t = r_t - alpha log pi_t + gamma G_{t+1}` with `G_{T-1} = V_{T-1}` at the episode's last step
+  (terminal or truncated alike); bias = mean over the episode's steps of `V_t - G_t`. We average
+  it over the `eval_episodes` evaluation episodes (the reference runs one per evaluation).
+* `paper_bias` (`bias_paper`, ours, after the paper's description): episodes with actions
+  SAMPLED from `pi`; `Q_hat` = the MIN over twins (`q_estimate`, what the twin methods' targets
+  use); soft returns backwards, bootstrapped at the time limit with the critic's soft value of
+  the final observation `V(s_T) = Q_hat(s_T, a_T) - alpha log pi(a_T|s_T)` and 0 after a
+  terminal state; bias = mean over visited steps of `Q_hat(s_t, a_t) - (r_t + gamma G_{t+1})`.
+  One return sample per state: noisy. Differences to the reference, kept on purpose: the
+  sampled action is the policy the critic is trained for (the averaged action is a different,
+  nearly deterministic policy whose log-density is not the entropy bonus the soft value was
+  trained with), the min of the twins is the estimate the twin methods act on, and
+  bootstrapping with `V(s_T)` instead of `G_{T-1} := V_{T-1}` keeps the last step's error.
+* `rollout_bias` (`bias_rollout`, stricter, vectorized): from `num_states` states of such an
+  episode, run `num_rollouts` independent rollouts each for `horizon` steps with the time limit
+  lifted (the critic estimates the infinite-horizon soft value because truncation is not
+  terminal), average `Q_hat(s, a_0) - [r_0 + sum_{t>=1} gamma^t (r_t - alpha log pi_t) +
+  gamma^H V(s_H)]` over rollouts, then over states. The tail bootstrap weighs `gamma^H` (0.049
+  for H = 300, gamma = .99).
 
-`Q_hat` is the critic's mean (`mu` for STAC, the min over twins for SAC/ESTAC), without `beta`.
+`Q_hat` / `Q_ref` are the critic's mean heads, without `beta`.
 """
 
 from __future__ import annotations
@@ -51,6 +66,48 @@ def soft_returns_backward(
     return y
 
 
+def reference_returns_backward(value: jax.Array, reward: jax.Array, log_prob: jax.Array,
+                               last: jax.Array, gamma: float | jax.Array,
+                               alpha: float | jax.Array) -> jax.Array:
+    """The reference code's evaluation returns (`rlwarehouse/agent.py`, `Agent.eval`), `[T]`:
+    `G_t = V_t` where `last[t] = 1` (the episode's last step), else
+    `G_t = r_t - alpha log_prob_t + gamma G_{t+1}`.
+
+    Args:
+      value: `V_t = Q(s_t, a_t) - alpha log pi(a_t|s_t)`, `[T]`.
+      reward, log_prob, last: `[T]`.
+      gamma, alpha: discount and temperature.
+    """
+    def step(g_next, x):
+        v, r, lp, lst = x
+        g = jnp.where(lst > 0, v, r - alpha * lp + gamma * g_next)
+        return g, g
+
+    _, g = jax.lax.scan(step, jnp.zeros((), value.dtype), (value, reward, log_prob, last),
+                        reverse=True)
+    return g
+
+
+def reference_bias_from_episode(q: jax.Array, reward: jax.Array, log_prob: jax.Array,
+                                alive: jax.Array, gamma: float | jax.Array,
+                                alpha: float | jax.Array) -> jax.Array:
+    """The reference code's value estimation error of one episode (scalar): the mean over its
+    steps of `V_t - G_t` (`reference_returns_backward`), `V_t = q_t - alpha log_prob_t`.
+
+    Args:
+      q: the critic's estimate at the evaluation action, `[T]` (twin average: `q_reference`).
+      reward, log_prob: `[T]`.
+      alive: `[T]`, 1 while the episode runs (steps after its end are padding); its last
+        alive step, or the last step `T - 1`, is the episode's last step.
+    """
+    alive = alive.astype(q.dtype)
+    nxt = jnp.concatenate([alive[1:], jnp.zeros((1,), alive.dtype)])
+    last = alive * (1.0 - nxt)
+    v = q - alpha * log_prob
+    g = reference_returns_backward(v, reward, log_prob, last, gamma, alpha)
+    return jnp.sum(alive * (v - g)) / jnp.maximum(jnp.sum(alive), 1.0)
+
+
 def _q_hat(L: Learner, state: AgentState, obs, a):
     mu, _ = L.critic_heads(state.critic, jax.random.PRNGKey(0), obs, a, jnp.zeros(()), False)
     return L.q_estimate(mu)
@@ -62,7 +119,8 @@ def _sample(L: Learner, state: AgentState, key, obs):
 
 def paper_bias(L: Learner, state: AgentState, key: jax.Array, gamma: float,
                num_episodes: int = 1) -> dict[str, jax.Array]:
-    """The paper's bias estimate from `num_episodes` episodes (see module docstring).
+    """Our one-episode bias estimate (`bias_paper`) from `num_episodes` episodes (see the module
+    docstring for how it differs from the reference code's `bias_reference`).
 
     Returns `bias` (mean over visited steps), `soft_return` (mean `G_0`), `env_states` (the
     visited env states, leaves `[T, num_episodes, ...]`, for `rollout_bias`) and `alive [T, E]`.

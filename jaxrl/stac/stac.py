@@ -19,17 +19,46 @@ arXiv 2601.00737 (2026). Variants, chosen by `config.variant`:
   distributional backup after Ma et al. 2020 / Duan et al. 2021). Each critic outputs
   `N = num_quantiles` quantiles of the soft return at the fixed midpoints
   `tau_i = (2 i - 1) / (2 N)`. Target quantiles (no gradient), one next action `a' ~ pi(.|s')`:
-  per sample, take the target critic whose quantile mean is smaller and use ITS quantiles,
-  `y_j = r + gamma (1 - done) [z_j(s', a') - alpha log pi(a'|s')]`; critic loss = quantile Huber
-  loss (`kappa`, default 1) between each online critic's `N` quantiles and the `N` target
-  quantiles (all pairs); actor on `min_i mean_j z_ij(s, a) - alpha log pi`.
+  `y_j = r + gamma (1 - done) [z_j(s', a') - alpha log pi(a'|s')]` with, by `dsac_target`,
+  `z_j = min(z_1j, z_2j)` the ELEMENT-WISE min of the two target critics' quantile sets
+  (`"elementwise_min"`, the default: the reference code, `rlwarehouse/algos/dsac.py`,
+  `th.min(next_qvalue1_qtls, next_qvalue2_qtls)`), or, per sample, all quantiles of the target
+  critic whose quantile mean is smaller (`"min_mean"`: this library's rule before issue 18, kept
+  to reproduce the DSAC rows of docs/results/stac.md run 1). Critic loss = quantile Huber loss
+  (`kappa`, default 1) between each online critic's `N` quantiles and the `N` target quantiles
+  (all pairs; summed over the online quantiles, where the reference averages: a constant
+  factor `N` that Adam's scale invariance absorbs); actor on `min_i mean_j z_ij(s, a) - alpha
+  log pi` (the reference's actor with `msd = 0`).
 
 Common to all (paper Sec. 4.3): tanh-squashed Gaussian actor, Polyak targets every step,
-automatic temperature `alpha <- alpha exp(lr_alpha alpha (H_target - H_batch))` (SGD on
-`log alpha`, `H_target = -|A|`; `alpha_update="adam"` uses Adam on the same gradient instead),
-`Dense -> Dropout -> LayerNorm -> ReLU` bodies, dropout ON in every training computation
-(data collection, target, losses) and OFF in evaluation. One gradient update per environment
-step after `warmup_steps` of uniformly random actions (done inside `init`).
+automatic temperature with `H_target = target_entropy` (`None`: `-|A|`), updated by
+`alpha_update`:
+
+* `"paper"`: `alpha <- alpha exp(lr_alpha alpha (H_target - H_batch))`, i.e. SGD on `log alpha`
+  of the paper's loss `alpha (H_batch - H_target)` (Sec. 4.3); the reference code's rule for STAC
+  and ESTAC (`rlwarehouse/algos/stac.py`, `estac.py`). (The paper's Algorithm 1 writes plain SGD
+  on `alpha`; the reference code, which produced the published numbers, does the above.)
+* `"sac_rule"`: `alpha <- alpha exp(lr_alpha (H_target - H_batch))` (no `alpha` factor): the
+  reference code's rule for its SAC and DSAC baselines (`rlwarehouse/algos/sac.py`, `dsac.py`).
+* `"reference"` (default): the reference code's rule for the variant: `"paper"` for `stac` and
+  `estac`, `"sac_rule"` for `sac`, `sac_single` and `dsac`.
+* `"adam"`: Adam on the gradient `alpha (H_batch - H_target)` of `log alpha` (our CPU-scale
+  configs; not in the paper).
+
+The reference code uses the critic learning rate for the temperature (`alpha_lr = 3e-4`).
+Target entropy: the paper's appendix table of per-environment entropy, pessimism and dropout
+(`tab:target_ent_pessimism_algos`, `stac-paper-arxiv/template.tex` of
+ugurcanozalp/stochastic-actor-critic at commit f3500f9) lists about `-|A|/2` on most tasks (Ant
+-4, HalfCheetah -3, Humanoid -8, Walker2d -3, Hopper -1, BipedalWalker -2), while its general
+hyperparameter table says `-|A|`, and every run behind the published numbers used `-|A|` except
+Swimmer (`-1`, `|A| = 2`): the `target_entropy` of each run's `hparams.jsonl`
+(`logs/main-comparison/*/*/*/hparams.jsonl` of that repository) and `train_scripts/*.sh`. We
+default to `-|A|`; `experiments/configs/stac.py:paper_<task>` sets the logged per-task values.
+Networks: `Dense -> Dropout -> LayerNorm -> ReLU` bodies, dropout ON in every training
+computation (data collection, target, losses) and OFF in evaluation. One gradient update per
+environment step after `warmup_steps` of uniformly random actions (done inside `init`; the
+reference draws `tanh(N(0, 1))` warm-up actions, a difference we keep: uniform covers the box
+evenly).
 
 `STACConfig` follows `jaxrl.config`: shapes, names and flags are `static` (one compiled program per
 config), and every float is `sweepable` with its bounds (`beta >= 0`, learning rates and
@@ -38,10 +67,12 @@ config), and every float is `sweepable` with its bounds (`beta >= 0`, learning r
 compiles once, and `jaxrl.config.validate` checks swept values against the same bounds.
 
 `Algorithm.evaluate(state, key, hparams)` (dropout off): mean return and danger-disc fraction of
-`eval_episodes` episodes, and (with `bias_states > 0`) both overestimation-bias estimates of
-`jaxrl.stac.bias` at the run's `gamma`: scalars `return`, `danger_frac`, `bias_paper`,
-`bias_rollout`, `q_mean`, `soft_return`. The runtime derives its key from (seed, evaluation
-index) only, so every grid point of a seed is evaluated from the same start states.
+`eval_episodes` episodes, the reference code's overestimation estimate on those same episodes
+(`bias_reference`, see `jaxrl.stac.bias.reference_returns_backward`), and (with
+`bias_states > 0`) our two estimates of `jaxrl.stac.bias` at the run's `gamma`: scalars `return`,
+`danger_frac`, `bias_reference`, `bias_paper`, `bias_rollout`, `q_mean`, `soft_return`. The
+runtime derives its key from (seed, evaluation index) only, so every grid point of a seed is
+evaluated from the same start states.
 """
 
 from __future__ import annotations
@@ -68,6 +99,11 @@ VARIANTS = {
     "dsac": (2, False, False),  # quantile heads: see QUANTILE_VARIANTS
 }
 QUANTILE_VARIANTS = ("dsac",)  # variants whose critics output `num_quantiles` quantiles
+ALPHA_UPDATES = ("reference", "paper", "sac_rule", "adam")  # see the module docstring
+DSAC_TARGETS = ("elementwise_min", "min_mean")  # see the module docstring
+# `alpha_update="reference"`: the reference code's temperature rule per variant.
+REFERENCE_ALPHA_UPDATE = {"stac": "paper", "estac": "paper", "sac": "sac_rule",
+                          "sac_single": "sac_rule", "dsac": "sac_rule"}
 
 
 def _min(n: int) -> Any:
@@ -115,7 +151,10 @@ class STACConfig:
     iterations, its metrics their mean (1: one iteration; larger values only thin the logged
     metrics, the training numbers are those of `log_every=1`).
     `eval_episodes`, `bias_*`: the evaluation `Algorithm.evaluate` runs (`bias_states=0`: no
-    bias measurement). `kappa` is read by `dsac` only.
+    rollout / one-episode bias measurement; the reference estimate `bias_reference` is always
+    computed on the evaluation episodes). `kappa`, `num_quantiles` and `dsac_target` are read
+    by `dsac` only. `alpha_update`: see the module docstring (`"reference"`: the reference
+    code's rule for the variant, `resolved_alpha_update`).
     """
 
     env_name: str = jconfig.static("Pendulum-v1")
@@ -131,7 +170,7 @@ class STACConfig:
     layer_norm: bool = jconfig.static(True)
     use_dropout: bool = jconfig.static(True)
     learn_alpha: bool = jconfig.static(True)
-    alpha_update: str = jconfig.static("paper", check=_one_of(("paper", "adam")))
+    alpha_update: str = jconfig.static("reference", check=_one_of(ALPHA_UPDATES))
     eval_samples: int = jconfig.static(10, check=_min(1))
     log_every: int = jconfig.static(1, check=_min(1), doc="env steps (per env) per update call")
     eval_episodes: int = jconfig.static(8, check=_min(1))
@@ -139,6 +178,8 @@ class STACConfig:
     bias_rollouts: int = jconfig.static(16, check=_min(1))
     bias_horizon: int = jconfig.static(300, check=_min(1))
     num_quantiles: int = jconfig.static(25, check=_min(1), doc="dsac: quantiles per critic")
+    dsac_target: str = jconfig.static("elementwise_min", check=_one_of(DSAC_TARGETS),
+                                      doc="dsac: how the twin target quantile sets combine")
     beta: float = jconfig.sweepable(0.25, lo=0.0, doc="pessimism: mu - beta sigma")
     alpha_init: float = jconfig.sweepable(0.2, lo=0.0, lo_open=True)
     actor_lr: float = jconfig.sweepable(3e-4, lo=0.0, lo_open=True)
@@ -167,6 +208,15 @@ class STACConfig:
         bad("total_env_steps", self.total_env_steps < self.warmup_steps + self.num_envs,
             "must exceed warmup_steps by at least num_envs")
         bad("buffer_size", self.buffer_size < self.num_envs, "must be >= num_envs")
+
+
+def resolved_alpha_update(cfg: STACConfig) -> str:
+    """The temperature rule a config runs: `cfg.alpha_update`, with `"reference"` replaced by the
+    reference code's rule for `cfg.variant` (`"paper"` for stac/estac, `"sac_rule"` for
+    sac/sac_single/dsac; `rlwarehouse/algos/{stac,estac,sac,dsac}.py`)."""
+    if cfg.alpha_update == "reference":
+        return REFERENCE_ALPHA_UPDATE[cfg.variant]
+    return cfg.alpha_update
 
 
 def as_config(cfg: Any) -> STACConfig:
@@ -292,15 +342,23 @@ class Learner(NamedTuple):
         return out[..., 0], jnp.zeros_like(out[..., 0])
 
     def value(self, mu, sigma, beta):
-        """Pessimistic value `[B]` used by target and actor: `mu - beta sigma` (STAC), else
-        `min_i mu_i`."""
+        """Pessimistic value `[B]` used by target and actor: `mu - beta sigma` (STAC, paper
+        Sec. 4.1-4.2; `rlwarehouse/algos/stac.py`: `mean - beta * stddev`), else `min_i mu_i`
+        (SAC, ESTAC; dsac's actor: the min of the quantile means)."""
         if self.uses_beta:
             return mu[0] - beta * sigma[0]
         return jnp.min(mu, axis=0)
 
     def q_estimate(self, mu):
-        """The critic's estimate of Q used by the bias measurement: `mu` (STAC), `min_i`."""
+        """The critic's estimate of Q used by our bias measurements (`bias_paper`,
+        `bias_rollout`): `mu` (STAC), `min_i mu_i` (twins)."""
         return jnp.min(mu, axis=0)
+
+    def q_reference(self, mu):
+        """The critic's estimate of Q in the reference code's bias estimate
+        (`bias_reference`): the AVERAGE of the twins, `mean_i mu_i` (`mu` for STAC;
+        `rlwarehouse/algos/sac.py` `step_torch`: `0.5 * (q1 + q2)`)."""
+        return jnp.mean(mu, axis=0)
 
     def to_env_action(self, a):
         """Rescale `a in [-1, 1]^A` to the environment's box."""
@@ -308,18 +366,25 @@ class Learner(NamedTuple):
 
     # ---- losses ---------------------------------------------------------------------------
     def target(self, actor_params, target_params, key, batch: replay.Transition, hp, alpha):
-        """TD target `[B]` (no gradient), one next action, dropout on in actor and target.
+        """TD target `[B]` (no gradient), one next action, dropout on in actor and target
+        (paper Eq. for `Q^TD`, Sec. 4.1: `r + gamma (1 - done) [value(s', a') - alpha log pi]`,
+        `value` = `Learner.value`).
 
-        Quantile critics (dsac): target quantiles `[B, N]` of the target critic with the
-        smaller quantile mean, per sample."""
+        Quantile critics (dsac): target quantiles `[B, N]` from the two target critics' quantile
+        sets combined by `config.dsac_target` (`"elementwise_min"`: `min(z_1j, z_2j)` per
+        quantile, the reference code; `"min_mean"`: per sample, the quantiles of the critic with
+        the smaller quantile mean)."""
         k_pi, k_q = jax.random.split(key)
         a2, logp2 = self.sample_action(actor_params, k_pi, batch.next_obs, hp["actor_dropout"],
                                        True)
         if self.num_quantiles:
             z = self.critic_out(target_params, k_q, batch.next_obs, a2, hp["critic_dropout"],
                                 True)  # [n, B, N]
-            pick = jnp.argmin(jnp.mean(z, axis=-1), axis=0)  # [B]
-            z_min = jnp.take_along_axis(z, pick[None, :, None], axis=0)[0]  # [B, N]
+            if self.config.dsac_target == "elementwise_min":
+                z_min = jnp.min(z, axis=0)  # [B, N]
+            else:
+                pick = jnp.argmin(jnp.mean(z, axis=-1), axis=0)  # [B]
+                z_min = jnp.take_along_axis(z, pick[None, :, None], axis=0)[0]  # [B, N]
             y = soft_target(batch.reward[:, None], batch.terminated[:, None], z_min,
                             logp2[:, None], hp["gamma"], alpha)
             return jax.lax.stop_gradient(y)
@@ -402,6 +467,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
     env, env_params, n_envs = L.env, L.env_params, cfg.num_envs
     adam = optax.scale_by_adam()
     per_call = int(cfg.log_every)
+    alpha_rule = resolved_alpha_update(cfg)
     num_updates = (cfg.total_env_steps - cfg.warmup_steps) // (n_envs * per_call)
 
     def env_step(state: AgentState, key, a_norm):
@@ -470,12 +536,14 @@ def make_stac(config: Any) -> sweep.Algorithm:
         entropy = -jnp.mean(logp)
         log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
         if cfg.learn_alpha:
-            g = alpha * (entropy - hp["target_entropy"])  # d/dlog_alpha of alpha (H - H_target)
-            g = jax.lax.stop_gradient(g)
-            if cfg.alpha_update == "paper":
-                log_alpha = log_alpha - hp["alpha_lr"] * g
+            gap = jax.lax.stop_gradient(entropy - hp["target_entropy"])  # H_batch - H_target
+            if alpha_rule == "paper":  # d/dlog_alpha of alpha (H - H_target)
+                log_alpha = log_alpha - hp["alpha_lr"] * (alpha * gap)
+            elif alpha_rule == "sac_rule":  # the reference SAC/DSAC: no alpha factor
+                log_alpha = log_alpha - hp["alpha_lr"] * gap
             else:
-                log_alpha, alpha_opt = _adam_step(adam, g, alpha_opt, log_alpha, hp["alpha_lr"])
+                log_alpha, alpha_opt = _adam_step(adam, alpha * gap, alpha_opt, log_alpha,
+                                                  hp["alpha_lr"])
         tau = hp["tau"]
         target = jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, state.target_critic, critic)
         state = state._replace(actor=actor, critic=critic, target_critic=target,
@@ -507,20 +575,33 @@ def make_stac(config: Any) -> sweep.Algorithm:
 # ---------------------------------------------------------------------------------------------
 
 
+def eval_action_log_prob(L: Learner, actor_params, key, obs) -> tuple[jax.Array, jax.Array]:
+    """Evaluation action `[B, A]` in `(-1, 1)` and its log-density `[B]` under the policy
+    (dropout off): the action is the mean of `eval_samples` squashed samples (the reference
+    code's `exploit` mode, `rlwarehouse/algos/stac.py` `step_torch`), its log-density the
+    tanh-Gaussian density at that averaged action (as the reference's `distr.log_prob(action)`)."""
+    mean, std = L.policy(actor_params, key, obs, jnp.zeros(()), False)
+    eps = jax.random.normal(key, (L.config.eval_samples,) + mean.shape)
+    a = jnp.mean(jnp.tanh(mean[None] + std[None] * eps), axis=0)
+    u = jnp.arctanh(jnp.clip(a, -1.0 + 1e-6, 1.0 - 1e-6))
+    return a, nets.tanh_gaussian_log_prob(u, mean, std)
+
+
 def eval_action(L: Learner, actor_params, key, obs):
     """Evaluation action `[B, A]` in `[-1, 1]`: mean of `eval_samples` squashed samples, dropout
     off (the reference code's `exploit` mode)."""
-    mean, std = L.policy(actor_params, key, obs, jnp.zeros(()), False)
-    eps = jax.random.normal(key, (L.config.eval_samples,) + mean.shape)
-    return jnp.mean(jnp.tanh(mean[None] + std[None] * eps), axis=0)
+    return eval_action_log_prob(L, actor_params, key, obs)[0]
 
 
 def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
-             trajectories: bool = False) -> dict[str, jax.Array]:
+             trajectories: bool = False, gamma: float | jax.Array | None = None,
+             ) -> dict[str, jax.Array]:
     """Run `num_episodes` full evaluation episodes in parallel (dropout off, mean action).
 
     Returns `return` (mean episode return), `danger_frac` (fraction of episodes with any step in
-    the danger disc; 0 for envs without `info["danger"]`) and, with `trajectories=True`,
+    the danger disc; 0 for envs without `info["danger"]`), with `gamma` given `bias_reference`
+    (the reference code's overestimation estimate on these episodes, averaged over them: see
+    `jaxrl.stac.bias.reference_bias_from_episode`) and, with `trajectories=True`,
     `obs [T, episodes, obs_dim]` and `alive [T, episodes]`.
     """
     env, params = L.env, L.env_params
@@ -528,17 +609,24 @@ def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
     k_reset, k_run = jax.random.split(key)
     obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
         jax.random.split(k_reset, num_episodes), params)
+    with_value = gamma is not None
 
     def step(carry, k):
         obs, env_state, alive, ret, danger = carry
         k_a, k_e = jax.random.split(k)
-        a = eval_action(L, state.actor, k_a, obs)
+        a, logp = eval_action_log_prob(L, state.actor, k_a, obs)
         obs2, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_e, num_episodes), env_state, L.to_env_action(a), params)
         ret = ret + alive * r
         if "danger" in info:
             danger = jnp.maximum(danger, alive * info["danger"])
-        out = (obs, alive) if trajectories else None
+        out = {}
+        if trajectories:
+            out["obs"], out["alive"] = obs, alive
+        if with_value:
+            mu, _ = L.critic_heads(state.critic, k_a, obs, a, jnp.zeros(()), False)
+            out |= {"q": L.q_reference(mu), "logp": logp, "r": r.astype(jnp.float32),
+                    "alive_v": alive}
         alive = alive * (1.0 - jnp.logical_or(term, trunc))
         return (obs2, env_state, alive, ret, danger), out
 
@@ -546,15 +634,23 @@ def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
     (_, _, _, ret, danger), out = jax.lax.scan(
         step, (obs, env_state, jnp.ones(num_episodes), z, z), jax.random.split(k_run, T))
     res = {"return": jnp.mean(ret), "danger_frac": jnp.mean(danger)}
+    if with_value:
+        from jaxrl.stac import bias as bias_lib  # bias imports this module
+
+        per_ep = jax.vmap(bias_lib.reference_bias_from_episode,
+                          in_axes=(1, 1, 1, 1, None, None))(
+            out["q"], out["r"], out["logp"], out["alive_v"], gamma, jnp.exp(state.log_alpha))
+        res["bias_reference"] = jnp.mean(per_ep)
     if trajectories:
-        res["obs"], res["alive"] = out
+        res["obs"], res["alive"] = out["obs"], out["alive"]
     return res
 
 
 def make_evaluate(L: Learner):
     """`evaluate(state, key, hparams) -> {name: scalar}` of one run (the `Algorithm.evaluate`
-    of `make_stac`): `evaluate(L, ...)` on `eval_episodes` episodes with the first half of `key`,
-    then, if `bias_states > 0`, `bias.measure_bias` with the second half at `hparams["gamma"]`
+    of `make_stac`): `evaluate(L, ...)` on `eval_episodes` episodes with the first half of `key`
+    (`return`, `danger_frac`, `bias_reference` at `hparams["gamma"]`), then, if
+    `bias_states > 0`, `bias.measure_bias` with the second half at `hparams["gamma"]`
     (`bias_paper`, `bias_rollout`, `q_mean`, `soft_return`). Pure; jit/vmap at the call site."""
     from gymnax.environments import environment as gymnax_env
 
@@ -569,7 +665,7 @@ def make_evaluate(L: Learner):
             raise ValueError(f"the bias measurement restarts rollouts from visited states, which "
                              f"{cfg.env_name} does not support (no get_obs); set bias_states=0")
         k_eval, k_bias = jax.random.split(key)
-        out = evaluate(L, state, k_eval, int(cfg.eval_episodes))
+        out = evaluate(L, state, k_eval, int(cfg.eval_episodes), gamma=hparams["gamma"])
         if cfg.bias_states:
             out |= bias_lib.measure_bias(L, state, k_bias, hparams["gamma"],
                                          int(cfg.bias_states), int(cfg.bias_rollouts),
