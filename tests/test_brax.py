@@ -70,7 +70,8 @@ def test_time_limit_truncates_and_auto_resets():
 
 def test_stac_trains_on_brax_vmapped_over_seeds():
     """A few STAC updates on Brax's `fast` env, 2 seeds in one program, evaluated by the runtime
-    (return only: Brax states cannot restart bias rollouts): finite metrics, the buffer holds
+    (return and the reference bias estimator, which needs no rollouts: Brax states cannot restart
+    bias rollouts): finite metrics, the buffer holds
     every Brax transition (vmapped seed == single run is test_stac_train's)."""
     cfg = STACConfig(env_name="brax/fast", total_env_steps=40, warmup_steps=20,
                      buffer_size=64, batch_size=8, actor_hidden=(8,), critic_hidden=(8,),
@@ -81,7 +82,9 @@ def test_stac_trains_on_brax_vmapped_over_seeds():
     assert np.all(np.isfinite(res.metrics["critic_loss"]))
     assert np.all(np.asarray(res.state.algo.buffer.size) == 40)
     assert np.all(np.asarray(res.state.algo.env_steps) == 40)
-    assert sorted(res.evals) == ["danger_frac", "return"] and res.evals["return"].shape == (2, 2)
+    assert sorted(res.evals) == ["bias_reference", "danger_frac", "return"]
+    assert res.evals["return"].shape == (2, 2)
+    assert np.all(np.isfinite(res.evals["bias_reference"]))
     assert list(res.eval_steps) == [10, 20]
     assert np.all(np.isfinite(res.evals["return"])) and np.all(res.evals["danger_frac"] == 0)
     # `fast` rewards the position, which starts at 0 and only grows (velocity never decreases)
