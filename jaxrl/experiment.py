@@ -45,6 +45,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -307,6 +308,9 @@ class Result:
       state: the final `SweepState` of the real runs on the host (None if interrupted).
       env_steps_per_update: as in the algorithm.
       interrupted_at: the update count where `stop_after_chunks` stopped the run, else None.
+      timings: per chunk of this call, seconds (`[chunks]` arrays): `compute` (dispatch, the
+        device's work and the metrics' transfer to the host), `host` (metric writing, progress,
+        loggers, failure check: the engine's host overhead), `eval` and `checkpoint`.
     """
 
     runs: list[dict]
@@ -319,6 +323,7 @@ class Result:
     state: Any
     env_steps_per_update: int
     interrupted_at: int | None = None
+    timings: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_failed(self) -> int:
@@ -616,11 +621,16 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
     eval_steps: list[int] = []
     chunks = 0
     stopped = None
+    timings: dict[str, list[float]] = {"compute": [], "host": [], "eval": [], "checkpoint": []}
+    clock = time.perf_counter
     ends = [e for e in plan if e > step]
     with sweep.ProgressBar(algo, engine.num_runs, progress, progress_metric, step) as bar:
         for end in ends:
             length = end - step
+            t0 = clock()
             groups, ms = engine.chunk(groups, length)
+            t1 = clock()
+            t_eval = t_ckpt = 0.0
             steps = list(range(step + 1, end + 1))
             step = end
             chunks += 1
@@ -637,6 +647,7 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
             if callback is not None:
                 callback(step, ms)
             if eval_every and (step % eval_every == 0 or done):
+                t_eval = clock()
                 index = (step - 1) // eval_every if step % eval_every else step // eval_every - 1
                 ev = engine.eval(groups, index)
                 if workdir is not None and is_main:
@@ -650,15 +661,22 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
                     for lg in loggers:
                         lg.write("eval", [step], engine.runs,
                                  {k: v[:, None] for k, v in ev.items()})
+                t_eval = clock() - t_eval
             failed = bool(np.any(engine.failed_at(groups) >= 0)) if halt_on_nan else False
             signalled = sig is not None and sig.received is not None
             stop = stop_after_chunks is not None and chunks >= stop_after_chunks and not done
             if ckpt is not None and (done or chunks % checkpoint_every == 0 or failed
                                      or signalled or stop):
+                t_ckpt = clock()
                 host = engine.to_host(groups)
                 if is_main:
                     ckpt.save(step, host, stored)
                 _barrier(f"ckpt{step}")
+                t_ckpt = clock() - t_ckpt
+            timings["compute"].append(t1 - t0)
+            timings["eval"].append(t_eval)
+            timings["checkpoint"].append(t_ckpt)
+            timings["host"].append(clock() - t1 - t_eval - t_ckpt)
             if failed:
                 sweep.check_halt(groups_failed(engine, groups))
             if signalled:
@@ -685,7 +703,8 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
     failed_at = engine.failed_at(groups)
     return Result(engine.runs, metrics, np.asarray(steps_arr), np.asarray(env_steps), evals,
                   np.asarray(eval_steps_arr), np.asarray(failed_at), final_state,
-                  algo.env_steps_per_update, stopped)
+                  algo.env_steps_per_update, stopped,
+                  {k: np.asarray(v) for k, v in timings.items()})
 
 
 def groups_failed(engine: Engine, groups: dict) -> sweep.SweepState:

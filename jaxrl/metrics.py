@@ -138,13 +138,25 @@ class MetricWriter:
                intact: str = "") -> None:
         """Append one block: `metrics[name]` is `[runs, len(steps)]`, column j at update
         `steps[j]` (1-based update counts)."""
-        cols = [np.asarray(metrics[m]) if m in metrics else None for m in self.metric_names]
+        # Cells as `repr(float(x))` (the format `_fmt` gives), formatted per column in C:
+        # `tolist` then `map(repr)` instead of one numpy scalar per cell (4096 runs: ~10x faster).
+        n = len(self._keys)
+        cells = []
+        for m in self.metric_names:
+            if m in metrics:
+                a = np.asarray(metrics[m], dtype=np.float64).reshape(n, len(steps))
+                cells.append([list(map(repr, col)) for col in a.T.tolist()])  # [steps][runs]
+            else:
+                cells.append([[""] * n] * len(steps))
         lines = []
         for j, step in enumerate(steps):
             mid = f",{int(step)},{int(step) * self.env_steps}"
-            for i, key in enumerate(self._keys):
-                vals = "".join("," + (_fmt(c[i, j]) if c is not None else "") for c in cols)
-                lines.append(key + mid + vals + "\n")
+            if not cells:
+                lines.extend(key + mid + "\n" for key in self._keys)
+                continue
+            row_vals = zip(*(c[j] for c in cells), strict=True)
+            for key, vals in zip(self._keys, row_vals, strict=True):
+                lines.append(key + mid + "," + ",".join(vals) + "\n")
         data = "".join(lines).encode()
         with disk_errors(self.path, intact):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

@@ -236,6 +236,9 @@ def test_state_has_done_exactly_num_updates():
                     strict=True):
         np.testing.assert_allclose(x, np.asarray(y), rtol=1e-5, atol=1e-6)
     assert int(res.state.algo.update[0]) == 11
+    # Per-chunk timings: chunks of 3, 3, 3, 2 (11 updates), every phase timed, none negative.
+    assert sorted(res.timings) == ["checkpoint", "compute", "eval", "host"]
+    assert all(v.shape == (4,) and np.all(v >= 0) for v in res.timings.values())
 
 
 def _nan_for_lr(bad_lr):
