@@ -61,14 +61,17 @@ _RISK = flags.DEFINE_float(
 )
 
 REQUIRED = ("P", "R", "mu0", "gamma", "horizon")
+OPTIONAL = ("terminal",)  # [S] bool: absorbing, zero reward after entering (validate_mdp)
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an empty one: the second)
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def load_npz_file(path: str, flag: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The arrays `required` of the npz archive `path`, read eagerly (the file is closed).
+def load_npz_file(path: str, flag: str, required: tuple[str, ...],
+                  optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays `required` (and those of `optional` that are present) of the npz archive
+    `path`, read eagerly (the file is closed).
 
     Every problem is a one-line ValueError that starts with `{flag} {path}`: a missing file, a
     directory, an empty file, a single `.npy` array or any other non-zip file, a corrupt or
@@ -107,7 +110,7 @@ def load_npz_file(path: str, flag: str, required: tuple[str, ...]) -> dict[str, 
             raise ValueError(f"{where} lacks array(s) {missing}; need {list(required)}, "
                              f"found {data.files}")
         out = {}
-        for k in required:
+        for k in tuple(required) + tuple(k for k in optional if k in data.files):
             try:
                 a = data[k]
             except unreadable as e:
@@ -128,7 +131,7 @@ def _first_line(e: BaseException) -> str:
 
 def load_npz(path: str) -> dp.MDP:
     """Loads and validates an MDP file; ValueError names the file, the array and the problem."""
-    arrays = load_npz_file(path, "--mdp", REQUIRED)
+    arrays = load_npz_file(path, "--mdp", REQUIRED, OPTIONAL)
     where = f"--mdp {path}"
     for k in ("gamma", "horizon"):
         if arrays[k].size != 1:
@@ -141,7 +144,8 @@ def load_npz(path: str) -> dp.MDP:
         )
     try:
         return dp.validate_mdp(
-            arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"]
+            arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"],
+            arrays.get("terminal"),
         )
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from e

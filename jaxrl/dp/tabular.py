@@ -42,10 +42,15 @@ class MDP(NamedTuple):
     horizon: int
 
 
-def validate_mdp(P, R, mu0, gamma, horizon) -> MDP:
+def validate_mdp(P, R, mu0, gamma, horizon, terminal=None) -> MDP:
     """Checks the arrays of a finite MDP; raises ValueError naming the array and the problem.
 
     `R` may be `[S, A, S]` or `[S, A]` (broadcast over s'). horizon 0 means infinite.
+    `terminal` (optional `[S]` bool): entering such a state ends the episode, as in
+    `jaxrl.envs.finite_mdp.FiniteMDP`. DP makes every terminal state absorbing with zero reward
+    (`P[s, a] = e_s`, `R[s, a, :] = 0`), so the reward of the transition INTO a terminal state
+    counts and nothing after it; `mu0` may not put mass on a terminal state (the environment
+    would act from it once, DP would not).
     """
     P = np.asarray(P, dtype=np.float64)
     R = np.asarray(R, dtype=np.float64)
@@ -82,13 +87,43 @@ def validate_mdp(P, R, mu0, gamma, horizon) -> MDP:
     if int(h) == 0 and gamma >= 1.0:
         raise ValueError("gamma must be < 1 when horizon is 0 (infinite horizon)")
     P = P / rows[..., None]
+    if terminal is not None:
+        P, R = absorb_terminal(P, R, mu0, terminal)
     return MDP(P, R, mu0 / mu0.sum(), gamma, int(h))
 
 
+def absorb_terminal(P: np.ndarray, R: np.ndarray, mu0: np.ndarray, terminal
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`(P, R)` `[S, A, S]` with every terminal state absorbing and rewardless (see
+    `validate_mdp`). `terminal`: `[S]` bool (or 0/1). Raises ValueError naming the problem."""
+    S = P.shape[0]
+    term = np.asarray(terminal)
+    if term.shape != (S,):
+        raise ValueError(f"terminal must have shape {(S,)} to match P, got {term.shape}")
+    if term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
+        raise ValueError(f"terminal must be a bool (0/1) array, got dtype {term.dtype}")
+    term = term.astype(bool)
+    if (mu0[term] > 0).any():
+        s = int(np.nonzero(term & (mu0 > 0))[0][0])
+        raise ValueError(f"mu0 puts mass {mu0[s]:.6g} on terminal state {s}; an episode cannot "
+                         "start in a terminal state")
+    P, R = P.copy(), R.copy()
+    P[term] = np.eye(S)[term][:, None, :]
+    R[term] = 0.0
+    return P, R
+
+
 def mdp_from_params(params) -> MDP:
-    """`MDP` from `jaxrl.envs.finite_mdp.FiniteMDPParams` (horizon = max_steps_in_episode)."""
+    """`MDP` from `jaxrl.envs.finite_mdp.FiniteMDPParams` (horizon = max_steps_in_episode).
+
+    `params.terminal` is honoured: terminal states become absorbing with zero reward
+    (`absorb_terminal`), so DP and the environment score the same returns.
+    """
     h = int(params.max_steps_in_episode)
-    return validate_mdp(params.P, params.R, params.mu0, params.gamma, 0 if h >= 2**31 - 1 else h)
+    term = getattr(params, "terminal", None)
+    term = None if term is None else np.asarray(term)
+    return validate_mdp(params.P, params.R, params.mu0, params.gamma,
+                        0 if h >= 2**31 - 1 else h, term)
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
