@@ -122,7 +122,7 @@ def batched(n_loop, tol=1e-6, max_sweeps=400):
     jax.block_until_ready(solve(F0, op))
     first = time.perf_counter() - t
     ours, _ = _median_time(lambda: solve(F0, op), 1)
-    F, sweeps = solve(F0, op)
+    F, sweeps, _ = solve(F0, op)
     # loop reference, one MDP at a time, same stopping rule (max |d eta| on CDFs < tol)
     t = time.perf_counter()
     diffs, loop_sweeps = [], []
