@@ -364,32 +364,65 @@ def _improve(P, mu0, nxt, x, policy, score):
     return new
 
 
+@partial(jax.jit, static_argnames=("score", "max_iterations"))
+def _pi_solve(P, mu0, nxt, x, score, max_iterations):
+    """Policy iteration from the all-zeros policy until stable: (policy, law, iterations)."""
+    pol0 = jnp.zeros(nxt.shape[:2] + nxt.shape[-1:], jnp.int32)
+
+    def cond(c):
+        _, done, it = c
+        return (~done) & (it < max_iterations)
+
+    def body(c):
+        pol, _, it = c
+        new = _improve(P, mu0, nxt, x, pol, score)
+        return new.astype(jnp.int32), jnp.all(new == pol), it + 1
+
+    pol, _, it = jax.lax.while_loop(cond, body, (pol0, jnp.asarray(False), 0))
+    law, _ = _backward(P, mu0, nxt, x, pol, None, True)
+    return pol, law, it
+
+
+@partial(jax.jit, static_argnames=("n_valid", "score", "max_iterations"))
+def _pi_cvar_search(P, mu0, nxt, values, returns, n_valid, alpha, score, max_iterations):
+    """Policy iteration for every b in `returns`: (RU values, policies, laws, iterations)."""
+    def one(b):
+        pol, law, it = _pi_solve(P, mu0, nxt, values - b, score, max_iterations)
+        return b + (law[:n_valid] @ jnp.minimum(returns - b, 0.0)) / alpha, pol, law, it
+
+    return jax.lax.map(one, returns)
+
+
 def policy_iteration_exact(mdp: MDP, objective: Objective, b: float | None = None,
                            max_iterations: int = 100) -> tuple[ExactSolution, int]:
     """Distributional policy iteration on the exact stock-augmented MDP (finite horizon).
 
     Evaluates the current time-indexed policy exactly, improves it greedily at every
-    (t, s, stock) (keeping the old action on ties), until stable. For 'cvar' the inner problem is
-    solved for the given `b` (default: the b found by `solve_exact`). Returns (solution, iters).
+    (t, s, stock) (keeping the old action on ties), until stable. For 'cvar' the outer search
+    over b is its own: policy iteration is run for every achievable return b (c_0 = -b) and the
+    b with the largest Rockafellar-Uryasev value `b + E[min(G - b, 0)] / alpha` of its policy's
+    law is kept (independent of `solve_exact`); a given `b` solves that inner problem only.
+    Returns (solution, iterations of the kept b).
     """
     st = exact_stocks(mdp)
-    if objective.name == "cvar" and b is None:
-        b = solve_exact(mdp, objective, st).b
-    c0 = -b if objective.name == "cvar" else objective.c0
     with jax.enable_x64(True):
         pd = _padded(mdp, st)
         score = objective.score_fn()
-        x = pd.values + c0
-        policy = jnp.zeros(pd.nxt.shape[:2] + pd.nxt.shape[-1:], jnp.int32)
-        it = 0
-        for it in range(1, max_iterations + 1):  # noqa: B007
-            new = _improve(pd.P, pd.mu0, pd.nxt, x, policy, score)
-            if bool(jnp.all(new == policy)):
-                break
-            policy = new
-        law, _ = _backward(pd.P, pd.mu0, pd.nxt, x, policy, None, True)
+        returns = jnp.asarray(st.prefix[mdp.horizon])
+        if objective.name == "cvar" and b is None:
+            ru, pols, laws, its = _pi_cvar_search(pd.P, pd.mu0, pd.nxt, pd.values, returns,
+                                                  pd.n_valid, objective.alpha, score,
+                                                  max_iterations)
+            i = int(np.argmax(np.asarray(ru)))
+            b, policy, law, it = float(returns[i]), pols[i], laws[i], int(its[i])
+        else:
+            c0 = -b if objective.name == "cvar" else objective.c0
+            policy, law, it = _pi_solve(pd.P, pd.mu0, pd.nxt, pd.values + c0, score,
+                                        max_iterations)
+            it = int(it)
+        c0 = -b if objective.name == "cvar" else objective.c0
         law = law[: pd.n_valid]
-        value = float(objective_value(objective, jnp.asarray(st.prefix[mdp.horizon]), law))
+        value = float(objective_value(objective, returns, law))
     return _pack(mdp, st, c0, b, value, policy, law), it
 
 
