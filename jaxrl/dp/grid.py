@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.dp.memory import check_memory, grid_memory_bytes
 from jaxrl.dp.objectives import Objective, check_stationary, objective_value
 from jaxrl.dp.tabular import MDP
 
@@ -205,8 +206,9 @@ def tie_argmax(q: jax.Array) -> jax.Array:
 
 
 def greedy(F: jax.Array, dU: jax.Array) -> jax.Array:
-    """a*[s, j] = argmax_a sum_k F[s, j, a, k] dU[j, k] (`tie_argmax`). F: `[S, NC, A, K]`."""
-    return tie_argmax(jnp.einsum("sjak,jk->sja", F, dU))
+    """a*[s, j] = argmax_a sum_k F[s, j, a, k] dU[j, k] (first maximizer, as the one sweep
+    `grid_sweep` and the NumPy references). F: `[S, NC, A, K]` CDFs."""
+    return jnp.argmax(jnp.einsum("sjak,jk->sja", F, dU), axis=-1)
 
 
 def _q_rows(Vp: jax.Array) -> jax.Array:
@@ -262,7 +264,7 @@ def _utility_probs(dU: jax.Array) -> jax.Array:
 
 def _sweep_probs(P: jax.Array, op: GridOperator, u: jax.Array) -> tuple[jax.Array, jax.Array]:
     """One sweep on probabilities `P [S, NC, A, K]` with greedy utilities u `[NC, K]`."""
-    a_star = tie_argmax(jnp.einsum("sjak,jk->sja", P, u))
+    a_star = jnp.argmax(jnp.einsum("sjak,jk->sja", P, u), axis=-1)
     V = jnp.take_along_axis(P, a_star[:, :, None, None], axis=2)[:, :, 0, :]
     return _apply_probs(V, op), a_star
 
@@ -376,8 +378,11 @@ def _finish(mdp, objective, op, F0, policy0, policy, sweeps, converged=True, res
 def _setup(mdp, objective, stocks, support, dtype):
     if objective.score is not None:
         raise ValueError("grid solvers support expected-utility objectives only (no custom score)")
-    op = make_grid_operator(mdp, stocks, support, dtype)
     S, A, _ = mdp.P.shape
+    nc, k = np.asarray(stocks).size, np.asarray(support).size
+    check_memory("the grid solver", grid_memory_bytes(S, A, nc, k, jnp.dtype(dtype).itemsize),
+                 f"S={S}, A={A}, {nc} stocks x {k} atoms, {jnp.dtype(dtype).name}")
+    op = make_grid_operator(mdp, stocks, support, dtype)
     F = _delta0(S, op.stocks.shape[0], A, op.support, dtype)
     return op, F
 
@@ -407,7 +412,7 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
     op, F = _setup(mdp, objective, stocks, support, dtype)
     dU = utility_weights(f, op.stocks, op.support)
     F, n, res = _iterate(F, op, dU, tol, max_sweeps)
-    policy = greedy(F, dU)
+    policy = tie_argmax(jnp.einsum("sjak,jk->sja", F, dU))
     converged = bool(res < tol)
     if not converged:
         warnings.warn(f"grid_value_iteration did not converge: value change {float(res):.3g} >= "

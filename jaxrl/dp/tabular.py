@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.dp.memory import check_memory, exact_memory_bytes
 from jaxrl.dp.objectives import Objective, objective_value
 
 TOL = 1e-9  # two returns closer than this are the same atom
@@ -203,7 +204,16 @@ class _Padded(NamedTuple):
     n_valid: int
 
 
-def _padded(mdp: MDP, st: ExactStocks) -> _Padded:
+def _guard(mdp: MDP, st: ExactStocks, solver: str) -> None:
+    S, A = mdp.P.shape[:2]
+    n = max(g.size for g in st.prefix)
+    check_memory(solver, exact_memory_bytes(S, A, mdp.horizon, n),
+                 f"S={S}, A={A}, H={mdp.horizon}, {n} stock values, quadratic in them; "
+                 "jaxrl.dp.scalar.solve_scalar is linear")
+
+
+def _padded(mdp: MDP, st: ExactStocks, solver: str = "the exact solver") -> _Padded:
+    _guard(mdp, st, solver)
     H = mdp.horizon
     nm = _bucket(max(g.size for g in st.prefix))
     nxt = np.zeros((H,) + mdp.P.shape + (nm,), np.int32)
@@ -304,7 +314,7 @@ def solve_exact(mdp: MDP, objective: Objective, stocks: ExactStocks | None = Non
         raise ValueError("solve_exact needs a finite horizon; use jaxrl.dp.grid for horizon 0")
     st = exact_stocks(mdp) if stocks is None else stocks
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "solve_exact")
         zero = jnp.zeros(pd.nxt.shape[:2] + pd.nxt.shape[-1:], jnp.int32)
         score = objective.score_fn()
         if objective.name == "cvar":
@@ -338,7 +348,7 @@ def evaluate_exact(mdp: MDP, policy: np.ndarray, c0: float = 0.0,
     del c0
     st = exact_stocks(mdp) if stocks is None else stocks
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "evaluate_exact")
         pol = _policy_to_padded(np.asarray(policy), pd.nxt.shape[-1])
         law, _ = _backward(pd.P, pd.mu0, pd.nxt, pd.values, pol, None, True)
     return st.prefix[mdp.horizon], np.asarray(law[: pd.n_valid])
@@ -406,7 +416,7 @@ def policy_iteration_exact(mdp: MDP, objective: Objective, b: float | None = Non
     """
     st = exact_stocks(mdp)
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "policy_iteration_exact")
         score = objective.score_fn()
         returns = jnp.asarray(st.prefix[mdp.horizon])
         if objective.name == "cvar" and b is None:
