@@ -61,14 +61,17 @@ _RISK = flags.DEFINE_float(
 )
 
 REQUIRED = ("P", "R", "mu0", "gamma", "horizon")
+OPTIONAL = ("terminal",)  # [S] bool: absorbing, zero reward after entering (validate_mdp)
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an empty one: the second)
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def load_npz_file(path: str, flag: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The arrays `required` of the npz archive `path`, read eagerly (the file is closed).
+def load_npz_file(path: str, flag: str, required: tuple[str, ...],
+                  optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays `required` (and those of `optional` that are present) of the npz archive
+    `path`, read eagerly (the file is closed).
 
     Every problem is a one-line ValueError that starts with `{flag} {path}`: a missing file, a
     directory, an empty file, a single `.npy` array or any other non-zip file, a corrupt or
@@ -107,7 +110,7 @@ def load_npz_file(path: str, flag: str, required: tuple[str, ...]) -> dict[str, 
             raise ValueError(f"{where} lacks array(s) {missing}; need {list(required)}, "
                              f"found {data.files}")
         out = {}
-        for k in required:
+        for k in tuple(required) + tuple(k for k in optional if k in data.files):
             try:
                 a = data[k]
             except unreadable as e:
@@ -128,7 +131,7 @@ def _first_line(e: BaseException) -> str:
 
 def load_npz(path: str) -> dp.MDP:
     """Loads and validates an MDP file; ValueError names the file, the array and the problem."""
-    arrays = load_npz_file(path, "--mdp", REQUIRED)
+    arrays = load_npz_file(path, "--mdp", REQUIRED, OPTIONAL)
     where = f"--mdp {path}"
     for k in ("gamma", "horizon"):
         if arrays[k].size != 1:
@@ -141,7 +144,8 @@ def load_npz(path: str) -> dp.MDP:
         )
     try:
         return dp.validate_mdp(
-            arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"]
+            arrays["P"], arrays["R"], arrays["mu0"], float(arrays["gamma"]), arrays["horizon"],
+            arrays.get("terminal"),
         )
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from e
@@ -150,45 +154,17 @@ def load_npz(path: str) -> dp.MDP:
 # ------------------------------------------------------------------------------------------------
 # Memory of the exact solver
 # ------------------------------------------------------------------------------------------------
-MEMORY_FRACTION = 0.5  # of the available RAM that the exact solver's tables may take
-_MIN_ATOMS = 128  # jaxrl.dp.tabular pads the stock axis to a power of two >= 128
+# the estimates and the limit live in the library (every solver checks them itself)
+from jaxrl.dp.memory import (  # noqa: E402
+    _MIN_ATOMS,
+    MEMORY_FRACTION,
+    available_memory_bytes,
+    exact_memory_bytes,
+    memory_limit_bytes,
+)
 
-
-def available_memory_bytes() -> int:
-    """RAM available now: `MemAvailable` of /proc/meminfo, else the free physical pages
-    (`os.sysconf`), else 8 GiB."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-def memory_limit_bytes() -> int:
-    """What the exact solver may use: `MEMORY_FRACTION` of `available_memory_bytes()`."""
-    return int(MEMORY_FRACTION * available_memory_bytes())
-
-
-def exact_memory_bytes(num_states: int, num_actions: int, horizon: int, num_atoms: int) -> int:
-    """Estimated peak bytes of `dp.solve_exact` plus this script's outputs.
-
-    `num_atoms` is the largest number of distinct stock values (discounted rewards so far, or
-    achievable returns) at any time; the solver pads it to `Nm = max(128, next power of two)`.
-    Terms (S states, A actions, H horizon): the successor index table `[H, S, A, S, Nm]` int32,
-    on the host, on the device and as the enumeration's unpadded lists (12 H S^2 A Nm); one
-    backward step's float64 gather `[S, A, S, Nm, Nm]`, Q `[S, Nm, A, Nm]` and the value carry
-    `[S, Nm, Nm]` twice (8 Nm^2 S (S A + A + 2)); the policies, stock and reachability tables of
-    both solutions and their JSON lists (64 H S Nm).
-    """
-    S, A, H = int(num_states), int(num_actions), int(horizon)
-    nm = max(_MIN_ATOMS, 1 << max(int(num_atoms) - 1, 0).bit_length())
-    return 12 * H * S * S * A * nm + 8 * nm * nm * S * (S * A + A + 2) + 64 * H * S * nm
+__all__ = ["MEMORY_FRACTION", "available_memory_bytes", "exact_memory_bytes",
+           "memory_limit_bytes", "load_npz_file", "run"]
 
 
 def _gib(n: float) -> str:

@@ -24,7 +24,7 @@ def _necessity_arrays():
     return dict(P=mdp.P, R=mdp.R, mu0=mdp.mu0, gamma=np.float64(1.0), horizon=np.int64(3))
 
 
-def test_npz_threshold_and_cvar(tmp_path):
+def test_npz_threshold(tmp_path):
     path = _write(tmp_path / "m.npz", **_necessity_arrays())
     c = cfg.get_config("quick")
     c.mdp, c.objective, c.threshold = path, "threshold", 1.0
@@ -34,15 +34,25 @@ def test_npz_threshold_and_cvar(tmp_path):
     assert on_disk["policy_axes"] == ["time", "state", "stock"]
     assert np.asarray(on_disk["policy"]).shape[:2] == (3, 5)
     assert os.path.exists(tmp_path / "out" / "plots" / "return_distribution.png")
-    # CVaR_0.5 of the returns {-3,-1,1,3} style outcomes: check against the outcome law directly
-    c.objective, c.alpha = "cvar", 0.5
-    s = script.run(c, str(tmp_path / "out2"))
-    x, p = np.asarray(s["returns"]), np.asarray(s["return_probs"])
-    order = np.argsort(x)
-    x, p = x[order], p[order]
-    cvar = (np.clip(0.5 - (np.cumsum(p) - p), 0, p) * x).sum() / 0.5
-    assert abs(s["objective_value"] - cvar) < 1e-9
-    assert s["objective_value"] >= s["risk_neutral_objective_value"] - 1e-12
+
+
+def test_npz_cvar_against_hand_computed_values(tmp_path):
+    # the gamble (H = 3; safe +1, or +4 / -2 w.p. 0.6 / 0.4), CVaR_0.2. Any policy that ever
+    # gambles on its all-safe path loses w.p. >= 0.4 and then ends at G <= 0, so CVaR_0.2 <= 0;
+    # never gambling gives G = 3 surely: optimum 3, b = VaR = 3. The risk-neutral policy always
+    # gambles: P(G = -6) = 0.4^3 = 0.064, P(G = 0) = 3 * 0.6 * 0.4^2 = 0.288, so
+    # CVaR_0.2 = (0.064 * -6 + 0.136 * 0) / 0.2 = -1.92.
+    from jaxrl.envs.gamble import gamble_mdp
+
+    m = gamble_mdp(horizon=3)
+    path = _write(tmp_path / "g.npz", P=m["P"], R=m["R"], mu0=m["mu0"], gamma=np.float64(1.0),
+                  horizon=np.int64(3))
+    c = cfg.get_config("quick")
+    c.mdp, c.objective, c.alpha = path, "cvar", 0.2
+    s = script.run(c, str(tmp_path / "out"))
+    assert abs(s["objective_value"] - 3.0) < 1e-9 and abs(s["b"] - 3.0) < 1e-9
+    assert abs(s["risk_neutral_objective_value"] - (-1.92)) < 1e-9
+    assert abs(s["risk_neutral_mean"] - 4.8) < 1e-9
 
 
 @pytest.mark.parametrize("change, match", [

@@ -75,8 +75,12 @@ def test_discounted_mean_equals_classic_vi_and_vi_equals_pi():
     # (exact agreement is tested on exact stocks in test_dp_exact.py); VI may cycle between
     # near-tied greedy actions, so it is capped.
     obj = dp.make_objective("cvar", alpha=0.25)
-    vi = grid.grid_value_iteration(mdp, obj, stocks, support, tol=1e-6, max_sweeps=100)
+    # On this coarse grid neither converges (VI cycles with a value change of 7e-3 at the cap;
+    # measured), and that must be reported, not silent; the values then agree only loosely.
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        vi = grid.grid_value_iteration(mdp, obj, stocks, support, tol=1e-6, max_sweeps=100)
     pi = grid.grid_policy_iteration(mdp, obj, stocks, support, tol=1e-6, max_sweeps=100)
+    assert not vi.converged and vi.residual > 1e-6
     assert abs(vi.objective_value - pi.objective_value) < 2e-2
 
 

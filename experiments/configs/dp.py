@@ -4,7 +4,10 @@ Distributions with Distributional Dynamic Programming", 2025).
   python -m experiments.dp --mdp=FILE.npz --objective=cvar --alpha=0.1 --workdir=DIR
   python -m experiments.dp --config=experiments/configs/dp.py:quick --workdir=DIR
 
-FILE.npz holds P [S,A,S'], R [S,A,S'], mu0 [S], scalar gamma and integer horizon (0 = infinite).
+FILE.npz holds P [S,A,S'], R [S,A,S'], mu0 [S], scalar gamma and integer horizon (0 = infinite),
+and optionally terminal [S] (bool): entering a terminal state ends the episode, its transition's
+reward counts and nothing after it (DP makes it absorbing with zero reward); mu0 may not put
+mass on a terminal state.
 Objectives: mean | cvar --alpha=A | threshold --threshold=T | target --target=T |
 utility --utility=exp --risk=BETA. Finite horizons are solved exactly over history-dependent
 policies (stock-augmented, time-indexed greedy; CVaR searches b over all achievable returns);

@@ -13,6 +13,10 @@ Solvers:
 * categorical on a stock grid (`jaxrl.dp.grid`), finite horizon or discounted:
   `grid_value_iteration`, `grid_policy_iteration`, `make_grid_operator` + `grid_sweep` (one
   jitted sweep on CDFs, the benchmark operator).
+* scalar on the exact stocks (`jaxrl.dp.scalar`, linear memory): `solve_scalar` (VI on
+  (t, state, stock) with f at the horizon, CVaR outer search), `solve_var` (VaR optimization:
+  threshold DP + binary search over tau), `forward_law` (exact law of a stock policy).
+* memory (`jaxrl.dp.memory`): the byte estimates every solver checks first.
 * quantile (`jaxrl.dp.quantile`): `quantile_policy_evaluation` (the distributional Bellman
   operator of a Markov policy on N quantile atoms, then the W1-optimal quantile projection;
   finite horizon or discounted), `quantile_bellman` (one jitted step).
@@ -23,7 +27,7 @@ Public API (the deep agent imports these):
     policy_iteration_exact, evaluate_exact, classic_value_iteration, GridOperator,
     make_grid_operator, grid_sweep, grid_sweep_probs, projection_stencil, GridSolution,
     grid_value_iteration, grid_policy_iteration, QuantileEvaluation, quantile_bellman,
-    quantile_policy_evaluation
+    quantile_policy_evaluation, solve_scalar, solve_var, forward_law
 """
 
 from jaxrl.dp.grid import (
@@ -44,6 +48,7 @@ from jaxrl.dp.objectives import (
     objective_value,
 )
 from jaxrl.dp.quantile import QuantileEvaluation, quantile_bellman, quantile_policy_evaluation
+from jaxrl.dp.scalar import forward_law, solve_scalar, solve_var
 from jaxrl.dp.tabular import (
     MDP,
     ExactSolution,
@@ -83,5 +88,8 @@ __all__ = [
     "quantile_policy_evaluation",
     "policy_iteration_exact",
     "solve_exact",
+    "solve_scalar",
+    "solve_var",
+    "forward_law",
     "validate_mdp",
 ]

@@ -22,8 +22,11 @@ Speed on XLA:CPU (jax 0.10.2): the flags `--xla_cpu_use_fusion_emitters=false
 --xla_cpu_experimental_ynn_fusion_type=` make the sweep about 2x faster; set them in `XLA_FLAGS`
 before jax is imported (experiments/benchmarks/distdp.py does, see RESULTS_distdp.md).
 
-Finite horizon: H backward sweeps from eta_H = delta_0 with a time-indexed greedy (f evaluated on
-gamma^t (c + Z)). Discounted (horizon 0): sweeps to convergence with a stationary greedy, only
+Finite horizon: H backward sweeps from eta_H = Proj(delta_0) (`delta0_cdf`) with a
+time-indexed greedy (f evaluated on gamma^t (c + Z)).
+Discounted (horizon 0): sweeps until the greedy values change by < tol (`converged`,
+`residual` in the result; the greedy is sticky on ties within a dtype-aware tolerance,
+`tie_argmax`; a one-line warning at the cap) with a stationary greedy, only
 for objectives whose f is positively homogeneous (`check_stationary` refuses the others).
 The start stock c_0 is read off the grid by the same interpolation; CVaR searches b over the grid
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
@@ -34,6 +37,7 @@ GridSolution, grid_value_iteration, grid_policy_iteration, cdf_to_probs, project
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -41,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.dp.memory import check_memory, grid_memory_bytes
 from jaxrl.dp.objectives import Objective, check_stationary, objective_value
 from jaxrl.dp.tabular import MDP
 
@@ -187,8 +192,22 @@ def utility_weights(f, stocks, support, scale=1.0) -> jax.Array:
     return u - jnp.concatenate([u[:, 1:], jnp.zeros_like(u[:, :1])], axis=1)
 
 
+TIE_EPS = 64  # greedy ties: actions within TIE_EPS * eps(dtype) * (1 + |max|) of the max
+
+
+def tie_argmax(q: jax.Array) -> jax.Array:
+    """Deterministic greedy with a tie tolerance: the LOWEST action whose score is within
+    `TIE_EPS * eps(dtype) * (1 + |max|)` of the best (`q [..., A]` -> int32 `[...]`). Round-off
+    can then no longer flip the greedy action between near-tied actions from sweep to sweep
+    (which kept value iteration from stopping although the values had settled)."""
+    m = q.max(-1, keepdims=True)
+    tol = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
+    return jnp.argmax(q >= m - tol, axis=-1).astype(jnp.int32)
+
+
 def greedy(F: jax.Array, dU: jax.Array) -> jax.Array:
-    """a*[s, j] = argmax_a sum_k F[s, j, a, k] dU[j, k]. F: `[S, NC, A, K]` CDFs."""
+    """a*[s, j] = argmax_a sum_k F[s, j, a, k] dU[j, k] (first maximizer, as the one sweep
+    `grid_sweep` and the NumPy references). F: `[S, NC, A, K]` CDFs."""
     return jnp.argmax(jnp.einsum("sjak,jk->sja", F, dU), axis=-1)
 
 
@@ -289,6 +308,10 @@ class GridSolution(NamedTuple):
       policy: `[S, NC]` (discounted) or `[H, S, NC]` (finite horizon) int32 greedy actions.
       F: `[S, NC, A, K]` return-distribution CDFs at t = 0.
       stocks `[NC]`, support `[K]`, return_probs `[K]` law of G from mu0; sweeps: sweeps used.
+      converged: the stopping rule was met (finite horizon: always; VI: the greedy values
+        changed by < tol in the last sweep; PI: the policy was stable); False = stopped at the
+        cap (a one-line warning is issued). residual: the last value change (VI) or evaluation
+        change (PI) in the sup norm; 0 for a finite horizon.
     """
 
     objective_value: float
@@ -300,11 +323,26 @@ class GridSolution(NamedTuple):
     support: np.ndarray
     return_probs: np.ndarray
     sweeps: int
+    converged: bool = True
+    residual: float = 0.0
+
+
+def delta0_cdf(support) -> np.ndarray:
+    """CDF `[K]` of the C51 projection of delta_0 onto `support` (uniform): mass split between
+    the two atoms around 0 in proportion to closeness (mean 0 kept), or all on the end atom
+    when 0 lies outside the support. The start eta_H of finite-horizon grid DP."""
+    z = np.asarray(support, np.float64)
+    K = z.size
+    b = (np.clip(0.0, z[0], z[-1]) - z[0]) / (z[1] - z[0])
+    lo = min(int(np.floor(b)), K - 2)
+    p = np.zeros(K)
+    p[lo], p[lo + 1] = 1.0 - (b - lo), b - lo
+    return np.cumsum(p)
 
 
 def _delta0(S, NC, A, support, dtype):
-    F = (support >= 0).astype(dtype) if bool(np.any(support >= 0)) else jnp.ones_like(support)
-    return jnp.broadcast_to(jnp.asarray(F, dtype), (S, NC, A, support.shape[0]))
+    F = jnp.asarray(delta0_cdf(np.asarray(support, np.float64)), dtype)
+    return jnp.broadcast_to(F, (S, NC, A, support.shape[0]))
 
 
 def _start_law(F0, policy0, mu0, stocks, c0):
@@ -317,7 +355,8 @@ def _start_law(F0, policy0, mu0, stocks, c0):
     return np.asarray(cdf_to_probs(cdf), np.float64)
 
 
-def _finish(mdp, objective, op, F0, policy0, policy, sweeps) -> GridSolution:
+def _finish(mdp, objective, op, F0, policy0, policy, sweeps, converged=True, residual=0.0
+            ) -> GridSolution:
     stocks = np.asarray(op.stocks, np.float64)
     support = np.asarray(op.support, np.float64)
     if objective.name == "cvar":
@@ -333,14 +372,17 @@ def _finish(mdp, objective, op, F0, policy0, policy, sweeps) -> GridSolution:
         law = _start_law(F0, policy0, mdp.mu0, stocks, c0)
     value = float(objective_value(objective, jnp.asarray(support), jnp.asarray(law)))
     return GridSolution(value, c0, bstar, np.asarray(policy), np.asarray(F0), stocks, support,
-                        law, sweeps)
+                        law, sweeps, bool(converged), float(residual))
 
 
 def _setup(mdp, objective, stocks, support, dtype):
     if objective.score is not None:
         raise ValueError("grid solvers support expected-utility objectives only (no custom score)")
-    op = make_grid_operator(mdp, stocks, support, dtype)
     S, A, _ = mdp.P.shape
+    nc, k = np.asarray(stocks).size, np.asarray(support).size
+    check_memory("the grid solver", grid_memory_bytes(S, A, nc, k, jnp.dtype(dtype).itemsize),
+                 f"S={S}, A={A}, {nc} stocks x {k} atoms, {jnp.dtype(dtype).name}")
+    op = make_grid_operator(mdp, stocks, support, dtype)
     F = _delta0(S, op.stocks.shape[0], A, op.support, dtype)
     return op, F
 
@@ -351,7 +393,10 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
 
     Args:
       mdp: finite MDP; objective: from `make_objective`; stocks `[NC]`, support `[K]` uniform.
-      tol: stop when max |F_new - F| < tol (discounted only); max_sweeps: cap.
+      tol: stop when the greedy values `v(s, c) = max_a E f(c + Z)` change by < tol in the sup
+        norm (discounted only; a value criterion: near-tied actions may swap distributions
+        without changing the values); max_sweeps: cap. Not converged: `converged=False`, the
+        final `residual`, and a one-line `RuntimeWarning`.
     """
     f = objective.utility
     if mdp.horizon > 0:
@@ -366,27 +411,46 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
     check_stationary(objective, mdp.gamma)
     op, F = _setup(mdp, objective, stocks, support, dtype)
     dU = utility_weights(f, op.stocks, op.support)
-    F, n = _iterate(F, op, dU, tol, max_sweeps)
-    policy = greedy(F, dU)
-    return _finish(mdp, objective, op, F, policy, policy, int(n))
+    F, n, res = _iterate(F, op, dU, tol, max_sweeps)
+    policy = tie_argmax(jnp.einsum("sjak,jk->sja", F, dU))
+    converged = bool(res < tol)
+    if not converged:
+        warnings.warn(f"grid_value_iteration did not converge: value change {float(res):.3g} >= "
+                      f"tol {tol:g} after max_sweeps={max_sweeps}", RuntimeWarning, stacklevel=2)
+    return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res))
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
 def _iterate(F, op, dU, tol, max_sweeps):
-    """Sweeps from CDFs F until max |F_new - F| < tol (carried as probabilities inside)."""
+    """Sweeps from CDFs F until the greedy values max_a E f change by < tol in the sup norm
+    (carried as probabilities inside). The greedy is sticky on ties: the previous sweep's action
+    is kept while it is within the `tie_argmax` tolerance of the best, else the lowest such
+    action is taken. Returns (F, sweeps, last value change)."""
     u = _utility_probs(dU)
 
+    def greedy_of(P, a_prev):
+        q = jnp.einsum("sjak,jk->sja", P, u)
+        m = q.max(-1)
+        tol_q = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
+        keep = jnp.take_along_axis(q, a_prev[..., None], -1)[..., 0] >= m - tol_q
+        return jnp.where(keep, a_prev, tie_argmax(q)), m
+
     def cond(c):
-        _, err, n = c
+        _, _, _, err, n = c
         return (err >= tol) & (n < max_sweeps)
 
     def body(c):
-        P, _, n = c
-        P_new, _ = _sweep_probs(P, op, u)
-        return P_new, jnp.max(jnp.abs(jnp.cumsum(P_new - P, -1))), n + 1
+        P, a, v, _, n = c
+        V = jnp.take_along_axis(P, a[:, :, None, None], axis=2)[:, :, 0, :]
+        P_new = _apply_probs(V, op)
+        a_new, v_new = greedy_of(P_new, a)
+        return P_new, a_new, v_new, jnp.max(jnp.abs(v_new - v)), n + 1
 
-    P, _, n = jax.lax.while_loop(cond, body, (cdf_to_probs(F), jnp.asarray(jnp.inf, F.dtype), 0))
-    return jnp.cumsum(P, -1), n
+    P0 = cdf_to_probs(F)
+    a0, v0 = greedy_of(P0, jnp.zeros(P0.shape[:2], jnp.int32))
+    P, _, _, err, n = jax.lax.while_loop(
+        cond, body, (P0, a0, v0, jnp.asarray(jnp.inf, F.dtype), 0))
+    return jnp.cumsum(P, -1), n, err
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
@@ -400,8 +464,8 @@ def _evaluate(F, op, policy, tol, max_sweeps):
         F_new = _evaluate_sweep(F, op, policy)
         return F_new, jnp.max(jnp.abs(F_new - F)), n + 1
 
-    F, _, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
-    return F, n
+    F, err, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
+    return F, n, err
 
 
 def grid_policy_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
@@ -420,14 +484,18 @@ def grid_policy_iteration(mdp: MDP, objective: Objective, stocks, support, *, to
     dU = utility_weights(objective.utility, op.stocks, op.support)
     S, A, _ = mdp.P.shape
     policy = jnp.zeros((S, op.stocks.shape[0]), jnp.int32)
-    total = 0
+    total, stable, res = 0, False, 0.0
     for _ in range(max_iterations):
-        F, n = _evaluate(F, op, policy, tol, max_sweeps)
+        F, n, res = _evaluate(F, op, policy, tol, max_sweeps)
         total += int(n)
         q = jnp.einsum("sjak,jk->sja", F, dU)
         old = jnp.take_along_axis(q, policy[..., None], -1)[..., 0]
-        new = jnp.where(q.max(-1) > old + 1e-7, jnp.argmax(q, -1), policy)
+        new = jnp.where(q.max(-1) > old + 1e-7, tie_argmax(q), policy)
         if bool(jnp.all(new == policy)):
+            stable = True
             break
         policy = new
-    return _finish(mdp, objective, op, F, policy, policy, total)
+    if not stable:
+        warnings.warn(f"grid_policy_iteration did not converge: policy still changing after "
+                      f"max_iterations={max_iterations}", RuntimeWarning, stacklevel=2)
+    return _finish(mdp, objective, op, F, policy, policy, total, stable, float(res))

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.dp.memory import check_memory, exact_memory_bytes
 from jaxrl.dp.objectives import Objective, objective_value
 
 TOL = 1e-9  # two returns closer than this are the same atom
@@ -42,10 +43,15 @@ class MDP(NamedTuple):
     horizon: int
 
 
-def validate_mdp(P, R, mu0, gamma, horizon) -> MDP:
+def validate_mdp(P, R, mu0, gamma, horizon, terminal=None) -> MDP:
     """Checks the arrays of a finite MDP; raises ValueError naming the array and the problem.
 
     `R` may be `[S, A, S]` or `[S, A]` (broadcast over s'). horizon 0 means infinite.
+    `terminal` (optional `[S]` bool): entering such a state ends the episode, as in
+    `jaxrl.envs.finite_mdp.FiniteMDP`. DP makes every terminal state absorbing with zero reward
+    (`P[s, a] = e_s`, `R[s, a, :] = 0`), so the reward of the transition INTO a terminal state
+    counts and nothing after it; `mu0` may not put mass on a terminal state (the environment
+    would act from it once, DP would not).
     """
     P = np.asarray(P, dtype=np.float64)
     R = np.asarray(R, dtype=np.float64)
@@ -82,13 +88,43 @@ def validate_mdp(P, R, mu0, gamma, horizon) -> MDP:
     if int(h) == 0 and gamma >= 1.0:
         raise ValueError("gamma must be < 1 when horizon is 0 (infinite horizon)")
     P = P / rows[..., None]
+    if terminal is not None:
+        P, R = absorb_terminal(P, R, mu0, terminal)
     return MDP(P, R, mu0 / mu0.sum(), gamma, int(h))
 
 
+def absorb_terminal(P: np.ndarray, R: np.ndarray, mu0: np.ndarray, terminal
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`(P, R)` `[S, A, S]` with every terminal state absorbing and rewardless (see
+    `validate_mdp`). `terminal`: `[S]` bool (or 0/1). Raises ValueError naming the problem."""
+    S = P.shape[0]
+    term = np.asarray(terminal)
+    if term.shape != (S,):
+        raise ValueError(f"terminal must have shape {(S,)} to match P, got {term.shape}")
+    if term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
+        raise ValueError(f"terminal must be a bool (0/1) array, got dtype {term.dtype}")
+    term = term.astype(bool)
+    if (mu0[term] > 0).any():
+        s = int(np.nonzero(term & (mu0 > 0))[0][0])
+        raise ValueError(f"mu0 puts mass {mu0[s]:.6g} on terminal state {s}; an episode cannot "
+                         "start in a terminal state")
+    P, R = P.copy(), R.copy()
+    P[term] = np.eye(S)[term][:, None, :]
+    R[term] = 0.0
+    return P, R
+
+
 def mdp_from_params(params) -> MDP:
-    """`MDP` from `jaxrl.envs.finite_mdp.FiniteMDPParams` (horizon = max_steps_in_episode)."""
+    """`MDP` from `jaxrl.envs.finite_mdp.FiniteMDPParams` (horizon = max_steps_in_episode).
+
+    `params.terminal` is honoured: terminal states become absorbing with zero reward
+    (`absorb_terminal`), so DP and the environment score the same returns.
+    """
     h = int(params.max_steps_in_episode)
-    return validate_mdp(params.P, params.R, params.mu0, params.gamma, 0 if h >= 2**31 - 1 else h)
+    term = getattr(params, "terminal", None)
+    term = None if term is None else np.asarray(term)
+    return validate_mdp(params.P, params.R, params.mu0, params.gamma,
+                        0 if h >= 2**31 - 1 else h, term)
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
@@ -168,7 +204,16 @@ class _Padded(NamedTuple):
     n_valid: int
 
 
-def _padded(mdp: MDP, st: ExactStocks) -> _Padded:
+def _guard(mdp: MDP, st: ExactStocks, solver: str) -> None:
+    S, A = mdp.P.shape[:2]
+    n = max(g.size for g in st.prefix)
+    check_memory(solver, exact_memory_bytes(S, A, mdp.horizon, n),
+                 f"S={S}, A={A}, H={mdp.horizon}, {n} stock values, quadratic in them; "
+                 "jaxrl.dp.scalar.solve_scalar is linear")
+
+
+def _padded(mdp: MDP, st: ExactStocks, solver: str = "the exact solver") -> _Padded:
+    _guard(mdp, st, solver)
     H = mdp.horizon
     nm = _bucket(max(g.size for g in st.prefix))
     nxt = np.zeros((H,) + mdp.P.shape + (nm,), np.int32)
@@ -269,7 +314,7 @@ def solve_exact(mdp: MDP, objective: Objective, stocks: ExactStocks | None = Non
         raise ValueError("solve_exact needs a finite horizon; use jaxrl.dp.grid for horizon 0")
     st = exact_stocks(mdp) if stocks is None else stocks
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "solve_exact")
         zero = jnp.zeros(pd.nxt.shape[:2] + pd.nxt.shape[-1:], jnp.int32)
         score = objective.score_fn()
         if objective.name == "cvar":
@@ -303,7 +348,7 @@ def evaluate_exact(mdp: MDP, policy: np.ndarray, c0: float = 0.0,
     del c0
     st = exact_stocks(mdp) if stocks is None else stocks
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "evaluate_exact")
         pol = _policy_to_padded(np.asarray(policy), pd.nxt.shape[-1])
         law, _ = _backward(pd.P, pd.mu0, pd.nxt, pd.values, pol, None, True)
     return st.prefix[mdp.horizon], np.asarray(law[: pd.n_valid])
@@ -329,32 +374,65 @@ def _improve(P, mu0, nxt, x, policy, score):
     return new
 
 
+@partial(jax.jit, static_argnames=("score", "max_iterations"))
+def _pi_solve(P, mu0, nxt, x, score, max_iterations):
+    """Policy iteration from the all-zeros policy until stable: (policy, law, iterations)."""
+    pol0 = jnp.zeros(nxt.shape[:2] + nxt.shape[-1:], jnp.int32)
+
+    def cond(c):
+        _, done, it = c
+        return (~done) & (it < max_iterations)
+
+    def body(c):
+        pol, _, it = c
+        new = _improve(P, mu0, nxt, x, pol, score)
+        return new.astype(jnp.int32), jnp.all(new == pol), it + 1
+
+    pol, _, it = jax.lax.while_loop(cond, body, (pol0, jnp.asarray(False), 0))
+    law, _ = _backward(P, mu0, nxt, x, pol, None, True)
+    return pol, law, it
+
+
+@partial(jax.jit, static_argnames=("n_valid", "score", "max_iterations"))
+def _pi_cvar_search(P, mu0, nxt, values, returns, n_valid, alpha, score, max_iterations):
+    """Policy iteration for every b in `returns`: (RU values, policies, laws, iterations)."""
+    def one(b):
+        pol, law, it = _pi_solve(P, mu0, nxt, values - b, score, max_iterations)
+        return b + (law[:n_valid] @ jnp.minimum(returns - b, 0.0)) / alpha, pol, law, it
+
+    return jax.lax.map(one, returns)
+
+
 def policy_iteration_exact(mdp: MDP, objective: Objective, b: float | None = None,
                            max_iterations: int = 100) -> tuple[ExactSolution, int]:
     """Distributional policy iteration on the exact stock-augmented MDP (finite horizon).
 
     Evaluates the current time-indexed policy exactly, improves it greedily at every
-    (t, s, stock) (keeping the old action on ties), until stable. For 'cvar' the inner problem is
-    solved for the given `b` (default: the b found by `solve_exact`). Returns (solution, iters).
+    (t, s, stock) (keeping the old action on ties), until stable. For 'cvar' the outer search
+    over b is its own: policy iteration is run for every achievable return b (c_0 = -b) and the
+    b with the largest Rockafellar-Uryasev value `b + E[min(G - b, 0)] / alpha` of its policy's
+    law is kept (independent of `solve_exact`); a given `b` solves that inner problem only.
+    Returns (solution, iterations of the kept b).
     """
     st = exact_stocks(mdp)
-    if objective.name == "cvar" and b is None:
-        b = solve_exact(mdp, objective, st).b
-    c0 = -b if objective.name == "cvar" else objective.c0
     with jax.enable_x64(True):
-        pd = _padded(mdp, st)
+        pd = _padded(mdp, st, "policy_iteration_exact")
         score = objective.score_fn()
-        x = pd.values + c0
-        policy = jnp.zeros(pd.nxt.shape[:2] + pd.nxt.shape[-1:], jnp.int32)
-        it = 0
-        for it in range(1, max_iterations + 1):  # noqa: B007
-            new = _improve(pd.P, pd.mu0, pd.nxt, x, policy, score)
-            if bool(jnp.all(new == policy)):
-                break
-            policy = new
-        law, _ = _backward(pd.P, pd.mu0, pd.nxt, x, policy, None, True)
+        returns = jnp.asarray(st.prefix[mdp.horizon])
+        if objective.name == "cvar" and b is None:
+            ru, pols, laws, its = _pi_cvar_search(pd.P, pd.mu0, pd.nxt, pd.values, returns,
+                                                  pd.n_valid, objective.alpha, score,
+                                                  max_iterations)
+            i = int(np.argmax(np.asarray(ru)))
+            b, policy, law, it = float(returns[i]), pols[i], laws[i], int(its[i])
+        else:
+            c0 = -b if objective.name == "cvar" else objective.c0
+            policy, law, it = _pi_solve(pd.P, pd.mu0, pd.nxt, pd.values + c0, score,
+                                        max_iterations)
+            it = int(it)
+        c0 = -b if objective.name == "cvar" else objective.c0
         law = law[: pd.n_valid]
-        value = float(objective_value(objective, jnp.asarray(st.prefix[mdp.horizon]), law))
+        value = float(objective_value(objective, returns, law))
     return _pack(mdp, st, c0, b, value, policy, law), it
 
 

@@ -3,8 +3,16 @@
 `FiniteMDP` samples `s_0 ~ mu0`, `s_{t+1} ~ P[s_t, a_t, :]`, reward `R[s_t, a_t, s_{t+1}]`
 (a `[S, A]` reward table is broadcast over `s'`). Observations are one-hot `[S]` float32
 (`obs="onehot"`, default) or the state index (`obs="index"`, int32 scalar). Time is kept in the
-state; an episode is truncated (not terminated) at `params.max_steps_in_episode` (the horizon).
-States listed in `params.terminal` terminate the episode when entered.
+state; by default an episode is truncated (not terminated) at `params.max_steps_in_episode` (the
+horizon), a time limit of an infinite-horizon task. States listed in `params.terminal` terminate
+the episode when entered (the reward of that transition counts; `jaxrl.dp.mdp_from_params` makes
+them absorbing with zero reward, the same returns).
+
+Finite-horizon tasks (`time_indexed=True`, needs a horizon H and `obs="onehot"`): the observation
+is `concat(one_hot(s, S), one_hot(t, H))` (all-zero time part at t = H) and the episode
+TERMINATES at t = H (no bootstrapping past the horizon). This is the MDP that finite-horizon DP
+solves: its optimal policy is indexed by time, so a deep agent needs the time in its input to
+represent it (and a true end at H, not a truncation it would bootstrap through).
 
 The same `FiniteMDPParams` arrays are what the tabular solvers in `jaxrl.dp` read (`P`, `R`,
 `mu0`, `gamma`, `horizon`), so a DP solution and a deep agent can run on one MDP.
@@ -56,11 +64,16 @@ class FiniteMDPParams(environment.EnvParams):
 
 
 def make_finite_mdp(P, R, mu0, gamma: float = 1.0, horizon: int = 0, terminal=None,
-                    obs: str = "onehot") -> tuple[FiniteMDP, FiniteMDPParams]:
+                    obs: str = "onehot", time_indexed: bool = False
+                    ) -> tuple[FiniteMDP, FiniteMDPParams]:
     """Builds `(env, params)` from arrays; `R` may be `[S, A, S]` or `[S, A]`; horizon 0 = none.
 
+    `terminal`: optional `[S]` bool; `mu0` may not put mass on a terminal state.
+    `time_indexed`: time in the observation and termination at the horizon (module docstring).
+
     Raises:
-      ValueError: naming the array and the problem (shape, NaN, rows of P or mu0 not summing to 1).
+      ValueError: naming the array and the problem (shape, NaN, rows of P or mu0 not summing to 1,
+        mu0 on a terminal state, time_indexed without a horizon or with obs="index").
     """
     P = np.asarray(P, np.float64)
     R = np.asarray(R, np.float64)
@@ -85,23 +98,41 @@ def make_finite_mdp(P, R, mu0, gamma: float = 1.0, horizon: int = 0, terminal=No
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
     if horizon < 0:
         raise ValueError(f"horizon must be >= 0 (0 = infinite), got {horizon}")
-    term = np.zeros(S, bool) if terminal is None else np.asarray(terminal, bool)
+    if terminal is None:
+        term = np.zeros(S, bool)
+    else:
+        term = np.asarray(terminal)
+        if term.shape != (S,) or term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
+            raise ValueError(f"terminal must be a bool array of shape {(S,)}, got shape "
+                             f"{term.shape} dtype {term.dtype}")
+        term = term.astype(bool)
+        if (mu0[term] > 0).any():
+            bad = int(np.nonzero(term & (mu0 > 0))[0][0])
+            raise ValueError(f"mu0 puts mass on terminal state {bad}")
+    if time_indexed and (horizon < 1 or obs != "onehot"):
+        raise ValueError(f"time_indexed needs a horizon >= 1 and obs='onehot', got horizon "
+                         f"{horizon}, obs {obs!r}")
     params = FiniteMDPParams(
         P=jnp.asarray(P, jnp.float32), R=jnp.asarray(R, jnp.float32),
         mu0=jnp.asarray(mu0, jnp.float32), terminal=jnp.asarray(term), gamma=float(gamma),
         max_steps_in_episode=int(horizon) if horizon > 0 else INFINITE_HORIZON_STEPS)
-    return FiniteMDP(S, A, obs=obs, default=params), params
+    env = FiniteMDP(S, A, obs=obs, default=params, horizon=int(horizon) if time_indexed else 0)
+    return env, params
 
 
 class FiniteMDP(environment.Environment[FiniteMDPState, FiniteMDPParams]):
-    """A finite MDP given by arrays (see module docstring)."""
+    """A finite MDP given by arrays (see module docstring). `horizon > 0`: time-indexed (the
+    time one-hot in the observation, termination at t = horizon); 0: plain."""
 
     def __init__(self, num_states: int, num_actions: int, obs: str = "onehot",
-                 default: FiniteMDPParams | None = None):
+                 default: FiniteMDPParams | None = None, horizon: int = 0):
         super().__init__()
         if obs not in ("onehot", "index"):
             raise ValueError(f"obs must be 'onehot' or 'index', got {obs!r}")
+        if horizon and obs != "onehot":
+            raise ValueError("a time-indexed FiniteMDP needs obs='onehot'")
         self.num_states, self._num_actions, self.obs_mode = num_states, num_actions, obs
+        self.horizon = int(horizon)
         self._default = default
 
     @property
@@ -110,9 +141,12 @@ class FiniteMDP(environment.Environment[FiniteMDPState, FiniteMDPParams]):
             raise ValueError("FiniteMDP has no default params: build it with make_finite_mdp")
         return self._default
 
-    def _obs(self, s: jax.Array) -> jax.Array:
+    def _obs(self, s: jax.Array, t: jax.Array) -> jax.Array:
         if self.obs_mode == "onehot":
-            return jax.nn.one_hot(s, self.num_states, dtype=jnp.float32)
+            o = jax.nn.one_hot(s, self.num_states, dtype=jnp.float32)
+            if self.horizon:
+                o = jnp.concatenate([o, jax.nn.one_hot(t, self.horizon, dtype=jnp.float32)])
+            return o
         return s.astype(jnp.int32)
 
     def step_env(self, key: jax.Array, state: FiniteMDPState, action, params: FiniteMDPParams
@@ -122,18 +156,21 @@ class FiniteMDP(environment.Environment[FiniteMDPState, FiniteMDPParams]):
         reward = params.R[state.state, action, s_next].astype(jnp.float32)
         new = FiniteMDPState(state=s_next, time=state.time + 1)
         terminated = self.is_terminated(new, params)
-        return self._obs(s_next), new, reward, terminated, {"discount": 1.0 - terminated}
+        return self._obs(s_next, new.time), new, reward, terminated, {"discount": 1.0 - terminated}
 
     def reset_env(self, key: jax.Array, params: FiniteMDPParams
                   ) -> tuple[jax.Array, FiniteMDPState]:
         s0 = jax.random.choice(key, self.num_states, p=params.mu0).astype(jnp.int32)
-        return self._obs(s0), FiniteMDPState(state=s0, time=jnp.int32(0))
+        return self._obs(s0, jnp.int32(0)), FiniteMDPState(state=s0, time=jnp.int32(0))
 
     def get_obs(self, state: FiniteMDPState, params=None, key=None) -> jax.Array:
-        return self._obs(state.state)
+        return self._obs(state.state, state.time)
 
     def is_terminated(self, state: FiniteMDPState, params: FiniteMDPParams) -> jax.Array:
-        return params.terminal[state.state]
+        done = params.terminal[state.state]
+        if self.horizon:
+            done = jnp.logical_or(done, state.time >= self.horizon)
+        return done
 
     @property
     def name(self) -> str:
@@ -148,7 +185,7 @@ class FiniteMDP(environment.Environment[FiniteMDPState, FiniteMDPParams]):
 
     def observation_space(self, params: FiniteMDPParams | None = None):
         if self.obs_mode == "onehot":
-            return spaces.Box(0.0, 1.0, (self.num_states,), jnp.float32)
+            return spaces.Box(0.0, 1.0, (self.num_states + self.horizon,), jnp.float32)
         return spaces.Discrete(self.num_states)
 
     def state_space(self, params: FiniteMDPParams | None = None):
@@ -158,14 +195,14 @@ class FiniteMDP(environment.Environment[FiniteMDPState, FiniteMDPParams]):
 
 def random_mdp(key: jax.Array, num_states: int, num_actions: int, *, gamma: float = 0.9,
                horizon: int = 0, reward_values=None, reward_scale: float = 1.0,
-               concentration: float = 1.0, branching: int | None = None, obs: str = "onehot"
-               ) -> tuple[FiniteMDP, FiniteMDPParams]:
+               concentration: float = 1.0, branching: int | None = None, obs: str = "onehot",
+               time_indexed: bool = False) -> tuple[FiniteMDP, FiniteMDPParams]:
     """Seeded random finite MDP.
 
     P[s, a] ~ Dirichlet(concentration) over `branching` random successors (all states if None);
     rewards R[s, a, s'] ~ U[-reward_scale, reward_scale], or drawn uniformly from the finite set
     `reward_values` if given (keeps the exact stock set small for finite-horizon DP);
-    mu0 ~ Dirichlet(1). Same key -> same MDP.
+    mu0 ~ Dirichlet(1). Same key -> same MDP. `time_indexed` as in `make_finite_mdp`.
     """
     if num_states < 1 or num_actions < 1:
         raise ValueError(f"need num_states, num_actions >= 1, got {num_states}, {num_actions}")
@@ -186,7 +223,8 @@ def random_mdp(key: jax.Array, num_states: int, num_actions: int, *, gamma: floa
     P = np.asarray(P, np.float64)
     P = P / P.sum(-1, keepdims=True)
     mu0 = np.asarray(mu0, np.float64)
-    return make_finite_mdp(P, np.asarray(R, np.float64), mu0 / mu0.sum(), gamma, horizon, obs=obs)
+    return make_finite_mdp(P, np.asarray(R, np.float64), mu0 / mu0.sum(), gamma, horizon, obs=obs,
+                           time_indexed=time_indexed)
 
 
 def random_mdp_env(seed: int = 0, num_states: int = 4, num_actions: int = 2, **kwargs
