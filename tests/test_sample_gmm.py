@@ -12,7 +12,6 @@ from experiments import sample_gmm as exp
 
 
 def test_cli_writes_samples_and_rejects_bad_mixtures(tmp_path):
-    from experiments import samplers as exp
 
     good = tmp_path / "good.npz"
     np.savez(good, weights=np.array([0.4, 0.6]), means=np.array([[0.0, 0.0], [3.0, 1.0]]),
@@ -42,7 +41,6 @@ def test_cli_samples_of_an_off_centre_mixture_are_unbiased(tmp_path):
     """Mean and mode weights of `--gmm` samples match the mixture's (4 standard errors) for data
     far from the origin: the start law carries the data mean (a N(0, sigma_max^2) start leaves a
     bias of about |mean| * scale / sigma_max, here ~0.15, i.e. > 6 standard errors)."""
-    from experiments import samplers as exp
 
     w, mu = np.array([0.3, 0.7]), np.array([[6.0, 4.0], [9.0, 5.0]])
     path = tmp_path / "far.npz"

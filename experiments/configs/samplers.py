@@ -16,9 +16,11 @@ Expected result (8 seeds): with the exact GMM score the ODE samplers (Euler = DD
 DPM-Solver++(2M)) reach the exact-sample floor of sliced W2 by ~16-32 NFE; Heun with very few
 steps from sigma 80 is far off; SDE samplers need the most NFE. Teleporting up to 38% of the
 schedule (the largest fraction tried) keeps sliced W2 within 5% on both mixtures and digits.
-Warm start (lane-tracking task): a 1-NFE warm start from sigma 0.1 (the contractivity/scaling
-choice) matches the 20-NFE full solve's action error (cold start needs 4 NFE); without the
-gripper scaling (scale 1) no warm start reaches it (the gripper guess is never overturned).
+Warm start (lane-tracking task, gripper scale 10; docs/results/samplers.md section 1): the
+1-NFE Euler warm start from sigma 0.1 is collapsed (dispersion ratio ~0.09) and rejected; the
+paper's ancestral protocol from t = 2 or 4 keeps the spread but never flips the scaled gripper
+in time; the rule picks the 4-step cold start, the cheapest accepted warm start is ancestral
+t = 8 (9 NFE).
 Tiny variant (`:tiny`, 2 seeds, 2 samplers x 2 NFE budgets on gmm2d and a 30-step digits net; no
 warm-start part; seconds of compute, most of it compiling; the digits net runs one DSM step per
 chunk with a checkpoint after every chunk: the kill-and-resume test).
@@ -28,7 +30,7 @@ Files: DIR/config.json, DIR/summary.json, DIR/plots/, one long-form metrics.csv 
 experiments/samplers.py for the columns) and the runtime workdir of the digits score nets,
 DIR/digits/net/ (re-running the same command resumes their training).
 
-Run time: full 1250 s (warm 143 + gmm 786 + digits 321, run as three `config.parts`) at nice 19
+Run time: full ~1860 s (warm 709 with one gripper scale + gmm 786 + digits 321, run as three `config.parts`) at nice 19
 on the shared 2-core CPU (load 10-16); quick ~60 s CPU time on a quiet machine (~30 s of it the
 warm-start study).
 """
