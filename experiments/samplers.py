@@ -1,39 +1,33 @@
 """Score-based samplers: quality vs NFE, analytical teleportation, warm-started denoising.
 
-Two modes (see experiments/configs/samplers.py for commands, expected results and run times):
+`--config=... --workdir=...` (see experiments/configs/samplers.py for commands, expected results
+and run times): quality (sliced Wasserstein, MMD against exact or held-out samples) vs NFE for
+every sampler on 2-D and 16-D mixtures, a mixture of many well-separated modes in 32-D and
+sklearn's 8x8 digits with a DSM-trained score network per seed; teleportation NFE saved at equal
+quality; warm-started (RTI) denoising on `tasks.LaneTrackTask`: two-sided agreement of each
+candidate solver with the full solve at matched states, closed-loop success, and the start level
+chosen by `rti.choose_start_level`. Bring your own mixture: `experiments/sample_gmm.py` (the old
+`--gmm` flags of this script still run it).
 
-* Bring your own mixture: `--gmm=FILE.npz --sampler=NAME --nfe=N --num_samples=K --seed=S
-  --out=SAMPLES.npy [--teleport=FRACTION]` draws K samples with the exact mixture score and writes
-  a `[K, D]` float32 array in .npy format to exactly the path `--out` (no suffix added; its
-  directory must exist). A bad file, mixture or flag is one line `error: ...`, exit status 2,
-  before anything is sampled or written. The schedule is the EDM one (`sigma_max` 80) with as many steps as
-  the NFE budget buys; `--teleport=f` jumps the first `round(f * steps)` steps with the Gaussian
-  closed form (zero NFE), so fewer NFE are spent. Prints one JSON line with the NFE used.
-* Experiment (`--config=... --workdir=...`): quality (sliced Wasserstein, MMD against exact or
-  held-out samples) vs NFE for every sampler on 2-D and 16-D mixtures and on sklearn's 8x8 digits
-  with a DSM-trained score network per seed; teleportation NFE saved at equal quality; warm-started
-  (RTI) denoising NFE per control step at equal action error on `warmstart.LaneTrackTask`.
-
-Files of the experiment mode. The score nets are trained on the one runtime
-(`network.score_net_trainer` through `experiment.run`, one update = one DSM step) in
-`DIR/digits/net/` (config.json, metrics.csv with the DSM loss, checkpoints; re-running the same
-command resumes the training). Every other study is one jitted computation per setting (no
-checkpoints) whose table goes through `jaxrl.metrics.MetricWriter` in the runtime's long form,
-one row per seed and setting at step 1 (`env_steps` 0), the settings as the swept columns:
-  * `DIR/<data>/quality/metrics.csv` (data = gmm2d, gmm16d, digits): swept `nfe` (the budget);
-    `<sampler>_sw`, `<sampler>_mmd`, `<sampler>_nfe_used` (NFE actually spent), `floor_sw`,
-    `floor_mmd` (exact or held-out samples against the reference);
+Files. The score nets are trained on the one runtime (`network.score_net_trainer` through
+`experiment.run`, one update = one DSM step) in `DIR/digits/net/` (config.json, metrics.csv with
+the DSM loss, checkpoints; re-running the same command resumes the training). Every other study
+is one jitted computation per setting (no checkpoints) whose table goes through
+`jaxrl.metrics.MetricWriter` in the runtime's long form, one row per seed and setting at step 1
+(`env_steps` 0), the settings as the swept columns:
+  * `DIR/<data>/quality/metrics.csv` (data = gmm2d, gmm16d, gmm_sep, digits): swept `nfe` (the
+    budget); `<sampler>_sw`, `<sampler>_mmd`, `<sampler>_nfe_used` (NFE actually spent),
+    `floor_sw`, `floor_mmd` (exact or held-out samples against the reference);
   * `DIR/<data>/teleport/metrics.csv`: swept `skip` (steps jumped) and `steps` (schedule
     length); `<sampler>_{sw,mmd,rmse,nfe_used}` (RMSE against the no-skip solve);
-  * `DIR/warm/metrics.csv`: swept `factor` (gripper scale), `sigma_start` (10 = cold start or
-    full solve) and `solver_steps`; `pos_err`, `grip_err`, `nfe`.
+  * `DIR/warm/metrics.csv`: swept `factor` (gripper scale) and `candidate` (index into
+    `config.warm_candidates`, labels in summary.json); `WARM_COLUMNS` per seed.
 IQM and 95% CIs over seeds in `DIR/summary.json` and the tables are `experiment.summarize` of
 those files' columns; `DIR/config.json` holds the config.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -44,11 +38,20 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import common
-from experiments.dp import MEMORY_FRACTION, load_npz_file, memory_limit_bytes
+from experiments import common, sample_gmm
 from jaxrl import config as jconfig
 from jaxrl import experiment, stats, sweep
-from jaxrl.diffusion import metrics, network, samplers, scores, sde, teleport, warmstart
+from jaxrl.diffusion import (
+    datasets,
+    metrics,
+    network,
+    rti,
+    samplers,
+    scores,
+    sde,
+    tasks,
+    teleport,
+)
 from jaxrl.metrics import MetricWriter, write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -57,133 +60,6 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "output directory of the experiment", allow_override=True
 )
-_GMM = flags.DEFINE_string(
-    "gmm", None, "npz with weights [M], means [M, D], covs [M, D, D]", allow_override=True
-)
-_SAMPLER = flags.DEFINE_string(
-    "sampler", "heun", f"one of {', '.join(samplers.SAMPLERS)}", allow_override=True
-)
-_NFE = flags.DEFINE_integer(
-    "nfe", 35, "budget of score evaluations per sample", allow_override=True
-)
-_NUM = flags.DEFINE_integer("num_samples", 1000, "number of samples K", allow_override=True)
-_SEED = flags.DEFINE_integer("seed", 0, "seed (PRNGKey(seed))", allow_override=True)
-_OUT = flags.DEFINE_string(
-    "out", None, "output .npy file for the [K, D] samples", allow_override=True
-)
-_TELEPORT = flags.DEFINE_float(
-    "teleport", 0.0, "fraction of the schedule jumped analytically", allow_override=True
-)
-_SIGMA_MAX = flags.DEFINE_float(
-    "sigma_max", 80.0, "largest noise level of the EDM schedule", allow_override=True
-)
-
-
-# ------------------------------------------------------------------------------------------------
-# BRING YOUR OWN MIXTURE
-# ------------------------------------------------------------------------------------------------
-def load_gmm(path: str) -> scores.GMM:
-    """Loads and validates a mixture npz; a ValueError naming `--gmm PATH` and the problem (not an
-    npz archive of numeric arrays: `experiments.dp.load_npz_file`; a bad mixture:
-    `scores.validate_gmm`)."""
-    f = load_npz_file(path, "--gmm", ("weights", "means", "covs"))
-    try:
-        return scores.validate_gmm(f["weights"], f["means"], f["covs"])
-    except ValueError as e:
-        raise ValueError(f"--gmm {path}: {e}") from e
-
-
-def check_out_path(out: str) -> None:
-    """Refuses an `--out` that cannot be written: empty, a directory, or in a missing directory
-    (before any sampling)."""
-    if not out:
-        raise ValueError("--out is empty; give the .npy file to write")
-    if os.path.isdir(out):
-        raise ValueError(f"--out {out} is a directory; give a file name")
-    parent = os.path.dirname(out)
-    if parent and not os.path.isdir(parent):
-        raise ValueError(f"--out directory {parent} does not exist")
-    if not os.access(parent or ".", os.W_OK):
-        raise ValueError(f"--out directory {parent or '.'} is not writable")
-
-
-def sample_memory_bytes(num_samples: int, num_components: int, dim: int, steps: int) -> int:
-    """Estimated peak bytes of `sample_gmm_file`: the float32 samples and the sampler's carries
-    (16 x `[K, D]`), the vmapped exact denoiser's `[K, M, D]` intermediates (4 of them) and
-    responsibilities, the eigenvectors `[M, D, D]` and the float64 + float32 schedule."""
-    k, m, d = int(num_samples), int(num_components), int(dim)
-    return 4 * k * (16 * d + 4 * m * d + 4 * m) + 8 * m * d * d + 12 * (int(steps) + 1)
-
-
-def sample_gmm_file(
-    gmm_path: str,
-    sampler: str,
-    nfe: int,
-    num_samples: int,
-    seed: int,
-    out: str,
-    teleport_fraction: float = 0.0,
-    sigma_max: float = 80.0,
-) -> dict:
-    """The `--gmm` mode as a function; returns `{"nfe": used, "steps": ..., "skipped": ...}`.
-
-    Writes the `[K, D]` float32 samples in .npy format to exactly `out` (no suffix is added,
-    whatever the extension). Every argument is checked before sampling, and non-finite samples
-    are a ValueError with nothing written."""
-    if sampler not in samplers.SAMPLERS:
-        raise ValueError(f"--sampler: unknown sampler {sampler!r}; choose one of "
-                         f"{', '.join(samplers.SAMPLERS)}")
-    if nfe < 1:
-        raise ValueError(f"--nfe must be >= 1, got {nfe}")
-    if num_samples < 1:
-        raise ValueError(f"--num_samples must be >= 1, got {num_samples}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"--seed must be in [0, 2**32 - 1] (PRNGKey(seed) keeps 32 bits), "
-                         f"got {seed}")
-    if not (np.isfinite(sigma_max) and sigma_max > 0.002):
-        raise ValueError(f"--sigma_max must be finite and > 0.002, got {sigma_max}")
-    if not 0.0 <= teleport_fraction < 1.0:
-        raise ValueError(f"--teleport must be in [0, 1), got {teleport_fraction}")
-    check_out_path(out)
-    gmm = load_gmm(gmm_path)
-    steps = samplers.steps_for_nfe(sampler, nfe)
-    num_comp, dim = (int(n) for n in gmm.means.shape)
-    need, limit = sample_memory_bytes(num_samples, num_comp, dim, steps), memory_limit_bytes()
-    if need > limit:
-        raise ValueError(
-            f"--num_samples {num_samples} with --nfe {nfe} needs ~{need / 2**30:.3g} GiB (M = "
-            f"{num_comp} components, D = {dim}); the limit is {limit / 2**30:.3g} GiB "
-            f"({MEMORY_FRACTION:g} of the available RAM); use fewer samples or a smaller --nfe")
-    skip = teleport.skip_steps_for_fraction(steps, teleport_fraction)
-    sig = jnp.asarray(sde.edm_sigmas(steps, sigma_max=sigma_max))
-    mean, cov = scores.gaussian_moments_of_gmm(gmm)
-    den = scores.gmm_denoiser(gmm)
-    dim = gmm.means.shape[1]
-
-    @jax.jit
-    def run(key):
-        k_init, k_run = jax.random.split(key)
-        # Start from the exact first two moments of the noised data at sigma_max,
-        # N(mean, cov + sigma_max^2 I), not N(0, sigma_max^2 I): for data that is not centred the
-        # latter's offset survives the ODE as a bias of about |mean| * data scale / sigma_max.
-        chol = jnp.linalg.cholesky(cov + sig[0] ** 2 * jnp.eye(dim, dtype=cov.dtype))
-        x = mean + jax.random.normal(k_init, (num_samples, dim)) @ chol.T
-        return teleport.teleport_then_sample(
-            k_run, x, sig, skip, mean, cov, name=sampler, denoiser=den
-        )
-
-    x, used = run(jax.random.PRNGKey(seed))
-    x = np.asarray(x, np.float32)
-    bad = int(np.sum(~np.all(np.isfinite(x), axis=1)))
-    if bad:
-        raise ValueError(f"--gmm {gmm_path}: sampler {sampler!r} produced {bad} non-finite "
-                         f"sample(s) of {x.shape[0]} (float32 overflow or underflow of the "
-                         f"mixture's scale?); nothing written to --out {out}")
-    with open(out, "wb") as f:  # np.save(path) would append ".npy" to any other name
-        np.save(f, x)
-    return {"nfe": int(used[0]), "steps": steps, "skipped_steps": skip, "shape": list(x.shape)}
-
-
 # ------------------------------------------------------------------------------------------------
 # CONFIG VALIDATION AND DATA
 # ------------------------------------------------------------------------------------------------
@@ -197,8 +73,6 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
         "nfe_grid",
         "digits_nfe_grid",
         "teleport_steps",
-        "warm_cold_steps",
-        "warm_tail_steps",
     ):
         if not c[field] or min(c[field]) < 1:
             raise ValueError(f"config.{field} must be non-empty with values >= 1, got {c[field]}")
@@ -208,7 +82,7 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
         if part not in ("gmm", "digits", "warm"):
             raise ValueError(f"config.parts has unknown part {part!r}; use gmm, digits, warm")
     for name in c.datasets:
-        if name not in ("gmm2d", "gmm16d"):
+        if name not in ("gmm2d", "gmm16d", "gmm_sep"):
             raise ValueError(f"config.datasets has unknown data set {name!r}")
     if c.num_samples < 10:
         raise ValueError(f"config.num_samples must be >= 10, got {c.num_samples}")
@@ -217,53 +91,30 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
     for f in c.teleport_fractions:
         if not 0.0 <= f < 1.0:
             raise ValueError(f"config.teleport_fractions must lie in [0, 1), got {f}")
-    if max(c.warm_tail_steps) > c.warm_full_steps:
-        raise ValueError(
-            f"config.warm_tail_steps must be <= warm_full_steps, got {c.warm_tail_steps}"
-        )
     if c.warm_control_steps < 2:
         raise ValueError(f"config.warm_control_steps must be >= 2, got {c.warm_control_steps}")
     if c.warm_task not in ("lane", "reach"):
         raise ValueError(f"config.warm_task must be 'lane' or 'reach', got {c.warm_task!r}")
-    if min(c.warm_start_sigmas) <= 0.002 or max(c.warm_start_sigmas) >= WARM_SIGMA_MAX:
-        raise ValueError(f"config.warm_start_sigmas must lie in (0.002, {WARM_SIGMA_MAX:g}), got "
-                         f"{c.warm_start_sigmas}")
-    if not c.warm_factor >= 1.0:
-        raise ValueError(f"config.warm_factor must be >= 1, got {c.warm_factor}")
+    for spec in c.warm_candidates:
+        parse_candidate(spec, c)
+    if "full" not in tuple(c.warm_candidates):
+        raise ValueError(f"config.warm_candidates must contain 'full', got {c.warm_candidates}")
+    for field in ("warm_particles", "warm_episodes", "warm_full_steps"):
+        if c[field] < (2 if field == "warm_particles" else 1):
+            raise ValueError(f"config.{field} must be >= {2 if field == 'warm_particles' else 1}"
+                             f", got {c[field]}")
+    for k in c.warm_thresholds:
+        if k not in rti.DEFAULT_THRESHOLDS:
+            raise ValueError(f"config.warm_thresholds has unknown key {k!r}; use "
+                             f"{', '.join(rti.DEFAULT_THRESHOLDS)}")
+    if not c.warm_factors or min(c.warm_factors) < 1.0:
+        raise ValueError(f"config.warm_factors must be non-empty, each >= 1, got {c.warm_factors}")
     common.validate_runtime(c)
     try:
         net = jconfig.from_config(network.ScoreNetConfig, c.net)
     except (TypeError, ValueError) as e:
         raise ValueError(f"config.net: {e}") from None
     return net.validate(prefix="config.net")
-
-
-def gmm_2d() -> scores.GMM:
-    """Six anisotropic components on a ring of radius 2 (unequal weights)."""
-    ang = np.arange(6) * np.pi / 3
-    means = 2.0 * np.stack([np.cos(ang), np.sin(ang)], 1)
-    covs = []
-    for a in ang:
-        r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        covs.append(r @ np.diag([0.08, 0.01]) @ r.T)
-    w = np.array([1, 2, 1, 2, 1, 3], float)
-    return scores.validate_gmm(w / w.sum(), means, np.stack(covs))
-
-
-def gmm_16d(num_components: int) -> scores.GMM:
-    rng = np.random.default_rng(16)
-    means = rng.normal(size=(num_components, 16)) * 1.5
-    a = rng.normal(size=(num_components, 16, 16)) / 4.0
-    covs = 0.3 * np.einsum("mij,mkj->mik", a, a) + 0.02 * np.eye(16)
-    return scores.validate_gmm(np.full(num_components, 1.0 / num_components), means, covs)
-
-
-def digits_data() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    x = load_digits().data.astype(np.float32) / 16.0 * 2.0 - 1.0  # [1797, 64] in [-1, 1]
-    perm = np.random.default_rng(0).permutation(x.shape[0])
-    return x[perm[360:]], x[perm[:360]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -476,7 +327,7 @@ def teleport_savings(rows, tol=1.05):
 def train_digits_nets(c, net_cfg, seeds, workdir, stop_after_chunks=None) -> experiment.Result:
     """One DSM-trained score net per seed: the runtime (`network.score_net_trainer`, one update
     = one Adam step) in `workdir` (checkpointed, resumed by re-running the same command)."""
-    train, _ = digits_data()
+    train, _ = datasets.digits_data()
     algo = network.score_net_trainer(train, net_cfg, name="digits_dsm")
     config = {"net": jconfig.to_config_dict(net_cfg).to_dict(),
               "data": "sklearn load_digits / 16 * 2 - 1, permutation seed 0, rows 360: train"}
@@ -486,7 +337,7 @@ def train_digits_nets(c, net_cfg, seeds, workdir, stop_after_chunks=None) -> exp
 
 def digits_study(c, net_cfg, keys, res: experiment.Result):
     """Quality vs NFE and teleportation with the nets of `res` (`train_digits_nets`)."""
-    train, test = digits_data()
+    train, test = datasets.digits_data()
     params = jax.tree.map(jnp.asarray, res.state.algo.params)
     losses = np.asarray(res.metrics["loss"])
     n = test.shape[0]
@@ -547,229 +398,126 @@ def digits_study(c, net_cfg, keys, res: experiment.Result):
 # ------------------------------------------------------------------------------------------------
 # WARM START (REAL-TIME ITERATION)
 # ------------------------------------------------------------------------------------------------
-WARM_SIGMA_MAX = 10.0
+WARM_SIGMA_MAX = rti.COLD_SIGMA_MAX
+WARM_KINDS = ("full", "cold", "ddpm", "ddim", "euler")
 
 
 def make_warm_task(c, factor: float):
     """The sequential task of the warm-start study (`config.warm_task`)."""
     if c.warm_task == "lane":
-        return warmstart.LaneTrackTask(factor=factor, speed=c.warm_speed)
-    return warmstart.ReachGraspTask(factor=factor)
+        return tasks.LaneTrackTask(factor=factor, speed=c.warm_speed)
+    return tasks.ReachGraspTask(factor=factor)
 
 
-def warm_rollout(
-    key,
-    task,
-    mode: str,
-    steps: int,
-    full_steps: int,
-    control_steps: int,
-    sigma_start: jax.Array | float = WARM_SIGMA_MAX,
-):
-    """One closed-loop episode; returns per-step (pos_err [T], grip_err [T], nfe [T]).
-
-    `mode="cold"`: every control step denoises from noise at `WARM_SIGMA_MAX` with `steps` Euler
-    steps (`steps = full_steps` is the full solve). `mode="warm"`: the first step is a full solve,
-    then each step runs `steps` Euler steps on the EDM schedule from level `sigma_start`
-    (traceable) down to 0, starting at the previous chunk shifted by one step (RTI; the guess is
-    used as is, as in the paper's code). `task` follows the `warmstart` task interface."""
-    k_init, k_loop = jax.random.split(key)
-    p0, ctx = task.init(k_init)
-    full = jnp.asarray(sde.edm_sigmas(full_steps, sigma_max=WARM_SIGMA_MAX))
-    short = jnp.asarray(sde.edm_sigmas(steps, sigma_max=WARM_SIGMA_MAX))
-    warm_sig = sde.edm_sigmas_jax(steps, 0.002, sigma_start)
-    dim = task.horizon * 3
-
-    def step(carry, inp):
-        p, prev = carry
-        t, k = inp
-        k_x, k_noise = jax.random.split(k)
-        den = task.denoiser(p, t, ctx)
-        x_t = jax.random.normal(k_x, (dim,))
-        if mode == "cold":
-            x, nfe = samplers.euler(den, WARM_SIGMA_MAX * x_t, short)
-        else:
-
-            def cold(_):
-                return samplers.euler(den, WARM_SIGMA_MAX * x_t, full)
-
-            def warm(_):
-                guess = warmstart.shift_chunk(prev.reshape(task.horizon, 3)).reshape(-1)
-                return warmstart.warm_start_denoise(den, guess, warm_sig, name="euler")
-
-            x, nfe = jax.lax.cond(t == 0, cold, warm, None)
-        chunk = x.reshape(task.horizon, 3)
-        action = warmstart.unscale_discrete(chunk, task.discrete)
-        pos_err, grip_err = task.action_error(action, p, t, ctx)
-        p_next = action[0, :2] + task.process_noise * jax.random.normal(k_noise, (2,))
-        return (p_next, x), (pos_err, grip_err, nfe)
-
-    ts = jnp.arange(control_steps, dtype=jnp.float32)
-    _, (pe, ge, nfe) = jax.lax.scan(
-        step, (p0, jnp.zeros(dim)), (ts, jax.random.split(k_loop, control_steps))
-    )
-    return pe, ge, nfe
+def parse_candidate(spec: str, c) -> tuple[rti.Solver, str]:
+    """A `config.warm_candidates` entry -> `(Solver, label)`:
+    `full` (Euler, `warm_full_steps` from sigma 10), `cold:N` (N Euler steps from sigma 10),
+    `ddpm:K` (RTI-DP's protocol: ancestral DDPM steps K, ..., 1, 0 of the `warm_ddpm_schedule`
+    100-step schedule on the shifted guess), `ddim:K` (the same levels, deterministic),
+    `euler:S0:N` (N Euler steps on the EDM schedule from sigma S0, the previous study's warm
+    start). Raises a one-line ValueError naming the entry."""
+    parts = str(spec).split(":")
+    kind = parts[0]
+    try:
+        if kind == "full" and len(parts) == 1:
+            sig = sde.edm_sigmas(c.warm_full_steps, sigma_max=WARM_SIGMA_MAX)
+            return rti.Solver("euler", jnp.asarray(sig), False), f"full ({c.warm_full_steps} Euler)"
+        if kind == "cold" and len(parts) == 2 and int(parts[1]) >= 1:
+            sig = sde.edm_sigmas(int(parts[1]), sigma_max=WARM_SIGMA_MAX)
+            return rti.Solver("euler", jnp.asarray(sig), False), f"cold {parts[1]} Euler"
+        if kind in ("ddpm", "ddim") and len(parts) == 2 and 0 <= int(parts[1]) < 100:
+            tail = sde.ddpm_tail(sde.ddpm_sigmas(100, c.warm_ddpm_schedule), int(parts[1]))
+            word = "ancestral" if kind == "ddpm" else "deterministic"
+            return (rti.Solver(kind, jnp.asarray(tail), True),
+                    f"warm {kind} t={parts[1]} ({word}, sigma {tail[0]:.3f})")
+        if kind == "euler" and len(parts) == 3 and int(parts[2]) >= 1:
+            s0 = float(parts[1])
+            if 0.002 < s0 < WARM_SIGMA_MAX:
+                sig = sde.edm_sigmas(int(parts[2]), sigma_min=0.002, sigma_max=s0)
+                return rti.Solver("euler", jnp.asarray(sig), True), \
+                    f"warm euler {parts[2]} from sigma {s0:g}"
+    except ValueError:
+        pass
+    raise ValueError(f"config.warm_candidates has a bad entry {spec!r}; use full, cold:N, "
+                     "ddpm:K, ddim:K (0 <= K < 100) or euler:S0:N (0.002 < S0 < 10)")
 
 
-def _warm_row(factor, label, k, s0, pe, ge, nfe):
-    return dict(
-        factor=factor,
-        method=label,
-        steps=k,
-        sigma_start=s0,
-        nfe=float(np.asarray(nfe)[:, 1:].mean()),
-        pos_err=np.asarray(pe)[:, 1:].mean(1),
-        grip_err=np.asarray(ge)[:, 1:].mean(1),
-    )
-
-
-def warm_study(c, keys):
-    """Every (method, steps, start level) on both gripper scales (`config.warm_factor` and 1,
-    i.e. no scaling). The scale is a traced value, so one compiled program serves both, and the
-    start levels of a warm variant are vmapped too."""
+def warm_study(c, keys) -> list[dict]:
+    """Per gripper scale (`config.warm_factors`; 1 = no scaling) and candidate: closed-loop episodes
+    (`warm_episodes` per seed: action errors, NFE, success) and the matched-state agreement of
+    the executed first action with the full solve's (`rti.agreement`, `warm_particles` copies at
+    the states of each seed's first full-solve episode). One row per (factor, candidate) with
+    per-seed arrays."""
     rows = []
-    starts = jnp.asarray(c.warm_start_sigmas, jnp.float32)
-    factors = (float(c.warm_factor), 1.0)
-    f_arr = jnp.asarray(factors, jnp.float32)
-    variants = [("full", "cold", c.warm_full_steps)]
-    variants += [("cold", "cold", k) for k in c.warm_cold_steps if k != c.warm_full_steps]
-    results = {}
-    for label, mode, k in variants:
-        f = jax.jit(
-            jax.vmap(
-                jax.vmap(
-                    lambda key, fac, mode=mode, k=k: warm_rollout(
-                        key, make_warm_task(c, fac), mode, k, c.warm_full_steps,
-                        c.warm_control_steps,
-                    ),
-                    in_axes=(0, None),
-                ),
-                in_axes=(None, 0),
-            )
-        )
-        results[(label, k)] = f(keys, f_arr)
-    warm = {}
-    for k in c.warm_tail_steps:
-        f = jax.jit(
-            jax.vmap(
-                jax.vmap(
-                    jax.vmap(
-                        lambda key, fac, s0, k=k: warm_rollout(
-                            key, make_warm_task(c, fac), "warm", k, c.warm_full_steps,
-                            c.warm_control_steps, s0,
-                        ),
-                        in_axes=(0, None, None),
-                    ),
-                    in_axes=(None, 0, None),
-                ),
-                in_axes=(None, None, 0),
-            )
-        )
-        warm[k] = f(keys, f_arr, starts)  # each [S0, F, seeds, T]
-    for i, factor in enumerate(factors):
-        for (label, k), (pe, ge, nfe) in results.items():
-            rows.append(_warm_row(factor, label, k, WARM_SIGMA_MAX, pe[i], ge[i], nfe[i]))
-        for k, (pe, ge, nfe) in warm.items():
-            for j, s0 in enumerate(c.warm_start_sigmas):
-                rows.append(_warm_row(factor, "warm", k, s0, pe[j, i], ge[j, i], nfe[j, i]))
-    return rows, warm_contractivity_choice(c)
+    full_spec = rti.Solver("euler", jnp.asarray(
+        sde.edm_sigmas(c.warm_full_steps, sigma_max=WARM_SIGMA_MAX)), False)
+    cands = [parse_candidate(s, c) for s in c.warm_candidates]
+    for factor in tuple(float(f) for f in c.warm_factors):
+        task = make_warm_task(c, factor)
+
+        def episodes(key, solver, task=task):
+            ks = jax.random.split(key, c.warm_episodes)
+            pe, ge, nfe, _, _, _ = jax.vmap(lambda k: rti.closed_loop(
+                k, task, solver, full_spec, c.warm_control_steps))(ks)
+            ok = rti.episode_success(pe, ge, c.warm_success_pos, c.warm_success_grip)
+            return pe[:, 1:].mean(), ge[:, 1:].mean(), nfe[:, 1:].mean(), ok.mean()
+
+        def reference(key, task=task):
+            """States of the seed's reference episode, two full-solve action sets there, means."""
+            k_ep, k_a, k_b = jax.random.split(jax.random.fold_in(key, 1), 3)
+            _, _, _, ps, ts, ctx = rti.closed_loop(k_ep, task, full_spec, full_spec,
+                                                   c.warm_control_steps)
+            fa = rti.matched_state_actions(k_a, task, full_spec, full_spec, ps, ts, ctx,
+                                           c.warm_particles)
+            fb = rti.matched_state_actions(k_b, task, full_spec, full_spec, ps, ts, ctx,
+                                           c.warm_particles)
+            means = jax.vmap(lambda p, t: task.expert(p, t, ctx)[0][:, 0])(ps, ts)
+            return ps, ts, ctx, fa, fb, means
+
+        ref = jax.jit(jax.vmap(reference))(keys)
+        for i, (solver, label) in enumerate(cands):
+            def one(key, r, solver=solver, task=task):
+                ps, ts, ctx, fa, fb, means = r
+                acts = rti.matched_state_actions(jax.random.fold_in(key, 2), task, solver,
+                                                 full_spec, ps, ts, ctx, c.warm_particles)
+                sl = slice(1, None)  # step 1 of a warm solver is the full solve
+                ag = rti.agreement(jax.random.fold_in(key, 3), acts[sl], fa[sl], fb[sl],
+                                   means[sl])
+                return ag, episodes(jax.random.fold_in(key, 4), solver)
+
+            ag, (pe, ge, nfe, ok) = jax.jit(jax.vmap(one))(keys, ref)
+            rows.append(dict(factor=factor, candidate=i, spec=str(c.warm_candidates[i]),
+                             label=label, nfe=float(np.mean(nfe)), pos_err=np.asarray(pe),
+                             grip_err=np.asarray(ge), success=np.asarray(ok),
+                             **{k: np.asarray(v) for k, v in ag.items()}))
+    full_rows = {r["factor"]: r for r in rows if r["spec"] == "full"}
+    th = dict(c.warm_thresholds)
+    for r in rows:
+        base = full_rows[r["factor"]]
+        ag = {k: r[k] for k in WARM_AGREEMENT}
+        r["accepted"], r["reasons"] = rti.accept(
+            ag, float(np.mean(r["success"])), float(np.mean(base["success"])), th)
+    return rows
 
 
-def warm_contractivity_choice(c, num_transitions: int = 8) -> dict:
-    """Start level from contractivity, calibrated on `num_transitions` transitions of one
-    full-solve episode (seed 0; no warm-start run is used):
-
-    * continuous part: the warm map `Phi` (start level `s0`, `k` Euler steps) nearly fixes the
-      mode plans, so `|Phi(guess) - q| <= L |guess - q|` with `L` its Lipschitz constant at the
-      guess (power iteration) and `e0 = |guess - q|` the shifted guess's distance to the nearest
-      mode plan `q` (chunk norms, medians over transitions). Require `L e0 <= tolerance * E`,
-      `E` the full solve's own distance to the nearest mode plan.
-    * discrete part (our derivation for the paper's scaling; the paper's exact condition was not
-      available to check): a scaled gripper entry at `-c` (`c = 1 / factor`) is overturned by the
-      exact denoiser at level `s0` only if the expert's log-odds exceed `2 c^2 / s0^2`; asking a
-      90%-confident switch (log-odds `log 9`) to win gives `s0 >= c sqrt(2 / log 9)`.
-
-    Picks the fewest steps, then the lowest start level, meeting both."""
-    task = make_warm_task(c, c.warm_factor)
-    full = jnp.asarray(sde.edm_sigmas(c.warm_full_steps, sigma_max=WARM_SIGMA_MAX))
-    dim = task.horizon * 3
-    key = jax.random.PRNGKey(0)
-    p, ctx = task.init(key)
-    xs, ps = [], []
-    for t in range(num_transitions + 1):
-        den = task.denoiser(p, jnp.float32(t), ctx)
-        x, _ = samplers.euler(
-            den, WARM_SIGMA_MAX * jax.random.normal(jax.random.fold_in(key, t), (dim,)), full
-        )
-        xs.append(x)
-        ps.append(p)
-        p = warmstart.unscale_discrete(x.reshape(task.horizon, 3), task.discrete)[0, :2]
-
-    def dist_to_modes(chunk, t):
-        q, _ = task.expert(ps[t], jnp.float32(t), ctx)
-        return float(jnp.min(jnp.linalg.norm(chunk.reshape(task.horizon, 3)[None, :, :2] - q,
-                                             axis=(1, 2))))
-
-    guesses = [warmstart.shift_chunk(xs[t - 1].reshape(task.horizon, 3)).reshape(-1)
-               for t in range(1, num_transitions + 1)]
-    err0 = float(np.median([dist_to_modes(g, t + 1) for t, g in enumerate(guesses)]))
-    full_err = float(np.median([dist_to_modes(xs[t], t) for t in range(1, num_transitions + 1)]))
-    tol = c.warm_tolerance * full_err
-    s0_min = float(np.sqrt(2.0 / np.log(9.0)) / c.warm_factor)
-    ps_arr, g_arr = jnp.stack(ps[1:]), jnp.stack(guesses)
-    t_arr = jnp.arange(1, num_transitions + 1, dtype=jnp.float32)
-    lips = {}
-    for k in c.warm_tail_steps:
-        fn = jax.jit(
-            jax.vmap(
-                lambda p_, t_, g_, s0, k=k: warmstart.map_lipschitz(
-                    lambda x: samplers.euler(
-                        task.denoiser(p_, t_, ctx), x, sde.edm_sigmas_jax(k, 0.002, s0)
-                    )[0],
-                    g_,
-                    jax.random.PRNGKey(2),
-                ),
-                in_axes=(0, 0, 0, None),
-            )
-        )
-        for s0 in c.warm_start_sigmas:
-            lips[(k, s0)] = float(np.median(np.asarray(fn(ps_arr, t_arr, g_arr, jnp.float32(s0)))))
-    ok = sorted((k, s0) for (k, s0), v in lips.items() if v * err0 <= tol and s0 >= s0_min)
-    chosen = ok[0] if ok else None
-    return dict(
-        err0=err0,
-        full_err=full_err,
-        tol=tol,
-        s0_min=s0_min,
-        lipschitz={f"{k} steps from {s0:g}": v for (k, s0), v in lips.items()},
-        chosen_steps=None if chosen is None else chosen[0],
-        chosen_sigma=None if chosen is None else chosen[1],
-    )
+WARM_AGREEMENT = ("sw", "sw_floor", "mmd", "mmd_floor", "mode0", "mode0_full", "dispersion",
+                  "dispersion_floor", "closed", "closed_full")
+WARM_COLUMNS = ("nfe", "pos_err", "grip_err", "success", *WARM_AGREEMENT)
 
 
-def warm_equal_error(rows, tol):
-    """Cheapest cold start and warm start whose position error is within `tol` x the full solve
-    (IQM over seeds) and whose gripper error rate is at most 1 point above it."""
-    out = []
-    for factor in sorted({r["factor"] for r in rows}, reverse=True):
-        rs = [r for r in rows if r["factor"] == factor]
-        full = next(r for r in rs if r["method"] == "full")
-        target_pos = tol * stats.iqm(full["pos_err"])
-        target_grip = float(np.mean(full["grip_err"])) + 0.01
-        res = dict(factor=factor, full_nfe=full["nfe"], full_pos=float(stats.iqm(full["pos_err"])))
-        for method in ("cold", "warm"):
-            ok = [
-                r
-                for r in rs
-                if r["method"] in ((method, "full") if method == "cold" else (method,))
-                and stats.iqm(r["pos_err"]) <= target_pos
-                and np.mean(r["grip_err"]) <= target_grip
-            ]
-            best = min(ok, key=lambda r: r["nfe"], default=None)
-            res[method + "_nfe"] = None if best is None else best["nfe"]
-            res[method + "_sigma_start"] = None if best is None else best["sigma_start"]
-        out.append(res)
-    return out
+def warm_table(path: str, rows: list[dict], seeds) -> None:
+    """`path` (long form: swept `factor` (gripper scale) and `candidate` (index into
+    `config.warm_candidates`); per seed the columns `WARM_COLUMNS`); adds `<col>_ci` (IQM and
+    95% CI over seeds) to every row."""
+    runs = [{"seed": s, "factor": float(r["factor"]), "candidate": float(r["candidate"])}
+            for r in rows for s in seeds]
+    cols = {k: np.concatenate([np.broadcast_to(np.asarray(r[k], np.float64), (len(seeds),))
+                               for r in rows]) for k in WARM_COLUMNS}
+    data = write_table(path, runs, cols)
+    for k in WARM_COLUMNS:
+        ci = ci_by_point(data, k)
+        for r in rows:
+            r[k + "_ci"] = ci[(float(r["candidate"]), float(r["factor"]))]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -818,20 +566,6 @@ def _quality_table(quality, floor, names, nfes) -> list[str]:
     return lines
 
 
-def warm_table(path: str, rows: list[dict], seeds) -> None:
-    """`path` (long form: swept `factor` (gripper scale), `sigma_start` (WARM_SIGMA_MAX for cold
-    starts and the full solve) and `solver_steps`; `pos_err`, `grip_err`, `nfe` per seed); adds
-    `pos_err_ci` to every row."""
-    runs = [{"seed": s, "factor": float(r["factor"]), "sigma_start": float(r["sigma_start"]),
-             "solver_steps": float(r["steps"])} for r in rows for s in seeds]
-    cols = {"pos_err": np.concatenate([r["pos_err"] for r in rows]),
-            "grip_err": np.concatenate([r["grip_err"] for r in rows]),
-            "nfe": np.concatenate([np.full(len(seeds), r["nfe"]) for r in rows])}
-    ci = ci_by_point(write_table(path, runs, cols), "pos_err")
-    for r in rows:
-        r["pos_err_ci"] = ci[(float(r["factor"]), float(r["sigma_start"]), float(r["steps"]))]
-
-
 def run_experiment(c: ml_collections.ConfigDict, workdir: str,
                    stop_after_chunks: int | None = None) -> dict:
     """Validate (before any file is written), run the configured parts into `workdir`, write
@@ -847,7 +581,9 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str,
     t0 = time.time()
     summary: dict = {"seeds": seeds, "tables": {}, "datasets": list(c.datasets)}
     md: list[str] = []
-    gmms = {"gmm2d": gmm_2d, "gmm16d": lambda: gmm_16d(c.gmm16_components)}
+    gmms = {"gmm2d": datasets.gmm_2d, "gmm16d": lambda: datasets.gmm_16d(c.gmm16_components),
+            "gmm_sep": lambda: datasets.gmm_separated(c.sep_components, c.sep_dim, c.sep_distance,
+                                                      c.sep_std)}
     gmms = {k: gmms[k]() for k in c.datasets} if "gmm" in c.parts else {}
     for label, gmm in gmms.items():
         quality, floor, refs = gmm_quality(gmm, c, keys)
@@ -920,12 +656,18 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str,
             md += _tp_table("digits", dg["teleport"])
         _digit_grid(os.path.join(workdir, "plots", "digits_samples.png"), dg["samples"])
     if "warm" in c.parts:
-        rows, choice = warm_study(c, keys)
+        rows = warm_study(c, keys)
         warm_table(os.path.join(workdir, "warm", "metrics.csv"), rows, seeds)
-        eq = warm_equal_error(rows, c.warm_tolerance)
-        summary["warm_start"] = dict(rows=rows, equal_error=eq, contractivity_choice=choice)
-        md += _warm_table(rows, eq, choice, c)
-        _warm_plot(os.path.join(workdir, "plots", "warm_start.png"), rows)
+        chosen = {f: rti.choose_start_level([r for r in rows if r["factor"] == f
+                                             and r["spec"] != "full"])
+                  for f in sorted({r["factor"] for r in rows}, reverse=True)}
+        summary["warm_start"] = dict(
+            candidates=list(c.warm_candidates),
+            rows=[{k: v for k, v in r.items() if k.endswith("_ci") or k in (
+                "factor", "candidate", "spec", "label", "nfe", "accepted", "reasons")}
+                for r in rows],
+            chosen={f"{f:g}": None if r is None else r["spec"] for f, r in chosen.items()})
+        md += _warm_table(rows, chosen, c)
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "summary.json"), summary)
     summary["seconds"] = time.time() - t0
@@ -987,92 +729,42 @@ def _tp_table(label, rows) -> list[str]:
     return lines
 
 
-def _warm_table(rows, eq, choice, c) -> list[str]:
+def _warm_table(rows, chosen, c) -> list[str]:
     task = "lane-tracking" if c.warm_task == "lane" else "reach-and-grasp"
+    n = len(np.atleast_1d(rows[0]["pos_err"]))
     lines = [
         f"### Warm-started (RTI) denoising on the {task} task",
         "",
-        f"{c.warm_control_steps} control steps per episode, {len(rows[0]['pos_err'])} "
-        "seeds (IQM [95% bootstrap CI] over seeds of the per-episode mean); errors of the "
-        "executed action over steps 2.. (step 1 of a warm run is a full solve). Cold starts "
-        f"begin at sigma {WARM_SIGMA_MAX:g}; warm starts at the listed level from the previous "
-        "chunk shifted by one step. Position error = distance to the nearest expert mode mean "
-        "(the full solve samples the expert's spread, std 0.02 per coordinate, so its error is "
-        "that spread; solvers that collapse onto the mode mean score below it).",
+        f"{n} seeds; per seed {c.warm_episodes} closed-loop episodes of "
+        f"{c.warm_control_steps} control steps (errors and success over steps 2..) and "
+        f"{c.warm_particles} policy copies at the states of one full-solve episode (matched "
+        "states, the warm chain carried along them). IQM [95% CI] over seeds. SW = sliced W2 of "
+        "the executed first action (continuous part) to the full solve's, floor = a second "
+        "full-solve set; dispersion = RMS distance to the nearest mode mean over the full "
+        "solve's (< 1 under-, > 1 over-dispersed); success = every executed action within "
+        f"{c.warm_success_pos:g} of a mode mean and <= {100 * c.warm_success_grip:.0f}% gripper "
+        "errors.",
         "",
-        "| gripper scale | method | start sigma | steps | NFE / control step | position "
-        "error (IQM [95% CI]) | gripper errors |",
-        "|---|---|---|---|---|---|---|",
+        "| gripper scale | solver | NFE / step | position error | SW (floor) | MMD (floor) | "
+        "dispersion (floor) | mode-0 share (full) | closed share (full) | success | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    iq = lambda r, k: stats.iqm(np.atleast_1d(r[k]))
     for r in rows:
+        verdict = "reference" if r["spec"] == "full" else (
+            "accepted" if r["accepted"] else "rejected: " + "; ".join(r["reasons"]))
         lines.append(
-            f"| {r['factor']:g} | {r['method']} | {r['sigma_start']:g} | {r['steps']} "
-            f"| {r['nfe']:.1f} | {_ci_text(r['pos_err_ci'])} | "
-            f"{100 * np.mean(r['grip_err']):.1f}% |"
-        )
-
-    def fmt(e, m):
-        if e[m + "_nfe"] is None:
-            return f"{m}: none in the grid"
-        return f"{m} {e[m + '_nfe']:.0f} NFE (start sigma {e[m + '_sigma_start']:g})"
-
-    lines += [
-        "",
-        f"Equal action error (position error IQM within {c.warm_tolerance:g}x the full "
-        "solve's, gripper error rate at most 1 point higher), NFE per control step: "
-        + "; ".join(
-            f"gripper scale {e['factor']:g}: full {e['full_nfe']:.0f}, "
-            + fmt(e, "cold")
-            + ", "
-            + fmt(e, "warm")
-            for e in eq
-        ),
-        "",
-        f"Contractivity-based start level (calibrated on one full-solve episode, no warm run "
-        f"used): guess distance to the nearest mode plan e0 = {choice['err0']:.3f}, full "
-        f"solve's E = {choice['full_err']:.3f}, need L e0 <= {choice['tol']:.3f} and start "
-        f"sigma >= {choice['s0_min']:.3f} (discrete entries); Lipschitz constants: "
-        + ", ".join(f"{k}: {v:.3g}" for k, v in choice["lipschitz"].items())
-        + f"; chosen: {choice['chosen_steps']} steps from sigma {choice['chosen_sigma']}.",
-        "",
-    ]
+            f"| {r['factor']:g} | {r['label']} | {r['nfe']:.1f} | {_ci_text(r['pos_err_ci'])} | "
+            f"{iq(r, 'sw'):.4f} ({iq(r, 'sw_floor'):.4f}) | {iq(r, 'mmd'):.3f} "
+            f"({iq(r, 'mmd_floor'):.3f}) | {iq(r, 'dispersion'):.2f} "
+            f"({iq(r, 'dispersion_floor'):.2f}) | {iq(r, 'mode0'):.2f} "
+            f"({iq(r, 'mode0_full'):.2f}) | {iq(r, 'closed'):.3f} ({iq(r, 'closed_full'):.3f}) | "
+            f"{np.mean(r['success']):.2f} | {verdict} |")
+    lines += ["", "Start level chosen by `rti.choose_start_level` (cheapest accepted): " + "; ".join(
+        f"gripper scale {f:g}: " + ("every candidate rejected" if r is None else
+                                    f"{r['label']}, {r['nfe']:.0f} NFE")
+        for f, r in chosen.items()), ""]
     return lines
-
-
-def _warm_plot(path, rows):
-    from jaxrl import plotting
-
-    top = max(r["factor"] for r in rows)
-    rs = sorted(
-        (r for r in rows if r["factor"] == top and r["method"] in ("cold", "full")),
-        key=lambda r: r["nfe"],
-    )
-    curves = {
-        "cold start (from sigma 10)": (
-            np.array([r["nfe"] for r in rs]),
-            np.stack([r["pos_err"] for r in rs], 1),
-        )
-    }
-    for s0 in sorted({r["sigma_start"] for r in rows if r["method"] == "warm"}):
-        rs = sorted(
-            (r for r in rows
-             if r["factor"] == top and r["method"] == "warm" and r["sigma_start"] == s0),
-            key=lambda r: r["nfe"],
-        )
-        curves[f"warm start from sigma {s0:g}"] = (
-            np.array([r["nfe"] for r in rs]),
-            np.stack([r["pos_err"] for r in rs], 1),
-        )
-    fig = plotting.plot_curves(
-        path,
-        curves,
-        xlabel="NFE per control step",
-        ylabel="position error of executed action",
-        title=f"warm vs cold start (gripper scale {top:g})",
-    )
-    fig.axes[0].set_xscale("log")
-    fig.axes[0].set_yscale("log")
-    fig.savefig(path, dpi=90)
 
 
 def _digit_grid(path, x):
@@ -1109,30 +801,18 @@ def reproduce(root: str) -> str:
         "steps), and warm-started denoising (Duan et al.: RTI scheme for diffusion policy).",
         "",
         " ".join(f"![{d}](samplers/plots/{d}_sw.png)" for d in s["datasets"])
-        + " ![digits](samplers/plots/digits_sw.png) ![warm](samplers/plots/warm_start.png)",
+        + " ![digits](samplers/plots/digits_sw.png)",
         "",
     ]
     return "\n".join(head) + s["markdown"]
 
 
 def _main() -> None:
-    if _GMM.value is not None:
-        if _OUT.value is None:
-            raise ValueError("--out is required with --gmm")
-        info = sample_gmm_file(
-            _GMM.value,
-            _SAMPLER.value,
-            _NFE.value,
-            _NUM.value,
-            _SEED.value,
-            _OUT.value,
-            _TELEPORT.value,
-            _SIGMA_MAX.value,
-        )
-        print(json.dumps(info))
+    if sample_gmm._GMM.value is not None:  # the old entry point of `experiments.sample_gmm`
+        sample_gmm._main()
         return
     if _CONFIG.value is None or _WORKDIR.value is None:
-        raise ValueError("give --gmm/--out (bring your own mixture) or --config/--workdir")
+        raise ValueError("give --config/--workdir (or --gmm/--out: experiments.sample_gmm)")
     s = run_experiment(_CONFIG.value, _WORKDIR.value)
     print(s["markdown"])
     print(f"done in {s['seconds']:.0f} s; outputs in {_WORKDIR.value}")

@@ -3,8 +3,6 @@ summary's IQM / CI derived from them."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,8 @@ from jaxrl.metrics import read_metrics
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("warm_start_sigmas", (0.1, 10.0), r"config\.warm_start_sigmas"),
+    ("warm_candidates", ("full", "euler:10:1"), r"config\.warm_candidates.*euler:10:1"),
+    ("warm_candidates", ("ddpm:2",), r"config\.warm_candidates must contain .full."),
     ("nfe_grid", (), r"config\.nfe_grid"),
     ("checkpoint_every", 0, r"config\.checkpoint_every"),
     ("num_seeds", 0, r"config\.num_seeds"),
@@ -74,99 +73,3 @@ def test_gmm_tables_in_long_form_and_summary_from_them(tmp_path):
     assert np.all(t["heun_nfe_used"][skip, 0] < t["heun_nfe_used"][no_skip, 0])
     assert not os.path.exists(tmp_path / "digits")  # parts = gmm only
     assert s["markdown"].startswith("### gmm2d")
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _mixture(d, name, **change):
-    arrays = dict(weights=np.array([0.5, 0.5]), means=np.array([[-2.0, 0.0], [2.0, 0.0]]),
-                  covs=np.stack([np.eye(2)] * 2))
-    arrays.update(change)
-    path = os.path.join(d, name)
-    np.savez(path, **arrays)
-    return path
-
-
-def test_gmm_mode_writes_exactly_out(tmp_path):
-    """`--out` is the file written, whatever its extension (np.save(path) appends .npy)."""
-    good = _mixture(str(tmp_path), "g.npz")
-    out = tmp_path / "samples.npz"
-    info = exp.sample_gmm_file(good, "heun", 7, 16, 0, str(out))
-    assert info["shape"] == [16, 2]
-    assert sorted(os.listdir(tmp_path)) == ["g.npz", "samples.npz"]
-    assert np.load(out).shape == (16, 2)
-
-
-def _bad_gmm(kind, d):
-    """(CLI args, expected fragments, the --out path) of a bad `--gmm` command line."""
-    good = _mixture(d, "good.npz")
-    out = os.path.join(d, "s.npz")
-    path = os.path.join(d, f"{kind}.npz")
-    if kind == "npy":
-        path = os.path.join(d, "x.npy")
-        np.save(path, np.zeros(3))
-        frags = [f"--gmm {path} is not an npz archive"]
-    elif kind == "empty":
-        open(path, "wb").close()
-        frags = [f"--gmm {path}", "empty file"]
-    elif kind == "not_zip":
-        with open(path, "wb") as f:
-            f.write(b"not a zip")
-        frags = [f"--gmm {path} is not an npz archive"]
-    elif kind == "pickled":
-        path = _mixture(d, "pickled.npz", weights=np.array([None, 1.0], dtype=object))
-        frags = [f"--gmm {path}", "'weights'", "allow_pickle=False"]
-    elif kind == "missing_file":
-        frags = [f"--gmm {path} does not exist"]
-    elif kind == "no_means":
-        np.savez(path, weights=np.ones(1), covs=np.eye(2)[None])
-        frags = [f"--gmm {path} lacks array(s) ['means']"]
-    elif kind == "d0":
-        path = _mixture(d, "g0.npz", weights=np.ones(1), means=np.zeros((1, 0)),
-                        covs=np.zeros((1, 0, 0)))
-        frags = [f"error: --gmm {path}: means must have shape [M, D] with D >= 1, got (1, 0)"]
-    elif kind == "huge_means":
-        path = _mixture(d, "big.npz", weights=np.ones(1), means=np.full((1, 2), 1e30),
-                        covs=1e38 * np.eye(2)[None])
-        frags = [f"--gmm {path}", "means too large for float32", "1e+30"]
-    elif kind == "huge_covs":
-        path = _mixture(d, "bigc.npz", weights=np.ones(1), means=np.zeros((1, 2)),
-                        covs=1e38 * np.eye(2)[None])
-        frags = [f"--gmm {path}", "covs too large for float32", "1e+38"]
-    elif kind == "nan_means":
-        path = _mixture(d, "nan.npz", means=np.array([[0.0, np.nan], [1.0, 0.0]]))
-        frags = [f"--gmm {path}", "means contain NaN"]
-    elif kind == "out_dir":
-        out = os.path.join(d, "nodir", "s.npz")
-        return [f"--gmm={good}", f"--out={out}"], [
-            f"error: --out directory {os.path.dirname(out)} does not exist"], out
-    elif kind == "no_out":
-        return [f"--gmm={good}"], ["--out is required"], out
-    else:
-        flag, value = kind.split("=")
-        return [f"--gmm={good}", f"--out={out}", f"--{flag}={value}"], [f"--{flag}", value], out
-    return [f"--gmm={path}", f"--out={out}"], frags, out
-
-
-@pytest.mark.parametrize("kind", [
-    "npy", "empty", "not_zip", "pickled", "missing_file", "no_means", "d0", "huge_means",
-    "huge_covs", "nan_means", "out_dir", "no_out", "nfe=0", "nfe=-3", "num_samples=0",
-    "num_samples=1000000000000", "sampler=bogus", "seed=-1", "seed=4294967296", "teleport=nan",
-    "sigma_max=inf", "nfe=abc",
-])
-def test_gmm_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
-    """The real command line: exit 2, one stderr line `error: ...` naming the file / flag /
-    value, before anything is sampled or written."""
-    args, fragments, out = _bad_gmm(kind, str(tmp_path))
-    before = set(os.listdir(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "experiments.samplers", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
-    assert not os.path.exists(out) and not os.path.exists(out + ".npy")
-    assert set(os.listdir(tmp_path)) == before
-    assert proc.stdout == ""

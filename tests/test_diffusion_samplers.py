@@ -37,11 +37,6 @@ def test_ode_sampler_convergence_order(start_and_reference, name, order):
     assert abs(slope - order) < 0.35, (name, errs, slope)
 
 
-def test_ddim_is_euler_in_sigma(start_and_reference):
-    x, _ = start_and_reference
-    np.testing.assert_allclose(_run("ddim", 12, x)[0], _run("euler", 12, x)[0], atol=2e-4)
-
-
 @pytest.mark.parametrize("name", samplers.SAMPLERS)
 def test_nfe_counted_exactly(name):
     calls = []
@@ -88,7 +83,7 @@ def test_teleport_equals_integrated_gaussian_ode():
     x_t = 20.0 * jax.random.normal(jax.random.PRNGKey(0), (16, 3))
     sig = jnp.asarray(sde.edm_sigmas(600, sigma_min=0.5, sigma_max=20.0)[:-1])  # 20 -> 0.5
     ode = jax.jit(jax.vmap(lambda x: samplers.heun(den, x, sig)[0]))(x_t)
-    # the Heun run ends with one Euler step into 0.5, so compare at the same level:
+    # the schedule ends at 0.5 (Heun on every step), so compare at the same level:
     closed = teleport.gaussian_pf_ode_solution(x_t, 20.0, 0.5, mean, cov)
     np.testing.assert_allclose(ode, closed, atol=2e-3 * float(jnp.abs(closed).max()))
 

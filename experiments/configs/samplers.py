@@ -16,9 +16,11 @@ Expected result (8 seeds): with the exact GMM score the ODE samplers (Euler = DD
 DPM-Solver++(2M)) reach the exact-sample floor of sliced W2 by ~16-32 NFE; Heun with very few
 steps from sigma 80 is far off; SDE samplers need the most NFE. Teleporting up to 38% of the
 schedule (the largest fraction tried) keeps sliced W2 within 5% on both mixtures and digits.
-Warm start (lane-tracking task): a 1-NFE warm start from sigma 0.1 (the contractivity/scaling
-choice) matches the 20-NFE full solve's action error (cold start needs 4 NFE); without the
-gripper scaling (scale 1) no warm start reaches it (the gripper guess is never overturned).
+Warm start (lane-tracking task, gripper scale 10; docs/results/samplers.md section 1): the
+1-NFE Euler warm start from sigma 0.1 is collapsed (dispersion ratio ~0.09) and rejected; the
+paper's ancestral protocol from t = 2 or 4 keeps the spread but never flips the scaled gripper
+in time; the rule picks the 4-step cold start, the cheapest accepted warm start is ancestral
+t = 8 (9 NFE).
 Tiny variant (`:tiny`, 2 seeds, 2 samplers x 2 NFE budgets on gmm2d and a 30-step digits net; no
 warm-start part; seconds of compute, most of it compiling; the digits net runs one DSM step per
 chunk with a checkpoint after every chunk: the kill-and-resume test).
@@ -28,7 +30,7 @@ Files: DIR/config.json, DIR/summary.json, DIR/plots/, one long-form metrics.csv 
 experiments/samplers.py for the columns) and the runtime workdir of the digits score nets,
 DIR/digits/net/ (re-running the same command resumes their training).
 
-Run time: full 1250 s (warm 143 + gmm 786 + digits 321, run as three `config.parts`) at nice 19
+Run time: full ~1860 s (warm 709 with one gripper scale + gmm 786 + digits 321, run as three `config.parts`) at nice 19
 on the shared 2-core CPU (load 10-16); quick ~60 s CPU time on a quiet machine (~30 s of it the
 warm-start study).
 """
@@ -61,17 +63,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.net = ml_collections.ConfigDict(dict(
         hidden=128, depth=3, num_freqs=16, num_steps=2000, batch_size=256, learning_rate=2e-3,
         sigma_data=0.5, p_mean=-1.2, p_std=1.2))
+    # Mixture of many well-separated modes (the hard teleport case, config.datasets "gmm_sep").
+    c.sep_components = 32
+    c.sep_dim = 32
+    c.sep_distance = 6.0
+    c.sep_std = 0.1
     # Warm start (RTI) on the lane-tracking task (time-consistent expert; "reach" = the old
-    # reach-and-grasp task, kept as the counter-example).
+    # reach-and-grasp task, kept as the counter-example). Candidates (experiments.samplers.
+    # parse_candidate): "full" (the reference), "cold:N", "ddpm:K" (RTI-DP's ancestral steps
+    # K..0 of a 100-step DDPM schedule), "ddim:K" (deterministic), "euler:S0:N".
     c.warm_task = "lane"
     c.warm_speed = 0.05  # target angular speed (rad per control step) of the lane task
-    c.warm_control_steps = 40
+    c.warm_control_steps = 30
     c.warm_full_steps = 20
-    c.warm_cold_steps = (1, 2, 3, 4, 6, 8, 12, 20)
-    c.warm_tail_steps = (1, 2, 3, 4)
-    c.warm_start_sigmas = (0.02, 0.05, 0.1, 0.2, 0.5)
-    c.warm_factor = 10.0
-    c.warm_tolerance = 1.1  # "equal action error": within 10% of the full solve's error
+    c.warm_candidates = ("full", "cold:4", "cold:8", "euler:0.1:1", "ddpm:2", "ddpm:4", "ddpm:8",
+                         "ddpm:16", "ddim:2", "ddim:16")
+    c.warm_ddpm_schedule = "linear"  # diffusers' DDPMScheduler default (RTI-DP's eval configs)
+    c.warm_particles = 32
+    c.warm_episodes = 8
+    c.warm_success_pos = 0.075
+    c.warm_success_grip = 0.1
+    c.warm_thresholds = ml_collections.ConfigDict(dict(
+        sw_ratio=1.5, mode_diff=0.1, dispersion_lo=0.8, dispersion_hi=1.25, closed_diff=0.05,
+        success_drop=0.1))
+    c.warm_factors = (10.0, 1.0)  # gripper scale (the paper's factor; 1 = no scaling)
     common.add_runtime_fields(c)  # the digits nets' training runs on the runtime
     if arg == "quick":
         c.num_seeds = 8
@@ -90,11 +105,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.net.num_steps = 200
         c.net.batch_size = 128
         c.warm_control_steps = 15
-        c.warm_cold_steps = (2, 4)
-        c.warm_tail_steps = (1, 2)
-        c.warm_start_sigmas = (0.05, 0.1)
+        c.warm_candidates = ("full", "cold:4", "euler:0.1:1", "ddpm:2", "ddim:2")
+        c.warm_particles = 32
+        c.warm_episodes = 4
     elif arg == "tiny":
-        c.parts = ("gmm", "digits")  # warm starts: tests/test_diffusion_warmstart.py, :quick
+        c.parts = ("gmm", "digits")  # warm starts: tests/test_diffusion_rti.py, :quick
         c.num_seeds = 2
         c.samplers = ("euler", "heun")
         c.nfe_grid = (4, 8)
@@ -112,9 +127,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.net.batch_size = 16
         c.warm_control_steps = 4
         c.warm_full_steps = 4
-        c.warm_cold_steps = (2,)
-        c.warm_tail_steps = (1,)
-        c.warm_start_sigmas = (0.1,)
+        c.warm_candidates = ("full", "euler:0.1:1", "ddpm:2")
+        c.warm_particles = 8
+        c.warm_episodes = 2
         c.chunk_size = 1
         c.checkpoint_every = 1
         c.progress = False

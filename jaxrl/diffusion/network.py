@@ -17,7 +17,7 @@ one runtime (`jaxrl.experiment.run`: checkpoints, resume, seeds x learning rates
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -90,14 +90,26 @@ def precond_denoise(net: ScoreNet, params, x: jax.Array, sigma: jax.Array, sd: f
     return c_skip * x + c_out * net.apply(params, c_in * x, jnp.log(sigma) / 4.0)
 
 
-def dsm_loss(net: ScoreNet, params, key: jax.Array, y: jax.Array, cfg: ScoreNetConfig) -> jax.Array:
-    """EDM-weighted denoising score matching loss on a batch `y: [B, D]` (scalar)."""
+def denoising_loss(
+    denoise: Callable[[jax.Array, jax.Array], jax.Array], key: jax.Array, y: jax.Array,
+    cfg: ScoreNetConfig,
+) -> jax.Array:
+    """EDM-weighted denoising score matching (Karras et al. 2022, Eq. 2 and Table 1): `log sigma
+    ~ N(p_mean, p_std^2)`, `x = y + sigma n`, loss `mean_b lambda(sigma_b) |D(x_b; sigma_b) -
+    y_b|^2 / D` with `lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2`.
+    `denoise(x [B, D], sigma [B]) -> [B, D]`; `y: [B, D]`. Scalar."""
     k_sig, k_n = jax.random.split(key)
     sigma = jnp.exp(cfg.p_mean + cfg.p_std * jax.random.normal(k_sig, (y.shape[0],)))
     x = y + sigma[:, None] * jax.random.normal(k_n, y.shape)
-    d = precond_denoise(net, params, x, sigma, cfg.sigma_data)
+    d = denoise(x, sigma)
     weight = (sigma**2 + cfg.sigma_data**2) / (sigma * cfg.sigma_data) ** 2
     return jnp.mean(weight * jnp.mean((d - y) ** 2, axis=-1))
+
+
+def dsm_loss(net: ScoreNet, params, key: jax.Array, y: jax.Array, cfg: ScoreNetConfig) -> jax.Array:
+    """`denoising_loss` of the preconditioned net on a batch `y: [B, D]` (scalar)."""
+    return denoising_loss(lambda x, s: precond_denoise(net, params, x, s, cfg.sigma_data),
+                          key, y, cfg)
 
 
 def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig):

@@ -15,17 +15,27 @@ batch and seed axes by `sample()`.
   ratio `snr` (Song et al. 2021, Alg. 2-4). NFE `N (1 + num_corrector)`.
 * `euler`: probability-flow ODE `dx/dsigma = (x - D(x; sigma)) / sigma` (Karras et al. 2022,
   Eq. 4), explicit Euler. NFE `N`.
-* `heun`: EDM Algorithm 1 without churn: Heun's 2nd-order method, Euler on the last step to
-  `sigma = 0`. NFE `2N - 1`.
+* `heun`: EDM Algorithm 1 without churn: Heun's 2nd-order method, Euler on a step into
+  `sigma = 0`. NFE `2N - 1` for a schedule ending at 0, `2N` for one ending above 0.
 * `ddim`: DDIM with `eta = 0` (Song, Meng, Ermon 2021) written in the VP variables
   `alpha_bar = 1 / (1 + sigma^2)`; algebraically it is Euler in `sigma` (Karras et al. 2022,
   Sec. 3) and DPM-Solver-1. NFE `N`.
 * `dpmpp_2m`: DPM-Solver++(2M) (Lu et al. 2022), data prediction, multistep second order in
   `lambda = -log sigma`; first step and the step to `sigma = 0` are first order. NFE `N`.
+* `ddpm`: ancestral sampling with the DDPM posterior (Ho et al. 2020, Eq. 6-7, "fixed small"
+  variance), generalised by DDIM's `eta` (Song, Meng, Ermon 2021, Eq. 12 and 16): `eta = 1` is
+  the DDPM posterior, `eta = 0` deterministic DDIM. Written in the VP variables of the schedule;
+  on a DDPM discrete schedule (`sde.ddpm_sigmas`) it is diffusers' `DDPMScheduler.step` without
+  sample clipping. NFE `N`; the step into `sigma = 0` returns the data prediction.
+
+`SAMPLERS` is the registry: name -> `Sampler(fn, stochastic, nfe)` with `nfe(num_steps,
+ends_at_zero, num_corrector)` the exact count; `get_sampler`, `nfe_for_steps` and
+`steps_for_nfe` read it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -33,9 +43,6 @@ import jax.numpy as jnp
 
 from jaxrl.diffusion.scores import Denoiser
 from jaxrl.diffusion.sde import VPSDE
-
-SAMPLERS = ("euler_maruyama", "predictor_corrector", "euler", "heun", "ddim", "dpmpp_2m")
-SDE_SAMPLERS = ("euler_maruyama", "predictor_corrector")
 
 
 def _check(x: jax.Array, sigmas: jax.Array) -> None:
@@ -61,8 +68,10 @@ def euler(denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array | 
 
 
 def heun(denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array | None = None):
-    """EDM Algorithm 1 (deterministic): Heun steps, Euler for the final step to `sigma = 0`
-    (when the schedule ends at 0). Returns `(x0 [D], nfe)` with `nfe = 2N - 1`."""
+    """EDM Algorithm 1 (deterministic, no churn): Heun steps `sigma_i -> sigma_{i+1}`; a step into
+    `sigma = 0` is Euler (the 2nd evaluation would be at sigma 0, where D is the identity map's
+    limit and the correction vanishes). A schedule ending above 0 gets Heun on every step.
+    Returns `(x0 [D], nfe)` with `nfe = 2N - 1` if `sigmas[-1] == 0`, else `2N`."""
     del key
     _check(x, sigmas)
 
@@ -71,16 +80,16 @@ def heun(denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array | N
         sig, sig_next = s
         d = (x - denoiser(x, sig)) / sig
         x_e = x + (sig_next - sig) * d
-        safe = jnp.where(sig_next > 0, sig_next, 1.0)
-        d2 = (x_e - denoiser(x_e, safe)) / safe
-        x_h = x + (sig_next - sig) * 0.5 * (d + d2)
-        return (x_h, nfe + 2), None
 
-    (x, nfe), _ = jax.lax.scan(step, (x, jnp.int32(0)), (sigmas[:-2], sigmas[1:-1]))
-    # Last step: Euler (one NFE); the EDM schedule ends at sigma = 0 where D is undefined.
-    sig, sig_next = sigmas[-2], sigmas[-1]
-    d = (x - denoiser(x, sig)) / sig
-    return x + (sig_next - sig) * d, nfe + 1
+        def correct(_):
+            safe = jnp.where(sig_next > 0, sig_next, 1.0)  # vmapped cond runs both branches
+            d2 = (x_e - denoiser(x_e, safe)) / safe
+            return x + (sig_next - sig) * 0.5 * (d + d2), nfe + 2
+
+        return jax.lax.cond(sig_next > 0, correct, lambda _: (x_e, nfe + 1), None), None
+
+    (x, nfe), _ = jax.lax.scan(step, (x, jnp.int32(0)), (sigmas[:-1], sigmas[1:]))
+    return x, nfe
 
 
 def ddim(denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array | None = None):
@@ -129,6 +138,36 @@ def dpmpp_2m(denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array
 
     (x, _, nfe), _ = jax.lax.scan(step, (x, jnp.zeros_like(x), jnp.int32(0)), jnp.arange(n))
     return x, nfe
+
+
+def ddpm(
+    denoiser: Denoiser, x: jax.Array, sigmas: jax.Array, key: jax.Array, eta: float = 1.0,
+):
+    """Ancestral (DDPM-posterior) steps, DDIM-`eta` form, in VP variables
+    `x_vp = sqrt(ab) x`, `ab = 1 / (1 + sigma^2)`: with `x0_hat = D(x; sigma)` and
+    `eps_hat = (x_vp - sqrt(ab) x0_hat) / sqrt(1 - ab)`,
+    `x_vp' = sqrt(ab') x0_hat + sqrt(1 - ab' - s^2) eps_hat + s z`,
+    `s^2 = eta^2 (1 - ab') / (1 - ab) (1 - ab / ab')` (the DDPM posterior variance at `eta = 1`).
+    Returns `(x0 [D], nfe)` in the scale-free variable, `nfe = N`."""
+    _check(x, sigmas)
+    n = sigmas.shape[0] - 1
+    ab = 1.0 / (1.0 + sigmas**2)
+    keys = jax.random.split(key, n)
+
+    def step(carry, s):
+        x_vp, nfe = carry
+        sig, a, a_next, k = s
+        x0_hat = denoiser(x_vp / jnp.sqrt(a), sig)
+        eps_hat = (x_vp - jnp.sqrt(a) * x0_hat) / jnp.sqrt(1.0 - a)
+        var = eta**2 * (1.0 - a_next) / (1.0 - a) * (1.0 - a / a_next)
+        z = jax.random.normal(k, x_vp.shape, x_vp.dtype)
+        x_vp = (jnp.sqrt(a_next) * x0_hat + jnp.sqrt(jnp.maximum(1.0 - a_next - var, 0.0))
+                * eps_hat + jnp.sqrt(var) * z)
+        return (x_vp, nfe + 1), None
+
+    (x_vp, nfe), _ = jax.lax.scan(
+        step, (x * jnp.sqrt(ab[0]), jnp.int32(0)), (sigmas[:-1], ab[:-1], ab[1:], keys))
+    return x_vp / jnp.sqrt(ab[-1]), nfe
 
 
 def euler_maruyama(
@@ -215,38 +254,56 @@ def predictor_corrector(
     return x, nfe
 
 
-_FNS: dict[str, Callable] = {
-    "euler_maruyama": euler_maruyama, "predictor_corrector": predictor_corrector,
-    "euler": euler, "heun": heun, "ddim": ddim, "dpmpp_2m": dpmpp_2m,
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+    """A registry entry: the single-sample function, whether it draws noise, and its NFE rule
+    `nfe(num_steps, ends_at_zero, num_corrector) -> int`."""
+
+    fn: Callable
+    stochastic: bool
+    nfe: Callable[[int, bool, int], int]
+
+
+def _one_per_step(n: int, ends_at_zero: bool, num_corrector: int) -> int:
+    return n
+
+
+SAMPLERS: dict[str, Sampler] = {
+    "euler_maruyama": Sampler(euler_maruyama, True, _one_per_step),
+    "predictor_corrector": Sampler(predictor_corrector, True,
+                                   lambda n, z, c: n * (1 + c)),
+    "euler": Sampler(euler, False, _one_per_step),
+    "heun": Sampler(heun, False, lambda n, z, c: 2 * n - (1 if z else 0)),
+    "ddim": Sampler(ddim, False, _one_per_step),
+    "dpmpp_2m": Sampler(dpmpp_2m, False, _one_per_step),
+    "ddpm": Sampler(ddpm, True, _one_per_step),
 }
 
 
-def get_sampler(name: str) -> Callable:
-    """The single-sample sampler called `name` (one of `SAMPLERS`)."""
-    if name not in _FNS:
+def _entry(name: str) -> Sampler:
+    if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return _FNS[name]
+    return SAMPLERS[name]
 
 
-def nfe_for_steps(name: str, num_steps: int, num_corrector: int = 1) -> int:
-    """NFE a sampler spends on a schedule of `num_steps` steps (ending at sigma = 0)."""
-    get_sampler(name)
-    if name == "heun":
-        return 2 * num_steps - 1
-    if name == "predictor_corrector":
-        return num_steps * (1 + num_corrector)
-    return num_steps
+def get_sampler(name: str) -> Callable:
+    """The single-sample sampler called `name` (a key of `SAMPLERS`)."""
+    return _entry(name).fn
+
+
+def nfe_for_steps(name: str, num_steps: int, num_corrector: int = 1,
+                  ends_at_zero: bool = True) -> int:
+    """NFE sampler `name` spends on a schedule of `num_steps` steps (ending at sigma = 0 unless
+    `ends_at_zero=False`)."""
+    return int(_entry(name).nfe(num_steps, ends_at_zero, num_corrector))
 
 
 def steps_for_nfe(name: str, nfe: int, num_corrector: int = 1) -> int:
-    """Largest number of steps whose NFE is `<= nfe`; raises if none is."""
-    get_sampler(name)
-    if name == "heun":
-        steps = (nfe + 1) // 2
-    elif name == "predictor_corrector":
-        steps = nfe // (1 + num_corrector)
-    else:
-        steps = nfe
+    """Largest number of steps (schedule ending at 0) whose NFE is `<= nfe`; raises if none is."""
+    entry = _entry(name)
+    steps = 0
+    while entry.nfe(steps + 1, True, num_corrector) <= nfe:
+        steps += 1
     if steps < 1:
         raise ValueError(f"nfe={nfe} is too small for sampler {name!r}")
     return steps

@@ -11,7 +11,8 @@ Generative Modeling through Stochastic Differential Equations", Sec. 3.4):
   `t in [0, 1]`; `alpha_t = exp(-B(t) / 2)` with `B(t) = int_0^t beta`, marginal std
   `s_t = sqrt(1 - alpha_t^2)`, hence `sigma(t) = sqrt(exp(B(t)) - 1)`.
 * VE:  `dx = sqrt(d sigma^2 / dt) dW`, `sigma(t) = smin (smax / smin)^t`, `alpha = 1`.
-* EDM: VE with `sigma(t) = t` (so `g(t) = sqrt(2 t)`), and the time-step schedule
+* EDM: VE with `sigma(t) = t` (so `g(t) = sqrt(2 t)`; samplers work in this variable), and the
+  time-step schedule
   `sigma_i = (smax^(1/rho) + i / (N - 1) (smin^(1/rho) - smax^(1/rho)))^rho`, `sigma_N = 0`.
 """
 
@@ -81,8 +82,10 @@ class VESDE:
         return jnp.log(sigma / self.sigma_min) / np.log(self.sigma_max / self.sigma_min)
 
     def marginal(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """`x_t | y ~ N(y, (sigma(t)^2 - sigma_min^2) I)` when started at `t = 0` exactly."""
-        return jnp.ones_like(t), jnp.sqrt(self.sigma(t) ** 2 - self.sigma_min**2)
+        """`x_t | y ~ N(y, sigma(t)^2 I)`; returns `(mean_coef, std) = (1, sigma(t))`: the module's
+        convention `x_t = alpha (y + sigma(t) n)` (the process starts at `t = 0` from
+        `y + sigma_min n`, and `int_0^t g^2 = sigma(t)^2 - sigma_min^2`)."""
+        return jnp.ones_like(t), self.sigma(t)
 
     def drift(self, x: jax.Array, t: jax.Array) -> jax.Array:
         return jnp.zeros_like(x)
@@ -90,32 +93,6 @@ class VESDE:
     def diffusion(self, t: jax.Array) -> jax.Array:
         s = self.sigma(t)
         return s * jnp.sqrt(2.0 * np.log(self.sigma_max / self.sigma_min))
-
-
-@dataclasses.dataclass(frozen=True)
-class EDMSDE:
-    """The EDM process: VE with `sigma(t) = t`, `g(t) = sqrt(2 t)` (Karras et al. 2022, Table 1)."""
-
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-
-    def alpha(self, t: jax.Array) -> jax.Array:
-        return jnp.ones_like(t)
-
-    def sigma(self, t: jax.Array) -> jax.Array:
-        return t
-
-    def t_of_sigma(self, sigma: jax.Array) -> jax.Array:
-        return sigma
-
-    def marginal(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return jnp.ones_like(t), t
-
-    def drift(self, x: jax.Array, t: jax.Array) -> jax.Array:
-        return jnp.zeros_like(x)
-
-    def diffusion(self, t: jax.Array) -> jax.Array:
-        return jnp.sqrt(2.0 * t)
 
 
 def edm_sigmas(
@@ -152,6 +129,36 @@ def edm_sigmas_jax(
     return jnp.append((a + i / (num_steps - 1) * (b - a)) ** rho, 0.0)
 
 
-def perturb(key: jax.Array, y: jax.Array, sigma: jax.Array) -> jax.Array:
-    """Sample the EDM marginal `x = y + sigma n`, `n ~ N(0, I)` (shapes: `y: [..., D]`)."""
-    return y + sigma * jax.random.normal(key, y.shape, y.dtype)
+def ddpm_sigmas(
+    num_train_steps: int = 100, schedule: str = "linear", beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+) -> np.ndarray:
+    """Noise-to-signal ratios `sigma_t = sqrt((1 - ab_t) / ab_t)` of a discrete DDPM schedule,
+    `t = 0..T-1` (`[T]`, increasing), `ab_t = prod_{s <= t} (1 - beta_s)`.
+
+    `schedule="linear"`: `beta` linear from `beta_start` to `beta_end` (Ho et al. 2020, Sec. 4;
+    diffusers' `DDPMScheduler` default, which RTI-DP's eval configs use with `T = 100`).
+    `schedule="cosine"`: `beta_t = min(1 - f(t + 1) / f(t), 0.999)`,
+    `f(t) = cos^2((t / T + 0.008) / 1.008 * pi / 2)` (Nichol & Dhariwal 2021, Eq. 17; diffusers'
+    `squaredcos_cap_v2`, Diffusion Policy's training default)."""
+    if num_train_steps < 2:
+        raise ValueError(f"num_train_steps must be >= 2, got {num_train_steps}")
+    t = np.arange(num_train_steps, dtype=np.float64)
+    if schedule == "linear":
+        betas = np.linspace(beta_start, beta_end, num_train_steps)
+    elif schedule == "cosine":
+        f = lambda u: np.cos((u / num_train_steps + 0.008) / 1.008 * np.pi / 2) ** 2
+        betas = np.minimum(1.0 - f(t + 1) / f(t), 0.999)
+    else:
+        raise ValueError(f"schedule must be 'linear' or 'cosine', got {schedule!r}")
+    ab = np.cumprod(1.0 - betas)
+    return np.sqrt((1.0 - ab) / ab).astype(np.float32)
+
+
+def ddpm_tail(sigmas_t: np.ndarray, start: int) -> np.ndarray:
+    """The schedule of RTI-DP's warm start from DDPM timestep `start` (its `steps: [start, ...,
+    1, 0]`): `[sigma_start, ..., sigma_0, 0]`, `[start + 2]`; `start + 1` denoiser calls, the last
+    one (at `t = 0`) returning the data prediction."""
+    if not 0 <= start < len(sigmas_t):
+        raise ValueError(f"start must be in [0, {len(sigmas_t) - 1}], got {start}")
+    return np.append(np.asarray(sigmas_t)[start::-1], 0.0).astype(np.float32)

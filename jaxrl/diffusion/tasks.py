@@ -1,38 +1,20 @@
-"""Warm-started (real-time iteration) denoising for sequential decisions.
+"""Sequential action-chunk tasks with exact conditional denoisers, for warm-started (RTI)
+diffusion policies (`rti.py`); the exact score isolates the sampler from learning error.
 
-Duan, Yin & Kragic ("Real-Time Iteration Scheme for Diffusion Policy", 2025) borrow the
-real-time-iteration idea of model predictive control: a diffusion policy predicts an action chunk
-`[H, A]`; at the next control step, instead of denoising from pure noise, start from the previous
-solution shifted by one step (executed action dropped, last action repeated) and run only the last
-few denoising steps, i.e. start at a low intermediate noise level. Pieces:
-
-* `shift_chunk`: the shifted initial guess.
-* Discrete action dimensions (a gripper, +-1): a guess that is wrong by the full gap `2` cannot be
-  corrected by a few low-noise steps. The paper's fix (and its public code) trains on the discrete
-  dimension divided by a factor (10 by default) and thresholds the output back to `+-1`
-  (`scale_discrete` / `unscale_discrete`); its alternative "clipping" snaps the guess's discrete
-  entries to `+-1 / factor` (`clip_discrete`).
-* Start level from contractivity: the warm-started solver map `Phi_k: x -> x0` (the tail of the
-  schedule from level `sigma_k`) shrinks the guess error by at most its Lipschitz constant
-  `L_k = ||d Phi_k / dx||_2`, so the output error is about `L_k * e0` for a guess error `e0`. The
-  paper derives contractivity conditions to estimate the initial step; our implementation of that
-  idea measures `L_k` by power iteration on the Jacobian (jvp/vjp) at a calibration guess and picks
-  the shortest tail with `L_k * e0 <= tol` (`choose_start_index`).
-
-Two small sequential tasks with exact conditional scores (so the study isolates the sampler), with
-a common interface `init(key) -> (p0, ctx)`, `expert(p, t, ctx) -> (q [2, H, 2], w [H])`,
-`denoiser(p, t, ctx)`, `action_error(chunk, p, t, ctx)`:
+Common interface: `init(key) -> (p0, ctx)`, `expert(p, t, ctx) -> (q [2, H, 2], w [H])` (the two
+modes' plans and the gripper-closed probabilities), `denoiser(p, t, ctx)` (exact denoiser of the
+scaled chunk distribution on flattened chunks `[H * 3]`), `action_error(chunk, p, t, ctx)` and
+`discrete` (mask of the discrete action dimension).
 
 * `LaneTrackTask` (used by the experiment): a time-consistent expert. A target moves on a circle;
   the expert escorts it in one of two lanes (inside or outside, equal weights, so the action
   distribution stays bimodal at every step) and closes/opens a gripper on a periodic schedule.
   Executing the first action of a mode's plan makes the next plan of that mode equal to the old
   plan shifted by one step (up to process noise and the padded last entry): RTI's premise.
-* `ReachGraspTask` (kept as the counter-example that explains the first measurement): a point
-  reaches a static goal passing an obstacle on the left or right. Its expert is NOT
-  time-consistent (the obstacle offset is re-applied around the already offset position, so the
-  next plan differs from the shifted one by about `gamma^k * offset`), and after ~8 steps the
-  point sits at the goal where the task is unimodal and trivial.
+* `ReachGraspTask` (kept as the counter-example): a point reaches a static goal passing an
+  obstacle on the left or right. Its expert is NOT time-consistent (the obstacle offset is
+  re-applied around the already offset position), and after ~8 steps the point sits at the goal
+  where the task is unimodal and trivial.
 """
 
 from __future__ import annotations
@@ -42,78 +24,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxrl.diffusion import samplers as samplers_lib
 from jaxrl.diffusion.scores import Denoiser
-
-
-def shift_chunk(chunk: jax.Array) -> jax.Array:
-    """Drops the executed first action and repeats the last: `[H, A] -> [H, A]`."""
-    return jnp.concatenate([chunk[1:], chunk[-1:]], axis=0)
-
-
-def scale_discrete(chunk: jax.Array, discrete: jax.Array, factor: float) -> jax.Array:
-    """Divides the discrete action dimensions (`discrete: [A]` bool) by `factor`: `[H, A]`."""
-    return jnp.where(discrete, chunk / factor, chunk)
-
-
-def unscale_discrete(chunk: jax.Array, discrete: jax.Array) -> jax.Array:
-    """Thresholds discrete dimensions back to `+-1` (sign, 0 -> +1): `[H, A]`."""
-    return jnp.where(discrete, jnp.where(chunk >= 0, 1.0, -1.0), chunk)
-
-
-def clip_discrete(chunk: jax.Array, discrete: jax.Array, factor: float) -> jax.Array:
-    """The paper's clipping alternative: snaps discrete entries of a guess to `+-1 / factor`."""
-    return jnp.where(discrete, jnp.where(chunk >= 0, 1.0, -1.0) / factor, chunk)
-
-
-def warm_start_denoise(
-    denoiser: Denoiser, guess: jax.Array, sigmas_tail: jax.Array, *, name: str = "euler",
-    key: jax.Array | None = None, renoise: bool = False,
-) -> tuple[jax.Array, jax.Array]:
-    """Denoises from a guess `[D]` treated as the state at level `sigmas_tail[0]`.
-
-    `renoise=True` adds `sigmas_tail[0] * z` first (SDEdit-style); the paper's code uses the guess
-    as is (`renoise=False`). Returns `(x0 [D], nfe)`."""
-    key = jax.random.PRNGKey(0) if key is None else key
-    k_noise, k_run = jax.random.split(key)
-    x = guess
-    if renoise:
-        x = x + sigmas_tail[0] * jax.random.normal(k_noise, x.shape, x.dtype)
-    return samplers_lib.get_sampler(name)(denoiser, x, sigmas_tail, key=k_run)
-
-
-def map_lipschitz(fn, x: jax.Array, key: jax.Array, num_iters: int = 30) -> jax.Array:
-    """Spectral norm of the Jacobian of `fn: [D] -> [D]` at `x` by power iteration on `J^T J`."""
-    v = jax.random.normal(key, x.shape, x.dtype)
-    _, vjp = jax.vjp(fn, x)
-
-    def body(v, _):
-        v = v / jnp.linalg.norm(v)
-        jv = jax.jvp(fn, (x,), (v,))[1]
-        return vjp(jv)[0], None
-
-    v, _ = jax.lax.scan(body, v, None, length=num_iters)
-    v = v / jnp.linalg.norm(v)
-    return jnp.linalg.norm(jax.jvp(fn, (x,), (v,))[1])
-
-
-def tail_lipschitz(
-    denoiser: Denoiser, guess: jax.Array, sigmas: jax.Array, start: int, key: jax.Array,
-    name: str = "euler",
-) -> jax.Array:
-    """`L_k` of the warm-started map from level `sigmas[start]` (the tail `sigmas[start:]`)."""
-    fn = lambda x: samplers_lib.get_sampler(name)(denoiser, x, sigmas[start:], key=key)[0]
-    return map_lipschitz(fn, guess, key)
-
-
-def choose_start_index(lipschitz: list[float] | jax.Array, err0: float, tol: float) -> int:
-    """Given `L_k` for every start index `k` of a schedule of `N` steps (`lipschitz: [N]`), returns
-    the largest `k` (fewest steps, `N - k`) with `L_k * err0 <= tol`; `0` (full solve) if none."""
-    lips = [float(v) for v in lipschitz]
-    for k in range(len(lips) - 1, -1, -1):
-        if lips[k] * err0 <= tol:
-            return k
-    return 0
 
 
 def chunk_mixture_denoiser(
