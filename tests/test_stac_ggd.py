@@ -149,3 +149,21 @@ def test_ggd_is_one_table_entry_the_experiment_runs():
     p = next(p for p in progs if p.variant == "ggd")
     assert p.cfg.variant == "ggd" and p.cfg.use_dropout
     assert (p.cfg.actor_dropout, p.cfg.critic_dropout) == (c.dropout, c.dropout)
+
+
+def test_ggd_loss_is_the_biv_weighted_nll():
+    """The family's loss = sum_i w_i NLL_i with the reference weights of the target variances
+    and scipy's generalized-Gaussian NLL at the heads' (mu, alpha, beta)."""
+    rng = np.random.default_rng(2)
+    b = 12
+    out = jnp.asarray(rng.normal(size=(1, b, 3)), jnp.float32)
+    y = jnp.asarray(rng.normal(size=b), jnp.float32)
+    var = np.exp(rng.normal(0.0, 2.0, b))
+    loss, aux = ggd.GGD.loss(out, y, jnp.asarray(var, jnp.float32),
+                             {"biv_min_ess": jnp.float32(6.0)})
+    mu, alpha, beta = (np.asarray(a[0], np.float64) for a in ggd.ggd_params(out))
+    w, xi = _np_biv(var, 6.0)
+    assert xi > 0
+    ref = np.sum(w * _ref_nll(np.asarray(y, np.float64), mu, alpha, beta))
+    np.testing.assert_allclose(loss, ref, rtol=1e-3)
+    np.testing.assert_allclose(aux["biv_ess"], 6.0, rtol=1e-3)
