@@ -51,6 +51,7 @@ from experiments import common
 from jaxrl import experiment, stats
 from jaxrl.metrics import write_json
 from jaxrl.stac import stac as stac_lib
+from jaxrl.stac.variants import VARIANTS
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "experiments/configs/stac.py[:quick|:tiny|...]", allow_override=True
@@ -58,8 +59,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "output directory (resumed if it exists)",
                                allow_override=True)
 
-KNOWN = ("stac", "sac", "sac_single", "estac", "stac_nodrop", "dsac")
-BASELINES = ("sac", "sac_single", "estac", "dsac")  # in program order
+# Methods: the library's variant table (`jaxrl.stac.variants.VARIANTS`, in program order after
+# STAC) plus `stac_nodrop`, STAC's networks without the dropout op (a config of `stac`).
+KNOWN = tuple(VARIANTS) + ("stac_nodrop",)
 EVAL_METRICS = ("return", "danger_frac", "bias_reference", "bias_paper", "bias_rollout", "q_mean",
                 "soft_return")  # those an evaluation returns (without bias_states: the first 3)
 BIAS_COLUMNS = ("bias_rollout", "bias_paper", "bias_reference")  # estimators, preferred first
@@ -115,7 +117,9 @@ def _target_entropy(c: ml_collections.ConfigDict, env: str) -> float | None:
 
 def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
     """The programs of one env, in run order: STAC (its main beta and the beta ablation as one
-    grid over `beta`), STAC without dropout, then the baselines in `config.variants`."""
+    grid over `beta`), STAC without dropout, then the other variants of `config.variants` in
+    `VARIANTS` order: with STAC's dropouts where `Variant.dropout`, else without dropout, and
+    with the family's own fields (`CriticFamily.config_fields`) where the config sets them."""
     base = dict(
         env_name=env,
         total_env_steps=int(c.steps[env]),
@@ -155,13 +159,14 @@ def programs(c: ml_collections.ConfigDict, env: str) -> list[Program]:
             cfg = stac_lib.STACConfig(variant="stac", use_dropout=False, actor_dropout=0.0,
                                       critic_dropout=0.0, **base)
             out.append(Program(env, "stac_nodrop", cfg, {}, {"stac_nodrop": {}}))
-        for v in BASELINES:
-            if v in c.variants:
-                extra = {"dsac_target": str(c.get("dsac_target", "elementwise_min"))} \
-                    if v == "dsac" else {}
-                cfg = stac_lib.STACConfig(variant=v, use_dropout=False, actor_dropout=0.0,
-                                          critic_dropout=0.0, **base, **extra)
-                out.append(Program(env, v, cfg, {}, {v: {}}))
+        for v, spec in VARIANTS.items():
+            if v == "stac" or v not in c.variants:
+                continue
+            extra = {f: c[f] for f in spec.family.config_fields if c.get(f) is not None}
+            drop = dict(actor_dropout=actor_d, critic_dropout=critic_d) if spec.dropout else \
+                dict(use_dropout=False, actor_dropout=0.0, critic_dropout=0.0)
+            cfg = stac_lib.STACConfig(variant=v, **drop, **base, **extra)
+            out.append(Program(env, v, cfg, {}, {v: {}}))
     return out
 
 

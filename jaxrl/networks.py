@@ -1,6 +1,15 @@
-"""flax.linen networks shared by the agents.
+"""flax.linen networks shared by the agents: the one MLP, its activation table and initializers.
 
 All modules are pure (`init`/`apply`), so parameters are pytrees that vmap over seeds.
+
+* `ACTIVATIONS` / `activation(name)`: the one activation table (tanh, relu, swish, gelu, elu).
+* `MLP`: hidden layers `Dense -> Dropout -> LayerNorm -> activation` (dropout and LayerNorm
+  optional), an optional output layer; kernel init by name (`KERNEL_INITS`): `"orthogonal"`
+  (gain sqrt 2 on hidden layers, `out_scale` on the output; PPO's choice) or `"lecun_normal"`
+  (flax's `Dense` default, scaled by `out_scale` on the output; STAC's networks). The dropout
+  rate is a RUN-TIME argument (a float or traced scalar), so it can be swept inside one compiled
+  program; see `dropout`.
+* `ActorCritic`: PPO's separate actor and critic MLPs.
 """
 
 from __future__ import annotations
@@ -13,19 +22,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": nn.relu,
     "swish": nn.swish,
     "gelu": nn.gelu,
+    "elu": nn.elu,
 }
+_ACTIVATIONS = ACTIVATIONS  # the name the PPO and PROPS configs import
+KERNEL_INITS = ("orthogonal", "lecun_normal")
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    """Activation function by name (tanh, relu, swish, gelu)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {sorted(_ACTIVATIONS)}")
-    return _ACTIVATIONS[name]
+    """Activation function by name (`ACTIVATIONS`: tanh, relu, swish, gelu, elu); an unknown name
+    is a `ValueError` listing the valid ones."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def dropout(key: jax.Array, x: jax.Array, rate: jax.Array | float) -> jax.Array:
+    """Inverted dropout with a run-time `rate` in [0, 1): zero each unit of `x [...]` with
+    probability `rate`, scale the survivors by `1 / (1 - rate)` (Srivastava et al. 2014).
+    `rate = 0` is the identity (uniform draws are `< 1`)."""
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(key, keep, x.shape)
+    return jnp.where(mask, x / keep, 0.0)
 
 
 def _gram_schmidt_q(a: jax.Array) -> jax.Array:
@@ -67,32 +89,59 @@ def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
     return init
 
 
-class MLP(nn.Module):
-    """Dense layers with orthogonal init; optional dropout and LayerNorm after each hidden layer.
+def _kernel_init(name: str, gain: float) -> Callable[..., jax.Array]:
+    if name == "orthogonal":
+        return orthogonal(gain)
+    if name == "lecun_normal":
+        if gain == 1.0:
+            return nn.initializers.lecun_normal()
+        return nn.initializers.variance_scaling(gain**2, "fan_in", "truncated_normal")
+    raise ValueError(f"unknown kernel_init {name!r}; valid: {list(KERNEL_INITS)}")
 
-    Hidden layer order: Dense -> Dropout (if rate > 0) -> LayerNorm (if enabled) -> activation.
-    Input `x: [..., in]`, output `[..., out_dim]` (or `[..., hidden[-1]]` if `out_dim` is None).
+
+class MLP(nn.Module):
+    """The library's MLP: `x [..., in] -> [..., out_dim]` (`[..., hidden[-1]]` if `out_dim` is
+    None).
+
+    Hidden layer order: `Dense -> Dropout -> LayerNorm -> activation` (Dropout only with
+    `dropout=True` and `deterministic=False`, LayerNorm only with `layer_norm=True`); this is
+    the body of STAC's networks (Özalp 2026, Sec. 4.3) and, without dropout and LayerNorm, PPO's.
+
+    Attributes:
+      hidden: widths of the hidden layers.
+      out_dim: width of the output layer (no activation), None for none.
+      act: activation name (`ACTIVATIONS`).
+      layer_norm: insert LayerNorm after each hidden Dense (and dropout).
+      out_scale: gain of the output layer's kernel init.
+      kernel_init: `"orthogonal"` (hidden gain sqrt 2) or `"lecun_normal"` (`KERNEL_INITS`).
+      dropout: include the dropout op at all (False removes it from the graph). Its rate is the
+        call's `rate`; the mask comes from the flax `"dropout"` RNG stream.
     """
 
     hidden: Sequence[int] = (64, 64)
     out_dim: int | None = None
     act: str = "tanh"
-    dropout_rate: float = 0.0
     layer_norm: bool = False
     out_scale: float = 1.0
+    kernel_init: str = "orthogonal"
+    dropout: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, deterministic: bool = True,
+                 rate: jax.Array | float = 0.0) -> jax.Array:
+        """`x [..., in]`; `deterministic=False` applies dropout at run-time rate `rate`."""
         act = activation(self.act)
+        hidden_gain = float(np.sqrt(2)) if self.kernel_init == "orthogonal" else 1.0
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x)
-            if self.dropout_rate > 0:
-                x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+            x = nn.Dense(width, kernel_init=_kernel_init(self.kernel_init, hidden_gain))(x)
+            if self.dropout and not deterministic:
+                x = dropout(self.make_rng("dropout"), x, rate)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
         if self.out_dim is not None:
-            x = nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
+            x = nn.Dense(self.out_dim, kernel_init=_kernel_init(self.kernel_init,
+                                                                self.out_scale))(x)
         return x
 
 

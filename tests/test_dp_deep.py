@@ -15,8 +15,8 @@ import pytest
 from jaxrl import experiment, sweep
 from jaxrl.distributions import Categorical, Quantile
 from jaxrl.dp import deep
-from jaxrl.dp.replay import replay_add, replay_init, replay_sample
 from jaxrl.envs import gamble as gamble_envs
+from jaxrl.replay import replay_add, replay_init, replay_sample
 
 NP_UTILITIES = {
     "mean": lambda x: x,

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from jaxrl import sweep
-from jaxrl.stac import STACConfig, make_learner, make_stac, quantile_huber_loss, quantile_midpoints
-from jaxrl.stac.replay import Transition
+from jaxrl.stac import (
+    STACConfig,
+    Transition,
+    make_learner,
+    make_stac,
+    quantile_huber_loss,
+    quantile_midpoints,
+)
 
 TINY = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), total_env_steps=300,
             warmup_steps=100, buffer_size=300, batch_size=8)

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxrl.stac import STACConfig, gaussian_nll, make_learner, soft_target
+from jaxrl.stac import STACConfig, Transition, gaussian_nll, make_learner, soft_target
 from jaxrl.stac import networks as nets
-from jaxrl.stac.replay import Transition
 
 TINY = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), total_env_steps=300,
             warmup_steps=100, buffer_size=300, batch_size=8)

@@ -14,9 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.stac import STACConfig, make_learner
+from jaxrl.stac import STACConfig, Transition, make_learner
 from jaxrl.stac import networks as nets
-from jaxrl.stac.replay import Transition
 
 SMALL = dict(actor_hidden=(2,), critic_hidden=(2,), layer_norm=False, use_dropout=False,
              actor_dropout=0.0, critic_dropout=0.0, total_env_steps=300, warmup_steps=100,

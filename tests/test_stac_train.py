@@ -93,7 +93,7 @@ def test_config_marks_give_the_hparams_and_their_bounds():
     assert default_hparams(cfg, 3) == {
         "beta": 0.25, "alpha_init": 0.2, "actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4,
         "tau": 0.005, "gamma": 0.99, "actor_dropout": 0.01, "critic_dropout": 0.01,
-        "target_entropy": -3.0, "kappa": 1.0}
+        "target_entropy": -3.0, "kappa": 1.0, "biv_min_ess": 16.0}
     assert default_hparams(STACConfig(target_entropy=-0.5), 3)["target_entropy"] == -0.5
     assert "batch_size" not in config.sweepable_names(STACConfig)
     cfg.validate({"beta": (0.0, 2.0), "gamma": (0.0, 1.0), "tau": (1.0,), "target_entropy": (5.0,)})

@@ -19,6 +19,11 @@ quiet 2-core CPU) and `:rpm_long` (its RiskyPointMass beta ablation and twin SAC
 Results of `:seeds16`, `:cpu16` and `:rpm_long`: docs/results/stac.md.
 Tiny variant (`:tiny`, STAC with beta in {0, 0.5}, 2 seeds, 2x8 networks, 300 Pendulum steps:
 one program, compile-bound; a checkpoint after each of its 4 chunks): the kill-and-resume test.
+Methods (`config.variants`): any name of `jaxrl.stac.variants.VARIANTS` (stac, sac, sac_single,
+estac, dsac, ggd) and `stac_nodrop`; e.g. the generalized-Gaussian critic (`ggd`, Kim et al.,
+arXiv 2408.02295, `jaxrl.stac.ggd`) in the quick experiment:
+  python -m experiments.stac --config=experiments/configs/stac.py:quick \
+    "--config.variants=('stac','sac','stac_nodrop','ggd')" --workdir=DIR
 Runtime fields (`common.add_runtime_fields`): `chunk_size` (updates per jitted chunk, 0 = about
 20 chunks), `checkpoint_every` (chunks), `keep_checkpoints`, `halt_on_nan`, `force_resume`,
 `progress`, `lane_width`.

@@ -60,9 +60,9 @@ from jaxrl.distributions import (
     quantile_huber_loss,
     utilities,
 )
-from jaxrl.dp.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxrl.envs.stock import StockAugmentation, StockParams
 from jaxrl.networks import MLP
+from jaxrl.replay import ReplayState, replay_add, replay_init, replay_sample
 
 # f of each objective (sec. 5): maximize E[f(c_0 + G)].
 OBJECTIVES: dict[str, Callable[[jax.Array], jax.Array]] = {

@@ -1,13 +1,14 @@
 """Networks of STAC and its SAC-family baselines (Özalp 2026, "Stochastic Actor-Critic", Sec. 4).
 
-* `Body`: hidden layers `Dense -> Dropout -> LayerNorm -> activation` (the paper's Sec. 4.3 body).
-  The dropout rate is a run-time float (so it can be swept inside one compiled program); dropout
-  is applied only when `train=True` and draws its mask from the flax `"dropout"` RNG stream.
-* `Critic`: `concat(s, a) -> Body -> Dense(out)`; `out = 2` for the Gaussian critic (mean and raw
-  scale), `out = 1` for a plain Q critic, `out = N` for a quantile critic (DSAC: `N` quantiles of
-  the soft return at fixed levels, unconstrained outputs as in QR-DQN). Twin critics are two
-  parameter sets stacked on axis 0 (see `init_stacked` / `apply_stacked`).
-* `Actor`: `s -> Body -> Dense(2 |A|)` giving the mean and raw scale of a tanh-squashed Gaussian.
+* Bodies: `jaxrl.networks.MLP` with LayerNorm, run-time-rate dropout and flax's default
+  (LeCun normal) kernel init: hidden layers `Dense -> Dropout -> LayerNorm -> activation` (the
+  paper's Sec. 4.3 body). Dropout is applied only when `train=True` and draws its mask from the
+  flax `"dropout"` RNG stream. The body keeps the module name `Body_0`, so parameters and
+  dropout masks are the same as before the MLP was shared (flax derives both from the path).
+* `Critic`: `concat(s, a) -> body -> Dense(out)`; `out` is the critic family's output width
+  (`jaxrl.stac.families`: 2 Gaussian, 1 plain Q, `N` quantiles, 3 generalized Gaussian). Twin
+  critics are two parameter sets stacked on axis 0 (see `init_stacked` / `apply_stacked`).
+* `Actor`: `s -> body -> Dense(2 |A|)` giving the mean and raw scale of a tanh-squashed Gaussian.
 * Pure head functions: `gaussian_head` (clamped softplus scale), `tanh_gaussian_sample`,
   `tanh_gaussian_log_prob` with the stable log-determinant
   `log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))`.
@@ -21,50 +22,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxrl import networks
+from jaxrl.networks import dropout  # noqa: F401  (re-exported: the dropout of STAC's bodies)
+
 LOG_STD_FLOOR = -5.0  # raw scale clamp before softplus, as in the paper's code
-_ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish, "tanh": jnp.tanh, "elu": nn.elu}
 
 
 def check_activation(name: str) -> None:
-    """Raise `ValueError` unless `name` is a known activation."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
+    """Raise `ValueError` unless `name` is in `jaxrl.networks.ACTIVATIONS`."""
+    networks.activation(name)
 
 
-def dropout(key: jax.Array, x: jax.Array, rate: jax.Array) -> jax.Array:
-    """Inverted dropout with a run-time `rate` in [0, 1): zero each unit with prob. `rate`, scale
-    survivors by `1 / (1 - rate)`. `rate = 0` is the identity (uniform draws are `< 1`)."""
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(key, keep, x.shape)
-    return jnp.where(mask, x / keep, 0.0)
-
-
-class Body(nn.Module):
-    """Hidden layers `Dense(h) -> Dropout(rate) -> LayerNorm -> activation` for each `h`.
-
-    Attributes:
-      hidden: widths of the hidden layers.
-      activation: name in `relu`, `swish`, `tanh`, `elu`.
-      layer_norm: insert LayerNorm after dropout.
-      use_dropout: include the dropout op at all (False removes it from the graph; baselines).
-    """
-
-    hidden: Sequence[int]
-    activation: str = "relu"
-    layer_norm: bool = True
-    use_dropout: bool = True
-
-    @nn.compact
-    def __call__(self, x: jax.Array, rate: jax.Array, train: bool) -> jax.Array:
-        act = _ACTIVATIONS[self.activation]
-        for h in self.hidden:
-            x = nn.Dense(h)(x)
-            if self.use_dropout and train:
-                x = dropout(self.make_rng("dropout"), x, rate)
-            if self.layer_norm:
-                x = nn.LayerNorm()(x)
-            x = act(x)
-        return x
+def body(hidden: Sequence[int], activation: str, layer_norm: bool,
+         use_dropout: bool) -> networks.MLP:
+    """The hidden layers of STAC's critic and actor: `jaxrl.networks.MLP` (no output layer,
+    LeCun-normal init), named `Body_0` (see the module docstring)."""
+    return networks.MLP(tuple(hidden), None, activation, layer_norm=layer_norm,
+                        kernel_init="lecun_normal", dropout=use_dropout, name="Body_0")
 
 
 class Critic(nn.Module):
@@ -79,7 +53,8 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs, act, rate, train: bool):
         x = jnp.concatenate([obs, act], axis=-1)
-        x = Body(self.hidden, self.activation, self.layer_norm, self.use_dropout)(x, rate, train)
+        x = body(self.hidden, self.activation, self.layer_norm, self.use_dropout)(
+            x, deterministic=not train, rate=rate)
         return nn.Dense(self.out, bias_init=nn.initializers.zeros)(x)
 
 
@@ -94,7 +69,8 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs, rate, train: bool):
-        x = Body(self.hidden, self.activation, self.layer_norm, self.use_dropout)(obs, rate, train)
+        x = body(self.hidden, self.activation, self.layer_norm, self.use_dropout)(
+            obs, deterministic=not train, rate=rate)
         x = nn.Dense(2 * self.action_dim, bias_init=nn.initializers.zeros)(x)
         mean, raw = jnp.split(x, 2, axis=-1)
         return mean, clamped_softplus(raw)

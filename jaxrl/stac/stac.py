@@ -29,6 +29,14 @@ arXiv 2601.00737 (2026). Variants, chosen by `config.variant`:
   (all pairs; summed over the online quantiles, where the reference averages: a constant
   factor `N` that Adam's scale invariance absorbs); actor on `min_i mean_j z_ij(s, a) - alpha
   log pi` (the reference's actor with `msd = 0`).
+* `ggd`: STAC with a generalized-Gaussian critic (Kim et al., arXiv 2408.02295): head
+  `(mu, scale alpha, shape)`, NLL `log(2 alpha Gamma(1/shape) / shape) + (|y - mu| / alpha)^shape`
+  weighted per sample by batch inverse-variance weights, spread = the GGD's std; see
+  `jaxrl.stac.ggd` (what was and was not verified there).
+
+Each variant is one entry of `jaxrl.stac.variants.VARIANTS` (critic family, number of critics,
+value rule, reference temperature rule, dropout); each critic family (output width, heads, target
+statistic, loss) is a record of pure functions in `jaxrl.stac.families` / `jaxrl.stac.ggd`.
 
 Common to all (paper Sec. 4.3): tanh-squashed Gaussian actor, Polyak targets every step,
 automatic temperature with `H_target = target_entropy` (`None`: `-|A|`), updated by
@@ -83,27 +91,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxrl import config as jconfig
-from jaxrl import distributions, sweep
+from jaxrl import networks, optim, replay, sweep
 from jaxrl.stac import networks as nets
-from jaxrl.stac import replay
+from jaxrl.stac.families import gaussian_nll, quantile_huber_loss, quantile_midpoints  # noqa: F401
+from jaxrl.stac.variants import VARIANTS, Variant
 
-# variant -> (number of critics, Gaussian critic head, beta pessimism used)
-VARIANTS = {
-    "stac": (1, True, True),
-    "sac": (2, False, False),
-    "sac_single": (1, False, False),
-    "estac": (2, True, False),
-    "dsac": (2, False, False),  # quantile heads: see QUANTILE_VARIANTS
-}
-QUANTILE_VARIANTS = ("dsac",)  # variants whose critics output `num_quantiles` quantiles
 ALPHA_UPDATES = ("reference", "paper", "sac_rule", "adam")  # see the module docstring
 DSAC_TARGETS = ("elementwise_min", "min_mean")  # see the module docstring
-# `alpha_update="reference"`: the reference code's temperature rule per variant.
-REFERENCE_ALPHA_UPDATE = {"stac": "paper", "estac": "paper", "sac": "sac_rule",
-                          "sac_single": "sac_rule", "dsac": "sac_rule"}
 
 
 def _min(n: int) -> Any:
@@ -126,11 +122,7 @@ def _widths(v) -> str | None:
 
 
 def _activation(v) -> str | None:
-    try:
-        nets.check_activation(v)
-    except ValueError as e:
-        return str(e).split(", got")[0].replace("activation ", "", 1)
-    return None
+    return None if v in networks.ACTIVATIONS else f"must be one of {sorted(networks.ACTIVATIONS)}"
 
 
 def _optional_sweepable(doc: str) -> Any:
@@ -153,8 +145,8 @@ class STACConfig:
     `eval_episodes`, `bias_*`: the evaluation `Algorithm.evaluate` runs (`bias_states=0`: no
     rollout / one-episode bias measurement; the reference estimate `bias_reference` is always
     computed on the evaluation episodes). `kappa`, `num_quantiles` and `dsac_target` are read
-    by `dsac` only. `alpha_update`: see the module docstring (`"reference"`: the reference
-    code's rule for the variant, `resolved_alpha_update`).
+    by `dsac` only, `biv_min_ess` by `ggd` only. `alpha_update`: see the module docstring
+    (`"reference"`: the reference code's rule for the variant, `resolved_alpha_update`).
     """
 
     env_name: str = jconfig.static("Pendulum-v1")
@@ -191,6 +183,8 @@ class STACConfig:
     critic_dropout: float = jconfig.sweepable(0.01, lo=0.0, hi=1.0, hi_open=True)
     target_entropy: float | None = _optional_sweepable("None: -|A|")
     kappa: float = jconfig.sweepable(1.0, lo=0.0, lo_open=True, doc="dsac: Huber threshold")
+    biv_min_ess: float = jconfig.sweepable(16.0, lo=1.0, doc="ggd: min effective batch size of "
+                                           "the inverse-variance weights")
 
     def validate(self, grid: Any = None, prefix: str = "config",
                  sweep_prefix: str = "config.sweep") -> None:
@@ -212,10 +206,11 @@ class STACConfig:
 
 def resolved_alpha_update(cfg: STACConfig) -> str:
     """The temperature rule a config runs: `cfg.alpha_update`, with `"reference"` replaced by the
-    reference code's rule for `cfg.variant` (`"paper"` for stac/estac, `"sac_rule"` for
-    sac/sac_single/dsac; `rlwarehouse/algos/{stac,estac,sac,dsac}.py`)."""
+    reference code's rule for `cfg.variant` (`VARIANTS[variant].alpha_rule`: `"paper"` for
+    stac/estac/ggd, `"sac_rule"` for sac/sac_single/dsac; `rlwarehouse/algos/{stac,estac,sac,
+    dsac}.py`)."""
     if cfg.alpha_update == "reference":
-        return REFERENCE_ALPHA_UPDATE[cfg.variant]
+        return VARIANTS[cfg.variant].alpha_rule
     return cfg.alpha_update
 
 
@@ -249,11 +244,6 @@ def make_env(name: str):
 # ---------------------------------------------------------------------------------------------
 
 
-def gaussian_nll(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
-    """Elementwise `-log N(y; mu, sigma^2) = log sigma + (y - mu)^2 / (2 sigma^2) + log(2 pi)/2`."""
-    return jnp.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2 + 0.5 * jnp.log(2.0 * jnp.pi)
-
-
 def soft_target(
     reward: jax.Array, terminated: jax.Array, next_value: jax.Array, next_log_prob: jax.Array,
     gamma: jax.Array, alpha: jax.Array,
@@ -265,19 +255,29 @@ def soft_target(
     return reward + gamma * (1.0 - terminated) * (next_value - alpha * next_log_prob)
 
 
-def quantile_midpoints(n: int) -> jax.Array:
-    """Fixed quantile levels `tau_i = (2 i - 1) / (2 n)`, `i = 1..n`: `[n]` (QR-DQN, Sec. 3)."""
-    return distributions.quantile_levels(n)
+class Transition(NamedTuple):
+    """One transition (or a batch of them, with leading axes): the replay item of STAC.
+
+    Attributes:
+      obs: `[..., obs_dim]` observation `s_t`.
+      action: `[..., A]` action in the normalised box `[-1, 1]^A`.
+      reward: `[...]` reward `r_t`.
+      next_obs: `[..., obs_dim]` the true next observation `s_{t+1}` (before any auto-reset).
+      terminated: `[...]` 1.0 if `s_{t+1}` is terminal (no bootstrap); truncation is NOT terminal.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array
 
 
-def quantile_huber_loss(
-    pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: jax.Array | float
-) -> jax.Array:
-    """Quantile Huber loss (Dabney et al. 2018, QR-DQN, Eq. 10), all pairs of quantiles:
-    `pred [..., N]` at levels `taus [N]` against `target [..., M]` -> `[...]`, i.e.
-    `sum_i mean_j |tau_i - 1{u_ij < 0}| H_kappa(u_ij) / kappa`
-    (see `distributions.quantile_huber_loss`)."""
-    return distributions.quantile_huber_loss(pred, target, kappa, taus)
+def empty_buffer(capacity: int, obs_dim: int, action_dim: int) -> replay.ReplayState:
+    """An empty `jaxrl.replay` buffer of `capacity` float32 `Transition`s."""
+    z = jnp.zeros
+    example = Transition(z((obs_dim,)), z((action_dim,)), z(()), z((obs_dim,)), z(()))
+    return replay.replay_init(example, capacity)
 
 
 class AgentState(NamedTuple):
@@ -290,7 +290,7 @@ class AgentState(NamedTuple):
     critic_opt: Any
     log_alpha: jax.Array
     alpha_opt: Any
-    buffer: replay.Buffer
+    buffer: replay.ReplayState
     env_state: Any
     obs: jax.Array  # [num_envs, obs_dim]
     ep_return: jax.Array  # [num_envs] running return of the current episodes
@@ -311,10 +311,12 @@ class Learner(NamedTuple):
     action_high: jax.Array
     actor: nets.Actor
     critic: nets.Critic
-    n_critics: int
-    gaussian: bool
-    uses_beta: bool
-    num_quantiles: int = 0  # > 0: quantile critics (dsac)
+    variant: Variant
+
+    @property
+    def n_critics(self) -> int:
+        """Number of critics (stacked on axis 0 of the critic parameters)."""
+        return self.variant.n_critics
 
     # ---- networks -------------------------------------------------------------------------
     def policy(self, actor_params, key, obs, rate, train: bool):
@@ -328,26 +330,21 @@ class Learner(NamedTuple):
         return nets.tanh_gaussian_sample(k_noise, mean, std)
 
     def critic_out(self, critic_params, key, obs, act, rate, train: bool):
-        """Raw critic outputs `[n, B, out]` (`out` = 2, 1 or `num_quantiles`)."""
+        """Raw critic outputs `[n, B, out]` (`out` = the family's `out_dim`)."""
         return nets.apply_stacked(self.critic, critic_params, key, obs, act, rate, train=train)
 
     def critic_heads(self, critic_params, key, obs, act, rate, train: bool):
-        """`(mu [n, B], sigma [n, B])`; `sigma` is zeros for plain Q critics; for quantile
-        critics `mu` is the quantile mean (the Q estimate) and `sigma` the quantiles' std."""
+        """`(mean [n, B], spread [n, B])` by the family's `heads`: `(mu, sigma)` of Gaussian
+        critics, `(q, 0)` of plain Q critics, (quantile mean, quantiles' std) of quantile
+        critics, `(mu, std)` of generalized-Gaussian critics."""
         out = self.critic_out(critic_params, key, obs, act, rate, train)
-        if self.gaussian:
-            return nets.gaussian_head(out)
-        if self.num_quantiles:
-            return jnp.mean(out, axis=-1), jnp.std(out, axis=-1)
-        return out[..., 0], jnp.zeros_like(out[..., 0])
+        return self.variant.family.heads(out)
 
     def value(self, mu, sigma, beta):
-        """Pessimistic value `[B]` used by target and actor: `mu - beta sigma` (STAC, paper
-        Sec. 4.1-4.2; `rlwarehouse/algos/stac.py`: `mean - beta * stddev`), else `min_i mu_i`
-        (SAC, ESTAC; dsac's actor: the min of the quantile means)."""
-        if self.uses_beta:
-            return mu[0] - beta * sigma[0]
-        return jnp.min(mu, axis=0)
+        """Value `[B]` used by target and actor: the variant's rule (`families.pessimistic_value`
+        `mu - beta sigma` for STAC and GGD, paper Sec. 4.1-4.2; `families.min_value`
+        `min_i mu_i` for SAC, ESTAC and dsac's actor)."""
+        return self.variant.value(mu, sigma, beta)
 
     def q_estimate(self, mu):
         """The critic's estimate of Q used by our bias measurements (`bias_paper`,
@@ -365,53 +362,39 @@ class Learner(NamedTuple):
         return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
 
     # ---- losses ---------------------------------------------------------------------------
-    def target(self, actor_params, target_params, key, batch: replay.Transition, hp, alpha):
-        """TD target `[B]` (no gradient), one next action, dropout on in actor and target
-        (paper Eq. for `Q^TD`, Sec. 4.1: `r + gamma (1 - done) [value(s', a') - alpha log pi]`,
-        `value` = `Learner.value`).
-
-        Quantile critics (dsac): target quantiles `[B, N]` from the two target critics' quantile
+    def target_and_aux(self, actor_params, target_params, key, batch: Transition, hp, alpha):
+        """TD target (no gradient) and the family's target-side `aux` (None for most families;
+        the target variances `[B]` for ggd). One next action, dropout on in actor and target
+        (paper Eq. for `Q^TD`, Sec. 4.1): `y = r + gamma (1 - done) [stat - alpha log pi]` with
+        `stat` the family's target statistic: `value(s', a')` `[B]` (`Learner.value`), or for
+        quantile critics (dsac) the target quantiles `[B, N]` from the two target critics'
         sets combined by `config.dsac_target` (`"elementwise_min"`: `min(z_1j, z_2j)` per
         quantile, the reference code; `"min_mean"`: per sample, the quantiles of the critic with
         the smaller quantile mean)."""
         k_pi, k_q = jax.random.split(key)
         a2, logp2 = self.sample_action(actor_params, k_pi, batch.next_obs, hp["actor_dropout"],
                                        True)
-        if self.num_quantiles:
-            z = self.critic_out(target_params, k_q, batch.next_obs, a2, hp["critic_dropout"],
-                                True)  # [n, B, N]
-            if self.config.dsac_target == "elementwise_min":
-                z_min = jnp.min(z, axis=0)  # [B, N]
-            else:
-                pick = jnp.argmin(jnp.mean(z, axis=-1), axis=0)  # [B]
-                z_min = jnp.take_along_axis(z, pick[None, :, None], axis=0)[0]  # [B, N]
-            y = soft_target(batch.reward[:, None], batch.terminated[:, None], z_min,
-                            logp2[:, None], hp["gamma"], alpha)
-            return jax.lax.stop_gradient(y)
-        mu, sigma = self.critic_heads(target_params, k_q, batch.next_obs, a2,
-                                      hp["critic_dropout"], True)
-        v = self.value(mu, sigma, hp["beta"])
-        y = soft_target(batch.reward, batch.terminated, v, logp2, hp["gamma"], alpha)
-        return jax.lax.stop_gradient(y)
+        out = self.critic_out(target_params, k_q, batch.next_obs, a2, hp["critic_dropout"], True)
+        discount = hp["gamma"] * (1.0 - batch.terminated)
+        stat, aux = self.variant.family.target(out, self.variant.value, discount, self.config,
+                                               hp)
+        extra = (1,) * (stat.ndim - 1)  # quantile sets: [B, N]
+        y = soft_target(batch.reward.reshape(batch.reward.shape + extra),
+                        batch.terminated.reshape(batch.terminated.shape + extra), stat,
+                        logp2.reshape(logp2.shape + extra), hp["gamma"], alpha)
+        return jax.lax.stop_gradient(y), jax.lax.stop_gradient(aux)
 
-    def critic_loss(self, critic_params, key, batch: replay.Transition, y, hp):
-        """Sum over critics of the batch-mean Gaussian NLL (Gaussian heads), `0.5 (q - y)^2`,
-        or the quantile Huber loss against target quantiles `y [B, N]` (dsac)."""
-        if self.num_quantiles:
-            z = self.critic_out(critic_params, key, batch.obs, batch.action,
-                                hp["critic_dropout"], True)  # [n, B, N]
-            taus = quantile_midpoints(self.num_quantiles)
-            per = quantile_huber_loss(z, y[None], taus, hp["kappa"])  # [n, B]
-            aux = {"q_mean": jnp.mean(z), "sigma_mean": jnp.mean(jnp.std(z, axis=-1))}
-            return jnp.sum(jnp.mean(per, axis=1)), aux
-        mu, sigma = self.critic_heads(critic_params, key, batch.obs, batch.action,
-                                      hp["critic_dropout"], True)
-        if self.gaussian:
-            per = gaussian_nll(y[None], mu, sigma)
-        else:
-            per = 0.5 * (mu - y[None]) ** 2
-        aux = {"q_mean": jnp.mean(mu), "sigma_mean": jnp.mean(sigma)}
-        return jnp.sum(jnp.mean(per, axis=1)), aux
+    def target(self, actor_params, target_params, key, batch: Transition, hp, alpha):
+        """The TD target `[B]` (`[B, N]` for quantile critics) of `target_and_aux`."""
+        return self.target_and_aux(actor_params, target_params, key, batch, hp, alpha)[0]
+
+    def critic_loss(self, critic_params, key, batch: Transition, y, hp, aux=None):
+        """The family's loss summed over critics (batch-mean Gaussian NLL, `0.5 (q - y)^2`, the
+        quantile Huber loss against target quantiles `y [B, N]`, the BIV-weighted GGD NLL with
+        the target variances `aux`) and its metrics."""
+        out = self.critic_out(critic_params, key, batch.obs, batch.action, hp["critic_dropout"],
+                              True)
+        return self.variant.family.loss(out, y, aux, hp)
 
     def actor_loss(self, actor_params, critic_params, key, obs, hp, alpha):
         """`mean[alpha log pi(a|s) - value(s, a)]`, `a` reparameterised; returns (loss, log pi)."""
@@ -422,7 +405,8 @@ class Learner(NamedTuple):
 
 
 def make_learner(config: Any) -> Learner:
-    """Build the `Learner` (networks, env, action scaling) for a config."""
+    """Build the `Learner` (networks, env, action scaling) for a config: the critic's output
+    width is the variant's family's `out_dim(config)`."""
     cfg = as_config(config)
     env, env_params = make_env(cfg.env_name)
     space = env.action_space(env_params)
@@ -430,13 +414,11 @@ def make_learner(config: Any) -> Learner:
     obs_dim = int(np.prod(env.observation_space(env_params).shape))
     low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), (action_dim,))
     high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), (action_dim,))
-    n_critics, gaussian, uses_beta = VARIANTS[cfg.variant]
+    variant = VARIANTS[cfg.variant]
     kw = dict(activation=cfg.activation, layer_norm=cfg.layer_norm, use_dropout=cfg.use_dropout)
     actor = nets.Actor(cfg.actor_hidden, action_dim, **kw)
-    n_quant = cfg.num_quantiles if cfg.variant in QUANTILE_VARIANTS else 0
-    critic = nets.Critic(cfg.critic_hidden, 2 if gaussian else (n_quant or 1), **kw)
-    return Learner(cfg, env, env_params, obs_dim, action_dim, low, high, actor, critic,
-                   n_critics, gaussian, uses_beta, n_quant)
+    critic = nets.Critic(cfg.critic_hidden, variant.family.out_dim(cfg), **kw)
+    return Learner(cfg, env, env_params, obs_dim, action_dim, low, high, actor, critic, variant)
 
 
 def resolve(cfg: STACConfig, action_dim: int) -> STACConfig:
@@ -452,12 +434,6 @@ def default_hparams(cfg: STACConfig, action_dim: int) -> dict[str, float]:
     return jconfig.hparams(resolve(cfg, action_dim))
 
 
-def _adam_step(opt: optax.GradientTransformation, grads, opt_state, params, lr):
-    updates, opt_state = opt.update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-    return params, opt_state
-
-
 def make_stac(config: Any) -> sweep.Algorithm:
     """STAC or a baseline (by `config.variant`) as a `sweep.Algorithm`: one update = one
     environment step per env + one gradient update of critic, actor and temperature (times
@@ -465,7 +441,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
     L = make_learner(config)
     cfg = L.config
     env, env_params, n_envs = L.env, L.env_params, cfg.num_envs
-    adam = optax.scale_by_adam()
+    adam = optim.adam()  # learning rates: the run's hparams, written in per step
     per_call = int(cfg.log_every)
     alpha_rule = resolved_alpha_update(cfg)
     num_updates = (cfg.total_env_steps - cfg.warmup_steps) // (n_envs * per_call)
@@ -477,9 +453,9 @@ def make_stac(config: Any) -> sweep.Algorithm:
             keys, state.env_state, L.to_env_action(a_norm), env_params
         )
         r = r.astype(jnp.float32)
-        tr = replay.Transition(state.obs, a_norm, r, info["final_observation"],
-                               term.astype(jnp.float32))
-        buffer = replay.add(state.buffer, tr)
+        tr = Transition(state.obs, a_norm, r, info["final_observation"],
+                        term.astype(jnp.float32))
+        buffer = replay.replay_add(state.buffer, tr)
         done = jnp.logical_or(term, trunc)
         ep = state.ep_return + r
         last = jnp.where(done, ep, state.last_return)
@@ -502,7 +478,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
             actor=actor_params, critic=critic_params, target_critic=critic_params,
             actor_opt=adam.init(actor_params), critic_opt=adam.init(critic_params),
             log_alpha=log_alpha, alpha_opt=adam.init(log_alpha),
-            buffer=replay.init(cfg.buffer_size, L.obs_dim, L.action_dim),
+            buffer=empty_buffer(cfg.buffer_size, L.obs_dim, L.action_dim),
             env_state=env_state, obs=obs.astype(jnp.float32),
             ep_return=jnp.zeros(n_envs), last_return=jnp.zeros(n_envs), key=key,
             env_steps=jnp.zeros((), jnp.int32),
@@ -523,16 +499,17 @@ def make_stac(config: Any) -> sweep.Algorithm:
         a, _ = L.sample_action(state.actor, k_act, state.obs, hp["actor_dropout"], True)
         state = env_step(state, k_env, a)
         # LEARN: critic, then actor on the updated critic, then temperature, then Polyak.
-        batch = replay.sample(state.buffer, k_batch, cfg.batch_size)
+        batch = replay.replay_sample(state.buffer, k_batch, cfg.batch_size)
         alpha = jnp.exp(state.log_alpha)
-        y = L.target(state.actor, state.target_critic, k_tgt, batch, hp, alpha)
+        y, y_aux = L.target_and_aux(state.actor, state.target_critic, k_tgt, batch, hp, alpha)
         (c_loss, aux), c_grad = jax.value_and_grad(L.critic_loss, has_aux=True)(
-            state.critic, k_crit, batch, y, hp)
-        critic, critic_opt = _adam_step(adam, c_grad, state.critic_opt, state.critic,
-                                        hp["critic_lr"])
+            state.critic, k_crit, batch, y, hp, y_aux)
+        critic, critic_opt = optim.step(adam, c_grad, state.critic_opt, state.critic,
+                                        learning_rate=hp["critic_lr"])
         (a_loss, logp), a_grad = jax.value_and_grad(L.actor_loss, has_aux=True)(
             state.actor, critic, k_act_loss, batch.obs, hp, alpha)
-        actor, actor_opt = _adam_step(adam, a_grad, state.actor_opt, state.actor, hp["actor_lr"])
+        actor, actor_opt = optim.step(adam, a_grad, state.actor_opt, state.actor,
+                                      learning_rate=hp["actor_lr"])
         entropy = -jnp.mean(logp)
         log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
         if cfg.learn_alpha:
@@ -542,8 +519,8 @@ def make_stac(config: Any) -> sweep.Algorithm:
             elif alpha_rule == "sac_rule":  # the reference SAC/DSAC: no alpha factor
                 log_alpha = log_alpha - hp["alpha_lr"] * gap
             else:
-                log_alpha, alpha_opt = _adam_step(adam, alpha * gap, alpha_opt, log_alpha,
-                                                  hp["alpha_lr"])
+                log_alpha, alpha_opt = optim.step(adam, alpha * gap, alpha_opt, log_alpha,
+                                                  learning_rate=hp["alpha_lr"])
         tau = hp["tau"]
         target = jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, state.target_critic, critic)
         state = state._replace(actor=actor, critic=critic, target_critic=target,
@@ -552,7 +529,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
         metrics = {
             "train_return": jnp.mean(state.last_return), "critic_loss": c_loss,
             "actor_loss": a_loss, "alpha": jnp.exp(log_alpha), "entropy": entropy,
-            "q_mean": aux["q_mean"], "sigma_mean": aux["sigma_mean"],
+            **aux,  # the family's: q_mean, sigma_mean (ggd: shape_mean, biv_ess)
         }
         return state, metrics
 

@@ -10,8 +10,10 @@ arrays with a fixed per-item shape; the buffer stores them with a leading `[capa
 * `replay_sample(state, key, batch_size)`: `batch_size` items drawn uniformly, with replacement,
   among the items currently stored.
 
-This is the DQN replay memory (Mnih et al., 2015) in its simplest uniform form; the deep
-distributional agent of `jaxrl.dp.deep` uses it.
+This is the DQN replay memory (Mnih et al., 2015) in its simplest uniform form, the one buffer of
+the library: the deep distributional agent of `jaxrl.dp.deep` stores `(obs, action, reward,
+next_obs, done)` tuples in it, STAC and its SAC-family baselines (`jaxrl.stac`) their
+`Transition`s (Algorithm 1 of Özalp 2026 uses a standard uniform buffer).
 """
 
 from __future__ import annotations
