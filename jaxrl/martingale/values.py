@@ -38,7 +38,7 @@ def quadratic_features_nd(dim: int) -> FeatureFn:
     `quadratic_theta(P, p, c)`; `dim = 1` is `quadratic_features`."""
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
-    iu, ju = (jnp.asarray(v) for v in _upper(dim))
+    iu, ju = (jnp.asarray(v, jnp.int32) for v in _upper(dim))
 
     def phi(t: jax.Array, x: jax.Array) -> jax.Array:
         x = jnp.reshape(jnp.asarray(x), (dim,))
