@@ -1,7 +1,7 @@
 """Controlled diffusions under fixed policies, as gymnax environments with closed-form values.
 
 Setting of Jia & Zhou, "Policy Evaluation and Temporal-Difference Learning in Continuous Time and
-Space: A Martingale Approach" (JMLR 23, 2022), Sec. 2: a scalar state follows
+Space: A Martingale Approach" (JMLR 23, 2022), Sec. 2: a state (scalar, or `[d]` below) follows
 
     dX_t = b(t, X_t, u_t) dt + s(t, X_t, u_t) dW_t,   u_t ~ pi(. | t, X_t)   (a fixed policy),
 
@@ -28,6 +28,15 @@ Environments (all with state `x`, continuous time `t` and the gymnax step counte
   discount `rho`; `J(t, s) = e^{-rho tau} (s e^{mu tau} N(d1) - K N(d2))`, `tau = T - t`,
   `d1 = (log(s/K) + (mu + vol^2/2) tau) / (vol sqrt(tau))`, `d2 = d1 - vol sqrt(tau)` (the
   Black-Scholes price when `mu = rho` is the risk-free rate).
+
+* `LinearQuadraticOU(d)`: the d-dimensional case `dX = (M (b - X) + u) dt + S dW`,
+  `u ~ N(K (X - b), s_u^2 I)`, reward `x^T Q x / 2 + q . x`; `J = x^T P x / 2 + p . x + c` from a
+  Lyapunov equation (`lq_value_params`). The state has shape `(d,)` (`state_shape`); the
+  trajectories then carry `x: [N, K+1, d]`.
+
+At a fixed mesh the estimators target the value of the Euler-Maruyama CHAIN, not `J`; for the
+OU and linear-quadratic cases it is in closed form too (`ou_em_value_params`,
+`lq_em_value_params`, a Stein equation), `J` plus an O(dt) term.
 
 The step reward is `r(t_i, X_i) dt` plus `h(X_T)` on the step that reaches `T`; the per-step
 discount `exp(-rho dt)` is in `info["discount"]`. `simulate` draws whole trajectories without
