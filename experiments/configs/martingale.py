@@ -5,7 +5,9 @@ slopes, the Brownian-motion bias example, a Black-Scholes call; a few minutes on
   python -m experiments.martingale --config=experiments/configs/martingale.py --workdir=/tmp/mart
 Expected: ML, CTD(0) and CLSTD parameter errors fall like dt^1 (fitted slope ~1); the MSTDE
 error does not fall (slope <= 0); on the Brownian example ML/CTD/CLSTD give theta ~ 0 and MSTDE
-theta ~ -3/2.
+theta ~ -3/2. Also: the d-dimensional linear-quadratic OU (d in lq_dims, DIR/lq/metrics.csv) and
+MLP values on the OU case by the martingale loss and by CTD(0) (DIR/mlp_ou/metrics.csv), both
+one jitted computation vmapped over seeds.
 
 Quick variant (`:quick`, 16 seeds, small batches, <= 60 s): same qualitative result.
 Tiny variant (`:tiny`, 2 seeds x 2 mesh sizes, a few passes; seconds of compute, most of it
@@ -66,6 +68,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.bs_mlp_iters = 400
     c.bs_mlp_paths = 256
     c.bs_mlp_lr = 1e-2
+    # d-dimensional linear-quadratic OU (same a, b, sigma, q, rho per coordinate, skew coupling
+    # 0.3 of neighbours in the drift, 0.25 in the reward): closed-form fits per dimension.
+    c.lq_dims = (1, 2, 5, 10)
+    c.lq_dt = 0.1
+    c.lq_paths = 1000
+    c.lq_seeds = 8
+    # MLP values on the 1-d OU case (martingale loss by Adam; CTD(0) online passes).
+    c.mlp_dt = 0.1
+    c.mlp_paths = 500
+    c.mlp_hidden = (32, 32)
+    c.mlp_iters = 800
+    c.mlp_lr = 5e-3
+    c.mlp_ctd_epochs = 20
+    c.mlp_ctd_lr = 0.5
+    c.mlp_seeds = 8
     common.add_runtime_fields(c)
     if arg == "quick":
         c.dts = (0.4, 0.2, 0.1, 0.05)
@@ -79,6 +96,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.bs_paths = 512
         c.bs_mlp_iters = 200
         c.bs_mlp_paths = 128
+        c.lq_paths = 500
+        c.lq_seeds = 4
+        c.mlp_paths = 256
+        c.mlp_iters = 300
+        c.mlp_ctd_epochs = 5
+        c.mlp_seeds = 4
     elif arg == "tiny":
         c.num_seeds = 2
         c.dts = (0.4, 0.2)
@@ -93,6 +116,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.bs_paths = 64
         c.bs_mlp_iters = 4
         c.bs_mlp_paths = 32
+        c.lq_dims = (1, 2)
+        c.lq_dt = 0.2
+        c.lq_paths = 32
+        c.lq_seeds = 2
+        c.mlp_dt = 0.2
+        c.mlp_paths = 32
+        c.mlp_hidden = (8,)
+        c.mlp_iters = 3
+        c.mlp_ctd_epochs = 1
+        c.mlp_seeds = 2
         c.chunk_size = 1
         c.checkpoint_every = 1
         c.progress = False

@@ -1,7 +1,7 @@
 """Controlled diffusions under fixed policies, as gymnax environments with closed-form values.
 
 Setting of Jia & Zhou, "Policy Evaluation and Temporal-Difference Learning in Continuous Time and
-Space: A Martingale Approach" (JMLR 23, 2022), Sec. 2: a scalar state follows
+Space: A Martingale Approach" (JMLR 23, 2022), Sec. 2: a state (scalar, or `[d]` below) follows
 
     dX_t = b(t, X_t, u_t) dt + s(t, X_t, u_t) dW_t,   u_t ~ pi(. | t, X_t)   (a fixed policy),
 
@@ -29,6 +29,15 @@ Environments (all with state `x`, continuous time `t` and the gymnax step counte
   `d1 = (log(s/K) + (mu + vol^2/2) tau) / (vol sqrt(tau))`, `d2 = d1 - vol sqrt(tau)` (the
   Black-Scholes price when `mu = rho` is the risk-free rate).
 
+* `LinearQuadraticOU(d)`: the d-dimensional case `dX = (M (b - X) + u) dt + S dW`,
+  `u ~ N(K (X - b), s_u^2 I)`, reward `x^T Q x / 2 + q . x`; `J = x^T P x / 2 + p . x + c` from a
+  Lyapunov equation (`lq_value_params`). The state has shape `(d,)` (`state_shape`); the
+  trajectories then carry `x: [N, K+1, d]`.
+
+At a fixed mesh the estimators target the value of the Euler-Maruyama CHAIN, not `J`; for the
+OU and linear-quadratic cases it is in closed form too (`ou_em_value_params`,
+`lq_em_value_params`, a Stein equation), `J` plus an O(dt) term.
+
 The step reward is `r(t_i, X_i) dt` plus `h(X_T)` on the step that reaches `T`; the per-step
 discount `exp(-rho dt)` is in `info["discount"]`. `simulate` draws whole trajectories without
 auto-reset for the estimators of `jaxrl.martingale`.
@@ -41,9 +50,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 from jax.scipy.stats import norm
+
+from jaxrl import linalg
 
 
 @struct.dataclass
@@ -66,6 +78,7 @@ class ControlledDiffusion(environment.Environment):
     """
 
     finite_horizon: bool = False
+    state_shape: tuple[int, ...] = ()  # `()`: scalar state; `(d,)`: d-dimensional
 
     # --- model ------------------------------------------------------------------------------
     def drift(self, t: jax.Array, x: jax.Array, u: jax.Array, params: Any) -> jax.Array:
@@ -110,7 +123,7 @@ class ControlledDiffusion(environment.Environment):
     def step_env(
         self, key: jax.Array, state: DiffusionState, action: Any, params: Any
     ) -> tuple[jax.Array, DiffusionState, jax.Array, jax.Array, dict[Any, Any]]:
-        u = jnp.reshape(jnp.asarray(action, jnp.result_type(float)), ())
+        u = jnp.reshape(jnp.asarray(action, jnp.result_type(float)), self.state_shape)
         x_new = self.em_step(key, state.t, state.x, u, params)
         t_new = state.t + params.dt
         new_state = DiffusionState(x=x_new, t=t_new, time=state.time + 1)
@@ -122,11 +135,11 @@ class ControlledDiffusion(environment.Environment):
 
     def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, DiffusionState]:
         x0 = self.initial_state(key, params)
-        state = DiffusionState(x=x0, t=jnp.zeros_like(x0), time=0)
+        state = DiffusionState(x=x0, t=jnp.zeros((), jnp.result_type(x0)), time=0)
         return self.get_obs(state), state
 
     def get_obs(self, state: DiffusionState, params: Any = None, key: Any = None) -> jax.Array:
-        return jnp.stack([state.x, state.t])
+        return jnp.concatenate([jnp.reshape(state.x, (-1,)), jnp.reshape(state.t, (1,))])
 
     def is_terminated(self, state: DiffusionState, params: Any) -> jax.Array:
         if not self.finite_horizon:
@@ -134,10 +147,10 @@ class ControlledDiffusion(environment.Environment):
         return state.t >= params.horizon - 0.5 * params.dt
 
     def action_space(self, params: Any = None) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+        return spaces.Box(-jnp.inf, jnp.inf, (math.prod(self.state_shape),), jnp.float32)
 
     def observation_space(self, params: Any = None) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (2,), jnp.float32)
+        return spaces.Box(-jnp.inf, jnp.inf, (math.prod(self.state_shape) + 1,), jnp.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +234,34 @@ def ou_value_params(a: Any, b: Any, sigma: Any, q: Any, rho: Any) -> jax.Array:
     return jnp.stack(jnp.broadcast_arrays(*map(jnp.asarray, (A, B, C))), axis=-1)
 
 
+def ou_em_value_params(
+    a: Any, b: Any, sigma: Any, q: Any, rho: Any, dt: Any, policy_std: Any = 0.0
+) -> jax.Array:
+    """Exact `(A, B, C)` of the Euler-Maruyama CHAIN's value `V(x) = A x^2/2 + B x + C`.
+
+    The chain `X' = alpha X + a b dt + eps`, `alpha = 1 - a dt`,
+    `Var eps = v = sigma^2 dt + policy_std^2 dt^2` (the held action's noise), with step reward
+    `r(x) dt = (x^2/2 + q x) dt` and per-step discount `gamma = exp(-rho dt)`, has the value
+    `V(x) = sum_i gamma^i E[r(X_i) dt | X_0 = x]`; matching powers of `x` in the Bellman
+    equation `V(x) = r(x) dt + gamma E V(X')` gives
+
+        A = dt / (1 - gamma alpha^2),   B = (q dt + gamma A alpha c) / (1 - gamma alpha),
+        C = gamma (A (c^2 + v) / 2 + B c) / (1 - gamma),   c = a b dt.
+
+    This is what the consistent estimators (ML, CLSTD, CTD) target at a fixed mesh `dt`;
+    `ou_value_params` is its `dt -> 0` limit. `a` is the closed-loop rate (`a - policy_gain`).
+    Needs `gamma alpha^2 < 1`. Returns: `[3]`.
+    """
+    gamma = jnp.exp(-rho * dt)
+    alpha = 1.0 - a * dt
+    c = a * b * dt
+    v = sigma**2 * dt + policy_std**2 * dt**2
+    A = dt / (1.0 - gamma * alpha**2)
+    B = (q * dt + gamma * A * alpha * c) / (1.0 - gamma * alpha)
+    C = gamma * (0.5 * A * (c**2 + v) + B * c) / (1.0 - gamma)
+    return jnp.stack(jnp.broadcast_arrays(*map(jnp.asarray, (A, B, C))), axis=-1)
+
+
 def check_ou_params(a: float, sigma: float, rho: float, policy_gain: float = 0.0) -> None:
     """Raise `ValueError` naming the value when the OU value is not finite."""
     if not rho > 0:
@@ -262,6 +303,11 @@ class ControlledOU(ControlledDiffusion):
             params.a - params.policy_gain, params.b, params.sigma, params.q, params.rho
         )
 
+    def em_value_params(self, params: OUParams) -> jax.Array:
+        """`(A, B, C)` of the Euler-Maruyama chain at mesh `params.dt` (`ou_em_value_params`)."""
+        return ou_em_value_params(params.a - params.policy_gain, params.b, params.sigma,
+                                  params.q, params.rho, params.dt, params.policy_std)
+
     def value(self, t, x, params):
         A, B, C = jnp.moveaxis(self.value_params(params), -1, 0)
         return 0.5 * A * x**2 + B * x + C
@@ -273,6 +319,161 @@ class ControlledOU(ControlledDiffusion):
         mean = params.b + (params.x0_mean - params.b) * e
         var = params.x0_std**2 * e**2 + params.sigma**2 * (1 - e**2) / (2 * a)
         return mean, var
+
+
+# ---------------------------------------------------------------------------------------------
+# d-dimensional Ornstein-Uhlenbeck with quadratic reward (linear-quadratic, infinite horizon).
+# ---------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class LQParams(environment.EnvParams):
+    """`dX = (M (b - X) + u) dt + S dW` in `R^d`, `u ~ N(K (X - b), policy_std^2 I)`, reward
+    rate `x^T Q x / 2 + q . x`. Arrays: `drift` (M) `[d, d]`, `b` `[d]`, `vol` (S) `[d, d]`,
+    `reward_q` (Q, symmetric) `[d, d]`, `q` `[d]`, `policy_gain` (K) `[d, d]`, `x0_mean` `[d]`
+    (no usable defaults: build with `lq_params`)."""
+
+    drift: Any = None
+    b: Any = None
+    vol: Any = None
+    reward_q: Any = None
+    q: Any = None
+    policy_gain: Any = None
+    x0_mean: Any = None
+    rho: float = 1.5
+    policy_std: float = 0.0
+    x0_std: float = 1.0
+    horizon: float = math.inf
+    dt: float = 0.01
+    max_steps_in_episode: int = 1000
+
+
+def _kron_solve(lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """Solve the `[d^2, d^2]` vectorised (row-major) matrix equation `lhs vec(P) = vec(rhs)`."""
+    d = rhs.shape[0]
+    return linalg.solve(lhs, rhs.reshape(-1)).reshape(d, d)
+
+
+def lq_value_params(p: LQParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Continuous-time `(P, p, c)` of `J(x) = x^T P x / 2 + p . x + c` for `LQParams`.
+
+    With the closed-loop drift `M' = M - K` (generator `M'(b - x) . grad + tr(S S^T hess)/2`):
+    `(rho I + M'^T) P + P M' = Q` (Lyapunov), `(rho I + M'^T) p = q + P M' b`,
+    `rho c = (M' b) . p + tr(S S^T P) / 2`. Needs `rho/2 + Re eig(M') > 0`.
+    Shapes: `[d, d]`, `[d]`, `[]`.
+    """
+    m = p.drift - p.policy_gain
+    d = m.shape[0]
+    eye = jnp.eye(d, dtype=m.dtype)
+    g = 0.5 * p.rho * eye + m
+    big = jnp.kron(g.T, eye) + jnp.kron(eye, g.T)
+    pm = _kron_solve(big, p.reward_q)
+    pm = 0.5 * (pm + pm.T)
+    pv = linalg.solve(p.rho * eye + m.T, p.q + pm @ m @ p.b)
+    c = ((m @ p.b) @ pv + 0.5 * jnp.trace(p.vol @ p.vol.T @ pm)) / p.rho
+    return pm, pv, c
+
+
+def lq_em_value_params(p: LQParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Exact `(P, p, c)` of the Euler-Maruyama chain's value at mesh `p.dt` (cf.
+    `ou_em_value_params`, its `d = 1` case).
+
+    Chain `X' = F X + g + eps`, `F = I - M' dt`, `g = M' b dt`,
+    `Cov eps = W = S S^T dt + policy_std^2 dt^2 I`; Bellman `V = r dt + gamma E V(X')` gives
+    `P = Q dt + gamma F^T P F` (Stein equation), `(I - gamma F^T) p = q dt + gamma F^T P g`,
+    `(1 - gamma) c = gamma (g^T P g / 2 + tr(P W) / 2 + p . g)`. Shapes: `[d, d]`, `[d]`, `[]`.
+    """
+    m = p.drift - p.policy_gain
+    d = m.shape[0]
+    eye = jnp.eye(d, dtype=m.dtype)
+    gamma = jnp.exp(-p.rho * p.dt)
+    f = eye - m * p.dt
+    g = m @ p.b * p.dt
+    w = p.vol @ p.vol.T * p.dt + p.policy_std**2 * p.dt**2 * eye
+    pm = _kron_solve(jnp.eye(d * d, dtype=m.dtype) - gamma * jnp.kron(f.T, f.T),
+                     p.reward_q * p.dt)
+    pm = 0.5 * (pm + pm.T)
+    pv = linalg.solve(eye - gamma * f.T, p.q * p.dt + gamma * f.T @ pm @ g)
+    c = gamma * (0.5 * g @ pm @ g + 0.5 * jnp.trace(pm @ w) + pv @ g) / (1.0 - gamma)
+    return pm, pv, c
+
+
+class LinearQuadraticOU(ControlledDiffusion):
+    """d-dimensional OU under a linear Gaussian policy with quadratic reward (see `LQParams`);
+    `J(x) = x^T P x / 2 + p . x + c` from `lq_value_params` (the chain's own value at mesh
+    `dt`: `lq_em_value_params`). Observation `[x_1..x_d, t]`, action `[d]`."""
+
+    finite_horizon = False
+
+    def __init__(self, dim: int = 2):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = dim
+        self.state_shape = (dim,)
+
+    @property
+    def default_params(self) -> LQParams:
+        return lq_params(self.dim)
+
+    def drift(self, t, x, u, params):
+        return params.drift @ (params.b - x) + u
+
+    def vol(self, t, x, u, params):
+        return params.vol
+
+    def em_step(self, key, t, x, u, params):
+        z = jax.random.normal(key, jnp.shape(x), dtype=jnp.result_type(x))
+        return (x + self.drift(t, x, u, params) * params.dt
+                + params.vol @ z * jnp.sqrt(params.dt))
+
+    def policy(self, key, t, x, params):
+        z = jax.random.normal(key, jnp.shape(x), dtype=jnp.result_type(x))
+        return params.policy_gain @ (x - params.b) + params.policy_std * z
+
+    def running_reward(self, t, x, params):
+        return 0.5 * x @ params.reward_q @ x + params.q @ x
+
+    def terminal_reward(self, x, params):
+        return jnp.zeros((), jnp.result_type(x))
+
+    def initial_state(self, key, params):
+        return params.x0_mean + params.x0_std * jax.random.normal(key, (self.dim,))
+
+    def value(self, t, x, params):
+        pm, pv, c = lq_value_params(params)
+        return 0.5 * x @ pm @ x + pv @ x + c
+
+
+def lq_params(
+    dim: int,
+    a: float = 1.0,
+    coupling: float = 0.3,
+    sigma: float = 0.5,
+    b: float = 1.0,
+    q: float = 1.0,
+    rho: float = 1.5,
+    reward_coupling: float = 0.25,
+    **kwargs: Any,
+) -> LQParams:
+    """The d-dim family of the study: `M = a I + coupling (N - N^T)` (N the shift matrix: a
+    skew coupling of neighbours, eigenvalues `a + i y`), `S = sigma I`,
+    `Q = I + reward_coupling (N + N^T)`, `b = b 1`, `q = q 1`, `x0_mean = b 1`, no control.
+    `dim = 1` is `ControlledOU`'s default case. kwargs override `LQParams` fields."""
+    shift = np.eye(dim, k=1, dtype=np.float32)  # NumPy: no device work at construction
+    eye = np.eye(dim, dtype=np.float32)
+    ones = np.ones(dim, np.float32)
+    base = dict(
+        drift=a * eye + coupling * (shift - shift.T),
+        b=b * ones,
+        vol=sigma * eye,
+        reward_q=eye + reward_coupling * (shift + shift.T),
+        q=q * ones,
+        policy_gain=np.zeros((dim, dim), np.float32),
+        x0_mean=b * ones,
+        rho=rho,
+    )
+    return LQParams(**{**base, **kwargs})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,8 +548,8 @@ class Trajectory:
 
     Attributes:
       t: `[K+1]` mesh times.
-      x: `[N, K+1]` states; frozen after the horizon.
-      u: `[N, K]` actions.
+      x: `[N, K+1]` states (`[N, K+1, d]` for a d-dimensional state); frozen after the horizon.
+      u: `[N, K]` actions (`[N, K, d]`).
       r: `[N, K]` running reward RATES `r(t_i, X_i)` (multiply by `dt` for the step reward).
       mask: `[K]` 1.0 where transition `i -> i+1` lies inside the horizon.
       last: `[K]` 1.0 on the transition that reaches the finite horizon `T` (else 0).
@@ -390,7 +591,7 @@ def simulate(
     fixed `num_steps` serves every `dt` and the function can be `vmap`ped over `params.dt`. For a
     finite horizon, `num_steps >= T / dt` is required (checked when `params` is concrete).
 
-    Returns: a `Trajectory` (`x: [num_paths, num_steps + 1]`).
+    Returns: a `Trajectory` (`x: [num_paths, num_steps + 1, *env.state_shape]`).
     """
     if num_paths < 1 or num_steps < 1:
         raise ValueError(f"num_paths and num_steps must be >= 1, got {num_paths}, {num_steps}")
@@ -418,7 +619,7 @@ def simulate(
         u = jax.vmap(env.policy, in_axes=(0, None, 0, None))(
             jax.random.split(k_pol, num_paths), t, x, params
         )
-        r = env.running_reward(t, x, params)
+        r = jax.vmap(env.running_reward, in_axes=(None, 0, None))(t, x, params)
         x_new = jax.vmap(env.em_step, in_axes=(0, None, 0, 0, None))(
             jax.random.split(k_noise, num_paths), t, x, u, params
         )
@@ -426,19 +627,19 @@ def simulate(
         return x_new, (x_new, u, r)
 
     _, (xs, us, rs) = jax.lax.scan(body, x0, (idx, ts, jax.random.split(key_steps, num_steps)))
-    x = jnp.concatenate([x0[None], xs], axis=0).T
+    x = jnp.moveaxis(jnp.concatenate([x0[None], xs], axis=0), 0, 1)
     mask = (idx < n_valid).astype(x.dtype)
     if env.finite_horizon:
         last = (idx == n_valid - 1).astype(x.dtype)
-        terminal = env.terminal_reward(x[:, -1], params)
+        terminal = jax.vmap(env.terminal_reward, in_axes=(0, None))(x[:, -1], params)
     else:
         last = jnp.zeros_like(mask)
-        terminal = jnp.zeros_like(x0)
+        terminal = jnp.zeros(num_paths, x.dtype)
     t_all = jnp.arange(num_steps + 1).astype(x.dtype) * params.dt
     return Trajectory(
         t=t_all,
         x=x,
-        u=us.T,
+        u=jnp.moveaxis(us, 0, 1),
         r=rs.T,
         mask=mask,
         last=last,
@@ -458,6 +659,12 @@ def make_ou(**kwargs: Any) -> tuple[ControlledOU, OUParams]:
     """Factory for `jaxrl.envs.make("ControlledOU")`; kwargs override params."""
     env = ControlledOU()
     return env, env.default_params.replace(**kwargs)
+
+
+def make_lq_ou(dim: int = 2, **kwargs: Any) -> tuple[LinearQuadraticOU, LQParams]:
+    """A d-dimensional `LinearQuadraticOU` with `lq_params(dim, **kwargs)`."""
+    env = LinearQuadraticOU(dim)
+    return env, lq_params(dim, **kwargs)
 
 
 def make_black_scholes(**kwargs: Any) -> tuple[BlackScholesCall, BlackScholesParams]:

@@ -34,6 +34,8 @@ from jaxrl.martingale.values import (
     mlp_value,
     polynomial_features,
     quadratic_features,
+    quadratic_features_nd,
+    quadratic_theta,
     zero_base,
 )
 
@@ -56,6 +58,8 @@ __all__ = [
     "path_values",
     "polynomial_features",
     "quadratic_features",
+    "quadratic_features_nd",
+    "quadratic_theta",
     "reward_to_go",
     "td_increments",
     "td_linear_parts",

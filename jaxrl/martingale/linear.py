@@ -19,6 +19,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxrl import linalg
 from jaxrl.envs.diffusions import Trajectory
 from jaxrl.martingale.objectives import fit_weights, reward_to_go, traces
 from jaxrl.martingale.values import LinearValue
@@ -46,13 +47,6 @@ def td_linear_parts(value: LinearValue, traj: Trajectory) -> tuple[jax.Array, ja
     return c * m[..., None], d * m
 
 
-def _solve(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Solve `a x = b` (square) or least squares (tall); `a: [q, p]`."""
-    if a.shape[0] == a.shape[1]:
-        return jnp.linalg.solve(a, b)
-    return jnp.linalg.lstsq(a, b)[0]
-
-
 def ml_linear(
     value: LinearValue, traj: Trajectory, fit_until: float | jax.Array | None = None
 ) -> jax.Array:
@@ -63,7 +57,7 @@ def ml_linear(
     w = fit_weights(traj, fit_until)[None, :]
     gram = jnp.einsum("nk,nkp,nkq->pq", w, phi, phi)
     rhs = jnp.einsum("nk,nkp,nk->p", w, phi, g)
-    return jnp.linalg.solve(gram, rhs)
+    return linalg.solve(gram, rhs)
 
 
 def orthogonality_system(
@@ -94,10 +88,10 @@ def clstd(
 ) -> jax.Array:
     """CLSTD: solve the martingale orthogonality conditions in closed form: `[p]`."""
     a, b = orthogonality_system(value, traj, test_fn, lam)
-    return _solve(a, -b)
+    return linalg.solve_or_lstsq(a, -b)
 
 
 def mstde_linear(value: LinearValue, traj: Trajectory) -> jax.Array:
     """Minimiser of the mean-square TD error `sum_i delta_i^2 / dt` (closed form): `[p]`."""
     c, d = td_linear_parts(value, traj)
-    return jnp.linalg.solve(jnp.einsum("nkp,nkq->pq", c, c), -jnp.einsum("nkp,nk->p", c, d))
+    return linalg.solve(jnp.einsum("nkp,nkq->pq", c, c), -jnp.einsum("nkp,nk->p", c, d))
