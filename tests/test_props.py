@@ -1,4 +1,4 @@
-"""Ground-truth tests of PROPS (jaxrl/props.py) and the sampling-error estimators.
+"""Ground-truth tests of PROPS (jaxrl/props/) and the sampling-error estimators.
 
 Digest items (../shared/papers/props.md, "Ground truth for tests"): 1 the exact `pi_D - pi`
 gradient at `phi = theta`; 2 ratios 1 / KL 0 at the start of each update; 3 clipping zeroes
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from jaxrl import ppo, props, sweep
-from jaxrl import props_sampling_error as se
+from jaxrl.props import sampling_error as se
 
 HP = {k: jnp.float32(v) for k, v in {"props_clip_eps": 0.3, "props_kl_coef": 0.0,
                                       "props_target_kl": 0.05, "props_lr": 0.1,

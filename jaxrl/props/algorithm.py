@@ -2,7 +2,7 @@
 Reinforcement Learning Without On-Policy Sampling", arXiv 2311.08290).
 
 On-policy sampling only matches the policy in expectation; a finite batch over- and under-samples
-actions ("sampling error", `KL(pi_D || pi_theta)`, see `jaxrl.props_sampling_error`). PROPS
+actions ("sampling error", `KL(pi_D || pi_theta)`, see `jaxrl.props.sampling_error`). PROPS
 collects data with a *behavior* policy `pi_phi` that is re-fitted every `m` environment steps so
 that actions the data under-represents become likelier, and keeps the last `b` target batches in a
 FIFO buffer, so the aggregate buffer is closer to on-policy than i.i.d. sampling would make it.
@@ -63,10 +63,10 @@ from flax import struct
 
 from jaxrl import config as jconfig
 from jaxrl import envs, ppo, sweep
-from jaxrl import props_sampling_error as se
 from jaxrl.config import static, sweepable
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import MLP, ActorCritic
+from jaxrl.props import sampling_error as se
 
 BEHAVIORS = ("props", "none")
 
@@ -311,11 +311,7 @@ def behavior_update(
     return phi, opt_state, {"props_steps": steps, "props_kl": kl, "props_clip_frac": clip_frac}
 
 
-def set_opt_hparams(opt_state: Any, lr: jax.Array, max_grad_norm: jax.Array) -> Any:
-    """Write the run-time learning rate and clip norm into an `inject_hyperparams` state."""
-    return opt_state._replace(hyperparams={
-        **opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": max_grad_norm
-    })
+set_opt_hparams = ppo.set_opt_hparams
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +427,7 @@ class PROPSState:
     last_length: jax.Array
 
 
-def _push(buffer: Buffer, chunk: Buffer) -> Buffer:
+def push(buffer: Buffer, chunk: Buffer) -> Buffer:
     """Append `chunk` (`[m, E, ...]`) at the end and drop the `m` oldest time slots."""
     m = chunk.valid.shape[0]
     return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
@@ -455,7 +451,6 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
     buf_size = buf_len * num_envs
     num_updates = int(config.total_timesteps) // batch
     epochs, n_mb = int(config.update_epochs), int(config.num_minibatches)
-    mb_size = buf_size // n_mb
     p_epochs, p_mb = int(config.props_update_epochs), int(config.props_num_minibatches)
     use_behavior = config.behavior == "props"
     unroll = int(config.unroll)
@@ -533,23 +528,19 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
             else:
                 phi, bm = params, {}
 
-            def env_step(c, _):
-                env_state, obs, key = c
-                key, k_act, k_step = jax.random.split(key, 3)
-                action = apply_pi(phi, obs).sample(seed=k_act)
-                next_obs, env_state, reward, term, trunc, info = env.step(
-                    k_step, env_state, action, env_params)
-                tr = Buffer(obs, action, reward.astype(jnp.float32), term, trunc,
-                            info["final_observation"], jnp.array(True))
-                done = info["returned_episode"]
-                stats = jnp.stack([done.sum(), (info["returned_episode_returns"] * done).sum(),
-                                   (info["returned_episode_lengths"] * done).sum()])
-                return (env_state, next_obs, key), (tr, stats.astype(jnp.float32))
+            def act(o, k):
+                action = apply_pi(phi, o).sample(seed=k)
+                z = jnp.zeros(o.shape[:1], jnp.float32)  # log-prob and value: not stored
+                return action, z, z
 
-            (env_state, obs, key), (tr, stats) = jax.lax.scan(
-                env_step, (env_state, obs, key), None, m_steps, unroll=unroll)
+            (env_state, obs, key), traj, (done, ep_ret, ep_len) = ppo.rollout(
+                env, env_params, act, env_state, obs, key, m_steps, unroll)
+            tr = Buffer(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated,
+                        traj.final_obs, jnp.ones((m_steps,), bool))
+            stats = jnp.stack([done.sum(-1), (ep_ret * done).sum(-1), (ep_len * done).sum(-1)],
+                              axis=-1).astype(jnp.float32)
             ep = ep + stats.sum(0)
-            return (_push(buffer, tr), bopt, env_state, obs, key, bkey, ep), bm
+            return (push(buffer, tr), bopt, env_state, obs, key, bkey, ep), bm
 
         carry = (state.buffer, bopt, state.env_state, state.obs, state.key, state.bkey,
                  jnp.zeros(3, jnp.float32))
@@ -580,30 +571,10 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
         lr = hp["lr"] * frac if anneal else hp["lr"]
         opt_state = set_opt_hparams(state.opt_state, lr, hp["max_grad_norm"])
 
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, buf_size)
-            perm = perm[jnp.argsort(~flat[3][perm], stable=True)]  # filled slots first
-            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
-
-            def minibatch(c, mb):
-                params, opt_state, stopped = c
-                tr, adv, tgt, ok = mb
-                grads, aux = jax.grad(ppo.ppo_loss, has_aux=True)(params, network.apply, tr, adv,
-                                                                  tgt, hp)
-                ok = ok.all()
-                stopped = stopped | (ok & (aux["approx_kl"] > hp["target_kl"]))
-                take = ok & ~stopped
-                updates, new_opt = tx.update(grads, opt_state, params)
-                new_params = optax.apply_updates(params, updates)
-                params = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_params, params)
-                opt_state = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_opt, opt_state)
-                return (params, opt_state, stopped), (aux, take.astype(jnp.float32))
-
-            return jax.lax.scan(minibatch, carry, mbs)
-
         key, k_epochs = jax.random.split(key)
-        (new_params, opt_state, _), (aux, took) = jax.lax.scan(
-            epoch, (params, opt_state, jnp.array(False)), jax.random.split(k_epochs, epochs))
+        new_params, opt_state, aux, took = ppo.update_epochs(
+            params, opt_state, flat[:3], k_epochs, hp, apply_fn=network.apply, tx=tx,
+            epochs=epochs, num_minibatches=n_mb, valid=flat[3], kl_stop=True)
 
         # METRICS (reduced here: per-update scalars only)
         n_done, ret_sum, len_sum = ep[0], ep[1], ep[2]
