@@ -28,6 +28,7 @@ from flax import struct
 from jaxrl import config as jconfig
 from jaxrl import envs, sweep
 from jaxrl.config import static, sweepable
+from jaxrl.envs import wrappers
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import ActorCritic
 
@@ -35,6 +36,10 @@ from jaxrl.networks import ActorCritic
 def _positive_ints(v: Any) -> str | None:
     ok = isinstance(v, tuple | list) and len(v) > 0 and all(int(h) >= 1 for h in v)
     return None if ok else "must be a non-empty tuple of ints >= 1"
+
+
+def _unit_interval(v: Any) -> str | None:
+    return None if 0.0 < float(v) <= 1.0 else "must be in (0, 1]"
 
 
 def _at_least(n: int) -> Callable[[Any], str | None]:
@@ -59,7 +64,12 @@ class PPOConfig:
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=lambda v: None if v in ACTIVATIONS
                              else f"must be one of {sorted(ACTIVATIONS)}")
-    normalize_obs: bool = static(False)
+    normalize_obs: bool = static(False, doc="observations normalized by statistics shared by "
+                                  "all env copies (NormalizeVecObservation)")
+    normalize_reward: bool = static(False, doc="rewards scaled by the running std of the "
+                                    "discounted return (NormalizeVecReward)")
+    reward_norm_gamma: float = static(0.99, check=_unit_interval,
+                                      doc="discount of the reward normalizer's return")
     unroll: int = static(1, check=_at_least(1))  # scan unroll (speed only, same numbers)
     lr: float = sweepable(2.5e-4, lo=0.0, lo_open=True)
     ent_coef: float = sweepable(0.01, lo=0.0)
@@ -337,15 +347,20 @@ def update_epochs(
 
 
 def make_env(config: Any):
-    """The wrapped, vectorized environment for `config` and its params."""
+    """`(env, env_params, discrete)`: `config.env_name` wrapped (LogWrapper, ClipAction for
+    continuous actions, VecEnv of `num_envs`, then the shared observation / reward
+    normalizers when `normalize_obs` / `normalize_reward`)."""
     env, params = envs.make(config.env_name)
     discrete = envs.is_discrete(env, params)
     env = envs.LogWrapper(env)
     if not discrete:
         env = envs.ClipAction(env)
+    env = envs.VecEnv(env, config.num_envs)
     if config.normalize_obs:
-        env = envs.NormalizeObservation(env)
-    return envs.VecEnv(env, config.num_envs), params, discrete
+        env = wrappers.NormalizeVecObservation(env)
+    if getattr(config, "normalize_reward", False):
+        env = wrappers.NormalizeVecReward(env, config.reward_norm_gamma)
+    return env, params, discrete
 
 
 def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:

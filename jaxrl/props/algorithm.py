@@ -116,7 +116,9 @@ class PROPSConfig:
                            doc="full-batch Adam steps of the sampling-error MLE fit (0: none)")
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=_one_of(tuple(sorted(ACTIVATIONS))))
-    normalize_obs: bool = static(False)
+    normalize_obs: bool = static(False, doc="shared observation statistics (ppo.make_env)")
+    normalize_reward: bool = static(False, doc="reward scaling (ppo.make_env)")
+    reward_norm_gamma: float = static(0.99, check=ppo._unit_interval)
     # Scan unroll of the rollout and GAE. 1 compiles much faster (Acrobot `:quick`, 2 programs:
     # 56 s vs 82 s for compile + run at 8; the full config's PROPS program took 4 min to compile
     # at 8 under load) and runs no slower on CPU; the same default as `ppo.PPOConfig`.
