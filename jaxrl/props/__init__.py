@@ -18,6 +18,7 @@ from jaxrl.props.algorithm import (
     as_config,
     bandit_actions,
     behavior_update,
+    buffer_gae,
     get_config,
     make_props,
     policy_sampling_error,
@@ -29,7 +30,7 @@ from jaxrl.props.algorithm import (
 
 __all__ = [
     "BEHAVIORS", "FLOAT_HPARAMS", "ROS_HPARAMS", "Buffer", "PROPSConfig", "PROPSState",
-    "as_config", "bandit_actions", "behavior_update", "get_config", "make_props",
+    "as_config", "bandit_actions", "behavior_update", "buffer_gae", "get_config", "make_props",
     "policy_sampling_error", "props_loss", "push", "sampling_error", "set_opt_hparams",
     "validate_config",
 ]

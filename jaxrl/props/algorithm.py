@@ -112,8 +112,9 @@ class PROPSConfig:
     props_num_minibatches: int = static(16, check=_at_least(1))
     anneal_lr: bool = static(True)
     props_anneal_lr: bool = static(False)
-    se_steps: int = static(100, check=_at_least(0),
-                           doc="full-batch Adam steps of the sampling-error MLE fit (0: none)")
+    se_steps: int = static(30, check=_at_least(0),
+                           doc="most Newton steps of the sampling-error MLE fit (discrete; a "
+                           "Gaussian head has a closed form); 0: not measured")
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=_one_of(tuple(sorted(ACTIVATIONS))))
     normalize_obs: bool = static(False, doc="shared observation statistics (ppo.make_env)")
@@ -136,7 +137,6 @@ class PROPSConfig:
     props_kl_coef: float = sweepable(0.1, lo=0.0)
     props_target_kl: float = sweepable(0.05, lo=0.0)
     props_max_grad_norm: float = sweepable(0.5, lo=0.0, lo_open=True)
-    se_lr: float = sweepable(1e-2, lo=0.0, lo_open=True)
 
 
 # The sweepable floats, derived from the marks (kept for callers of the old name).
@@ -375,25 +375,24 @@ def bandit_actions(
 
 def policy_sampling_error(
     params: Any, obs: jax.Array, actions: jax.Array, mask: jax.Array, *, hidden: tuple[int, ...],
-    activation: str, discrete: bool, steps: int, lr: jax.Array,
-) -> jax.Array:
+    activation: str, discrete: bool, max_iter: int, tol: float = 1e-5,
+) -> tuple[jax.Array, jax.Array]:
     """`KL(pi_D || pi_theta)` of the data `(obs [N, d], actions [N, ...])` for an `ActorCritic`
-    policy, by the fitted maximum-likelihood estimator (features frozen, head refitted)."""
+    policy: the converged MLE of the actor's head on `theta`'s frozen features (softmax: damped
+    Newton, at most `max_iter` steps; Gaussian: closed form). Returns `(se, grad_norm)`, the
+    final gradient norm of the softmax fit (0 for the closed form)."""
     actor = params["params"]["actor"]
     n_hidden = len(hidden)
     feat_params = {f"Dense_{i}": actor[f"Dense_{i}"] for i in range(n_hidden)}
     feats = MLP(tuple(hidden), None, activation).apply({"params": feat_params}, obs)
-    head = dict(actor[f"Dense_{n_hidden}"])
-    if not discrete:
-        head["log_std"] = params["params"]["log_std"]
-
-    def log_prob(h, f, a):
-        out = f @ h["kernel"] + h["bias"]
-        if discrete:
-            return distrax.Categorical(logits=out).log_prob(a)
-        return distrax.MultivariateNormalDiag(out, jnp.exp(h["log_std"])).log_prob(a)
-
-    return se.fitted_sampling_error(head, feats, actions, log_prob, steps, lr, mask)
+    head = actor[f"Dense_{n_hidden}"]
+    if discrete:
+        val, gnorm, _ = se.softmax_sampling_error(head["kernel"], head["bias"], feats, actions,
+                                                  mask, max_iter=max_iter, tol=tol)
+        return val, gnorm
+    val = se.gaussian_sampling_error(head["kernel"], head["bias"], params["params"]["log_std"],
+                                     feats, actions, mask)
+    return val, jnp.zeros((), jnp.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +432,32 @@ def push(buffer: Buffer, chunk: Buffer) -> Buffer:
     """Append `chunk` (`[m, E, ...]`) at the end and drop the `m` oldest time slots."""
     m = chunk.valid.shape[0]
     return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
+
+
+def buffer_gae(
+    apply_fn: Callable[[Any, jax.Array], Any], params: Any, buffer: Buffer, next_obs: jax.Array,
+    hp: sweep.Hparams, unroll: int = 1,
+) -> tuple[ppo.Transition, jax.Array, jax.Array]:
+    """Log-probs, values and GAE of the whole time-ordered buffer under the current `theta`.
+
+    The buffer's `b` batches are consecutive in time for every env copy, so one GAE pass runs
+    over all `b * num_steps` slots: the trace crosses the boundaries between batches and is cut
+    only at episode ends (`ppo.gae`); `next_obs` `[E, d]` follows the newest slot.
+
+    Returns:
+      `(transitions, advantages, targets)`, leaves `[b * num_steps, E, ...]`; the transitions
+      carry `log pi_theta(a|s)` and `V_theta(s)` (no behavior-policy correction, as the paper).
+    """
+    pi_buf, values = apply_fn(params, buffer.obs)
+    log_prob = pi_buf.log_prob(buffer.action)
+    _, next_value = apply_fn(params, next_obs)
+    _, final_values = apply_fn(params, buffer.final_obs)
+    advantages, targets = ppo.gae(buffer.reward, values, next_value, final_values,
+                                  buffer.terminated, buffer.truncated, hp["gamma"],
+                                  hp["gae_lambda"], unroll=unroll)
+    traj = ppo.Transition(buffer.obs, buffer.action, log_prob, values, buffer.reward,
+                          buffer.terminated, buffer.truncated, buffer.final_obs)
+    return traj, advantages, targets
 
 
 def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
@@ -549,25 +574,17 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
         (buffer, bopt, env_state, obs, key, bkey, ep), bms = jax.lax.scan(
             chunk, carry, None, n_chunks)
         # RECOMPUTE LOG-PROBS, VALUES AND GAE OVER THE WHOLE BUFFER UNDER THE CURRENT THETA
-        pi_buf, values = network.apply(params, buffer.obs)
-        log_prob = pi_buf.log_prob(buffer.action)
-        _, next_value = network.apply(params, obs)
-        _, final_values = network.apply(params, buffer.final_obs)
-        advantages, targets = ppo.gae(buffer.reward, values, next_value, final_values,
-                                      buffer.terminated, buffer.truncated, hp["gamma"],
-                                      hp["gae_lambda"], unroll=unroll)
-        valid = jnp.broadcast_to(buffer.valid[:, None], values.shape)
-        traj = ppo.Transition(buffer.obs, buffer.action, log_prob, values, buffer.reward,
-                              buffer.terminated, buffer.truncated, buffer.final_obs)
+        traj, advantages, targets = buffer_gae(network.apply, params, buffer, obs, hp, unroll)
+        valid = jnp.broadcast_to(buffer.valid[:, None], traj.value.shape)
         flat = jax.tree.map(lambda x: x.reshape((buf_size,) + x.shape[2:]),
                             (traj, advantages, targets, valid))
 
         # SAMPLING ERROR KL(pi_D || pi_theta) OF THE BUFFER THE TARGET UPDATE USES
         metrics = {}
         if se_steps:
-            metrics["sampling_error"] = policy_sampling_error(
+            metrics["sampling_error"], metrics["se_grad_norm"] = policy_sampling_error(
                 params, flat[0].obs, flat[0].action, flat[3], hidden=hidden, activation=act_name,
-                discrete=discrete, steps=se_steps, lr=hp["se_lr"])
+                discrete=discrete, max_iter=se_steps)
 
         # PPO UPDATE ON THE BUFFER
         lr = hp["lr"] * frac if anneal else hp["lr"]
