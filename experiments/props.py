@@ -10,7 +10,7 @@ the fixed-target environment a fourth program runs target lr 0 with the grid
 `fixed_target_timesteps` steps). With `share_program` (compile-bound tiny runs) PPO-Buffer and
 the fixed-target pair are instead grid points of the PROPS program (`props_lr = 0`, `lr = 0`).
 Sampling error `KL(pi_D || pi_theta)` of the buffer each target update uses is measured at every
-update (fitted MLE of the policy head, `jaxrl.props.policy_sampling_error`).
+update (converged MLE of the policy head on theta's features, `jaxrl.props.policy_sampling_error`).
 
 Writes, per program, DIR/<env>/<method>/ with the runtime's files (config.json, metrics.csv,
 checkpoints/, summary.json); re-running the same command resumes every program where it stopped.

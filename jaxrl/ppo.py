@@ -28,6 +28,7 @@ from flax import struct
 from jaxrl import config as jconfig
 from jaxrl import envs, sweep
 from jaxrl.config import static, sweepable
+from jaxrl.envs import wrappers
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import ActorCritic
 
@@ -35,6 +36,10 @@ from jaxrl.networks import ActorCritic
 def _positive_ints(v: Any) -> str | None:
     ok = isinstance(v, tuple | list) and len(v) > 0 and all(int(h) >= 1 for h in v)
     return None if ok else "must be a non-empty tuple of ints >= 1"
+
+
+def _unit_interval(v: Any) -> str | None:
+    return None if 0.0 < float(v) <= 1.0 else "must be in (0, 1]"
 
 
 def _at_least(n: int) -> Callable[[Any], str | None]:
@@ -59,7 +64,12 @@ class PPOConfig:
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=lambda v: None if v in ACTIVATIONS
                              else f"must be one of {sorted(ACTIVATIONS)}")
-    normalize_obs: bool = static(False)
+    normalize_obs: bool = static(False, doc="observations normalized by statistics shared by "
+                                  "all env copies (NormalizeVecObservation)")
+    normalize_reward: bool = static(False, doc="rewards scaled by the running std of the "
+                                    "discounted return (NormalizeVecReward)")
+    reward_norm_gamma: float = static(0.99, check=_unit_interval,
+                                      doc="discount of the reward normalizer's return")
     unroll: int = static(1, check=_at_least(1))  # scan unroll (speed only, same numbers)
     lr: float = sweepable(2.5e-4, lo=0.0, lo_open=True)
     ent_coef: float = sweepable(0.01, lo=0.0)
@@ -219,16 +229,138 @@ def make_optimizer() -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=1e-3, max_grad_norm=0.5)
 
 
+def set_opt_hparams(opt_state: Any, lr: jax.Array, max_grad_norm: jax.Array) -> Any:
+    """Write the run-time learning rate and clip norm into a `make_optimizer` state."""
+    return opt_state._replace(hyperparams={
+        **opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": max_grad_norm
+    })
+
+
+def rollout(
+    env: Any,
+    env_params: Any,
+    act: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
+    env_state: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    num_steps: int,
+    unroll: int = 1,
+) -> tuple[tuple[Any, jax.Array, jax.Array], Transition,
+           tuple[jax.Array, jax.Array, jax.Array]]:
+    """Collect `num_steps` steps of the vectorized `env` (a `VecEnv` over a `LogWrapper`).
+
+    Args:
+      act: `act(obs [E, d], key) -> (action [E, ...], log_prob [E], value [E])`, the acting
+        policy (PPO: the target policy; PROPS: its behavior policy, with log_prob/value unused).
+      env_state, obs, key: the carried environment state, its observation `[E, d]`, the key.
+      num_steps: steps per environment copy (static).
+
+    Returns:
+      `((env_state, obs, key), traj, (done, ep_return, ep_length))`: the carry after the last
+      step, the `Transition` stacked to `[T, E, ...]`, and per step `[T, E]` the LogWrapper's
+      episode-end flag and the return and length of the episode that ended there.
+    Each step splits `key` into `(key, k_act, k_step)`.
+    """
+
+    def env_step(carry, _):
+        env_state, obs, key = carry
+        key, k_act, k_step = jax.random.split(key, 3)
+        action, log_prob, value = act(obs, k_act)
+        next_obs, env_state, reward, term, trunc, info = env.step(
+            k_step, env_state, action, env_params
+        )
+        tr = Transition(obs, action, log_prob, value, reward.astype(jnp.float32), term, trunc,
+                        info["final_observation"])
+        ep = (info["returned_episode"], info["returned_episode_returns"],
+              info["returned_episode_lengths"])
+        return (env_state, next_obs, key), (tr, ep)
+
+    carry, (traj, ep) = jax.lax.scan(env_step, (env_state, obs, key), None, num_steps,
+                                     unroll=unroll)
+    return carry, traj, ep
+
+
+def update_epochs(
+    params: Any,
+    opt_state: Any,
+    data: tuple[Transition, jax.Array, jax.Array],
+    key: jax.Array,
+    hp: sweep.Hparams,
+    *,
+    apply_fn: Callable[[Any, jax.Array], Any],
+    tx: optax.GradientTransformation,
+    epochs: int,
+    num_minibatches: int,
+    valid: jax.Array | None = None,
+    kl_stop: bool = False,
+) -> tuple[Any, Any, dict[str, jax.Array], jax.Array]:
+    """`epochs` passes of `num_minibatches` `ppo_loss` steps over `data` (Schulman et al. 2017).
+
+    Args:
+      data: `(transitions, advantages, targets)`, leaves `[N, ...]` (flattened over time and
+        envs); `N` divisible by `num_minibatches`.
+      key: split into one permutation key per epoch.
+      apply_fn: `apply_fn(params, obs) -> (distribution, value)`.
+      valid: optional `[N]` bool (PROPS's partly filled buffer): valid rows are put first in
+        every permutation and a minibatch holding an invalid row is skipped.
+      kl_stop: stop the update (this and all later minibatch steps skipped) once a valid
+        minibatch's pre-step `approx_kl` exceeds `hp["target_kl"]` (PROPS's PPO update).
+
+    Returns:
+      `(params, opt_state, aux, took)`: `aux` the `ppo_loss` diagnostics and `took` (1.0 where
+      the step was applied) per minibatch, `[epochs, num_minibatches]`. Without `valid` and
+      `kl_stop` every step is applied.
+    """
+    n = jax.tree.leaves(data)[0].shape[0]
+    mb_size = n // num_minibatches
+    masked = valid is not None or kl_stop
+    rows = jnp.ones((n,), bool) if valid is None else valid
+
+    def epoch(carry, k):
+        perm = jax.random.permutation(k, n)
+        if valid is not None:
+            perm = perm[jnp.argsort(~valid[perm], stable=True)]  # filled rows first
+        mbs = jax.tree.map(lambda x: x[perm].reshape((num_minibatches, mb_size) + x.shape[1:]),
+                           (data, rows))
+
+        def minibatch(c, mb):
+            p, opt, stopped = c
+            (tr, adv, tgt), ok = mb
+            grads, aux = jax.grad(ppo_loss, has_aux=True)(p, apply_fn, tr, adv, tgt, hp)
+            updates, new_opt = tx.update(grads, opt, p)
+            new_p = optax.apply_updates(p, updates)
+            if not masked:
+                return (new_p, new_opt, stopped), (aux, jnp.ones((), jnp.float32))
+            ok = ok.all()
+            if kl_stop:
+                stopped = stopped | (ok & (aux["approx_kl"] > hp["target_kl"]))
+            take = ok & ~stopped
+            p = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_p, p)
+            opt = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_opt, opt)
+            return (p, opt, stopped), (aux, take.astype(jnp.float32))
+
+        return jax.lax.scan(minibatch, carry, mbs)
+
+    (params, opt_state, _), (aux, took) = jax.lax.scan(
+        epoch, (params, opt_state, jnp.array(False)), jax.random.split(key, epochs))
+    return params, opt_state, aux, took
+
+
 def make_env(config: Any):
-    """The wrapped, vectorized environment for `config` and its params."""
+    """`(env, env_params, discrete)`: `config.env_name` wrapped (LogWrapper, ClipAction for
+    continuous actions, VecEnv of `num_envs`, then the shared observation / reward
+    normalizers when `normalize_obs` / `normalize_reward`)."""
     env, params = envs.make(config.env_name)
     discrete = envs.is_discrete(env, params)
     env = envs.LogWrapper(env)
     if not discrete:
         env = envs.ClipAction(env)
+    env = envs.VecEnv(env, config.num_envs)
     if config.normalize_obs:
-        env = envs.NormalizeObservation(env)
-    return envs.VecEnv(env, config.num_envs), params, discrete
+        env = wrappers.NormalizeVecObservation(env)
+    if getattr(config, "normalize_reward", False):
+        env = wrappers.NormalizeVecReward(env, config.reward_norm_gamma)
+    return env, params, discrete
 
 
 def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
@@ -242,7 +374,6 @@ def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
     batch_size = num_envs * num_steps
     num_updates = int(config.total_timesteps) // batch_size
     epochs, n_mb = int(config.update_epochs), int(config.num_minibatches)
-    mb_size = batch_size // n_mb
     unroll = int(config.unroll)
     anneal = bool(config.anneal_lr)
 
@@ -256,24 +387,13 @@ def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
 
     def update(state: PPOState, hp: sweep.Hparams) -> tuple[PPOState, sweep.Metrics]:
         # COLLECT TRAJECTORIES
-        def env_step(carry, _):
-            env_state, obs, key = carry
-            key, k_act, k_step = jax.random.split(key, 3)
+        def act(obs, k):
             pi, value = network.apply(state.params, obs)
-            action = pi.sample(seed=k_act)
-            log_prob = pi.log_prob(action)
-            next_obs, env_state, reward, term, trunc, info = env.step(
-                k_step, env_state, action, env_params
-            )
-            tr = Transition(obs, action, log_prob, value, reward.astype(jnp.float32), term, trunc,
-                            info["final_observation"])
-            ep = (info["returned_episode"], info["returned_episode_returns"],
-                  info["returned_episode_lengths"])
-            return (env_state, next_obs, key), (tr, ep)
+            action = pi.sample(seed=k)
+            return action, pi.log_prob(action), value
 
-        (env_state, obs, key), (traj, (ep_done, ep_ret, ep_len)) = jax.lax.scan(
-            env_step, (state.env_state, state.obs, state.key), None, num_steps, unroll=unroll
-        )
+        (env_state, obs, key), traj, (ep_done, ep_ret, ep_len) = rollout(
+            env, env_params, act, state.env_state, state.obs, state.key, num_steps, unroll)
 
         # ADVANTAGES (bootstrap on truncation with V(final observation))
         _, next_value = network.apply(state.params, obs)
@@ -286,31 +406,13 @@ def make_ppo(config: PPOConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
         lr = hp["lr"]
         if anneal:
             lr = lr * (1.0 - state.update.astype(jnp.float32) / num_updates)
-        opt_state = state.opt_state._replace(hyperparams={
-            **state.opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": hp["max_grad_norm"]
-        })
+        opt_state = set_opt_hparams(state.opt_state, lr, hp["max_grad_norm"])
         flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                             (traj, advantages, targets))
-
-        def epoch(carry, key):
-            params, opt_state = carry
-            perm = jax.random.permutation(key, batch_size)
-            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
-
-            def minibatch(carry, mb):
-                params, opt_state = carry
-                tr, adv, tgt = mb
-                grads, aux = jax.grad(ppo_loss, has_aux=True)(params, network.apply, tr, adv, tgt,
-                                                              hp)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), aux
-
-            return jax.lax.scan(minibatch, (params, opt_state), mbs)
-
         key, k_epochs = jax.random.split(key)
-        (params, opt_state), aux = jax.lax.scan(
-            epoch, (state.params, opt_state), jax.random.split(k_epochs, epochs)
-        )
+        params, opt_state, aux, _ = update_epochs(
+            state.params, opt_state, flat, k_epochs, hp, apply_fn=network.apply, tx=tx,
+            epochs=epochs, num_minibatches=n_mb)
 
         # METRICS (reduced here: per-update scalars only)
         n_done = ep_done.sum()

@@ -9,10 +9,17 @@ bootstrap with V(final_observation)).
 Wrappers here keep that protocol, so they stack:
 * `LogWrapper`: episode return/length carried in the state; `info["returned_episode_returns"]`,
   `info["returned_episode_lengths"]`, `info["returned_episode"]` (bool) at episode ends.
-* `NormalizeObservation`: running mean/variance (Welford, parallel form over a batch) kept in the
-  state of each environment copy; statistics are per environment copy so `vmap` stays pure.
+* `NormalizeObservation`: running mean/variance (Welford) of one environment copy's observations
+  (under `vmap`, each copy keeps its own statistics).
 * `ClipAction`: clips continuous actions to the action-space box.
 * `VecEnv`: `num_envs` copies under `vmap` (keys split inside).
+* `NormalizeVecObservation` (wraps a `VecEnv`): one running mean/variance shared by all copies,
+  updated with every step's batch `[E, d]` (Chan et al.'s parallel update), as PPO's usual
+  observation normalization (CleanRL/PureJaxRL `NormalizeVecObservation`).
+* `NormalizeVecReward` (wraps a `VecEnv`): rewards divided by the running standard deviation of
+  the discounted return `G <- gamma G + r` (reset at episode ends), statistics shared by all
+  copies (the usual PPO reward scaling, Engstrom et al. 2020, "Implementation Matters").
+`LogWrapper` sits inside all of them, so logged returns stay raw.
 """
 
 from __future__ import annotations
@@ -94,9 +101,9 @@ class NormState:
 class NormalizeObservation(GymnaxWrapper):
     """Normalizes observations by a running mean and variance, updated on every step.
 
-    Statistics live in the state, so each vmapped environment copy has its own; call
-    `merge_stats` over the env axis if shared statistics are wanted. `final_observation` is
-    normalized with the same statistics as the step's observation.
+    Statistics live in the state, so each vmapped environment copy has its own; for statistics
+    shared by all copies use `NormalizeVecObservation` around the `VecEnv`.
+    `final_observation` is normalized with the same statistics as the step's observation.
     """
 
     def __init__(self, env: Any, eps: float = 1e-8, clip: float = 10.0):
@@ -159,6 +166,103 @@ class VecEnv(GymnaxWrapper):
     def step(self, key, state, action, params=None):
         chex.assert_axis_dimension(action, 0, self.num_envs)
         return self._step(jax.random.split(key, self.num_envs), state, action, params)
+
+
+@struct.dataclass
+class RunningMoments:
+    """Running mean and (population) variance of `count` samples, one per feature."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+def init_moments(shape: tuple[int, ...], count: float = 1e-4) -> RunningMoments:
+    """Prior moments (mean 0, var 1) of weight `count` (as gym's `RunningMeanStd`)."""
+    return RunningMoments(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32),
+                          jnp.asarray(count, jnp.float32))
+
+
+def update_moments(m: RunningMoments, batch: jax.Array) -> RunningMoments:
+    """Merge a batch `[B, ...]` into `m` (Chan, Golub & LeVeque's parallel variance update)."""
+    b_mean, b_var = batch.mean(0), batch.var(0)
+    b_count = jnp.asarray(batch.shape[0], jnp.float32)
+    total = m.count + b_count
+    delta = b_mean - m.mean
+    mean = m.mean + delta * b_count / total
+    m2 = m.var * m.count + b_var * b_count + delta ** 2 * m.count * b_count / total
+    return RunningMoments(mean, m2 / total, total)
+
+
+@struct.dataclass
+class NormVecState:
+    env_state: Any
+    moments: RunningMoments
+
+
+class NormalizeVecObservation(GymnaxWrapper):
+    """Normalizes a `VecEnv`'s observations `[E, d]` by running moments shared by all copies.
+
+    The moments are updated with the reset batch and with every step's batch of returned
+    observations (after auto-reset, as gym/CleanRL); `(obs - mean) / sqrt(var + eps)` is clipped
+    to `[-clip, clip]`, and `info["final_observation"]` is normalized with the same moments.
+    """
+
+    def __init__(self, env: Any, eps: float = 1e-8, clip: float = 10.0):
+        super().__init__(env)
+        self.eps, self.clip = eps, clip
+
+    def _norm(self, obs, m: RunningMoments):
+        return jnp.clip((obs - m.mean) / jnp.sqrt(m.var + self.eps), -self.clip, self.clip)
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        m = update_moments(init_moments(obs.shape[1:]), obs)
+        return self._norm(obs, m), NormVecState(env_state, m)
+
+    def step(self, key, state: NormVecState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            key, state.env_state, action, params)
+        m = update_moments(state.moments, obs)
+        info = dict(info)
+        if "final_observation" in info:
+            info["final_observation"] = self._norm(info["final_observation"], m)
+        return self._norm(obs, m), NormVecState(env_state, m), reward, terminated, truncated, info
+
+
+@struct.dataclass
+class RewardNormState:
+    env_state: Any
+    moments: RunningMoments  # of the discounted return, scalar
+    ret: jax.Array  # [E] running discounted return of each copy
+
+
+class NormalizeVecReward(GymnaxWrapper):
+    """Scales a `VecEnv`'s rewards by the running std of the discounted return (shared).
+
+    Per step: `G_i <- gamma G_i + r_i` for each copy, the moments are updated with the batch
+    `G`, the returned reward is `r_i / sqrt(var + eps)`, and `G_i` is reset to 0 where the
+    episode ended (terminated or truncated). `gamma` is fixed when the wrapper is built.
+    """
+
+    def __init__(self, env: Any, gamma: float, eps: float = 1e-8):
+        super().__init__(env)
+        self.gamma, self.eps = float(gamma), eps
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        ret = jnp.zeros(obs.shape[:1], jnp.float32)
+        return obs, RewardNormState(env_state, init_moments(()), ret)
+
+    def step(self, key, state: RewardNormState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            key, state.env_state, action, params)
+        ret = state.ret * self.gamma + reward.astype(jnp.float32)
+        m = update_moments(state.moments, ret)
+        done = jnp.logical_or(terminated, truncated)
+        scaled = reward.astype(jnp.float32) / jnp.sqrt(m.var + self.eps)
+        return (obs, RewardNormState(env_state, m, jnp.where(done, 0.0, ret)), scaled,
+                terminated, truncated, info)
 
 
 def is_discrete(env: Any, params: Any) -> bool:

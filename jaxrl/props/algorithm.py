@@ -2,7 +2,7 @@
 Reinforcement Learning Without On-Policy Sampling", arXiv 2311.08290).
 
 On-policy sampling only matches the policy in expectation; a finite batch over- and under-samples
-actions ("sampling error", `KL(pi_D || pi_theta)`, see `jaxrl.props_sampling_error`). PROPS
+actions ("sampling error", `KL(pi_D || pi_theta)`, see `jaxrl.props.sampling_error`). PROPS
 collects data with a *behavior* policy `pi_phi` that is re-fitted every `m` environment steps so
 that actions the data under-represents become likelier, and keeps the last `b` target batches in a
 FIFO buffer, so the aggregate buffer is closer to on-policy than i.i.d. sampling would make it.
@@ -63,10 +63,10 @@ from flax import struct
 
 from jaxrl import config as jconfig
 from jaxrl import envs, ppo, sweep
-from jaxrl import props_sampling_error as se
 from jaxrl.config import static, sweepable
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import MLP, ActorCritic
+from jaxrl.props import sampling_error as se
 
 BEHAVIORS = ("props", "none")
 
@@ -112,11 +112,14 @@ class PROPSConfig:
     props_num_minibatches: int = static(16, check=_at_least(1))
     anneal_lr: bool = static(True)
     props_anneal_lr: bool = static(False)
-    se_steps: int = static(100, check=_at_least(0),
-                           doc="full-batch Adam steps of the sampling-error MLE fit (0: none)")
+    se_steps: int = static(30, check=_at_least(0),
+                           doc="most Newton steps of the sampling-error MLE fit (discrete; a "
+                           "Gaussian head has a closed form); 0: not measured")
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=_one_of(tuple(sorted(ACTIVATIONS))))
-    normalize_obs: bool = static(False)
+    normalize_obs: bool = static(False, doc="shared observation statistics (ppo.make_env)")
+    normalize_reward: bool = static(False, doc="reward scaling (ppo.make_env)")
+    reward_norm_gamma: float = static(0.99, check=ppo._unit_interval)
     # Scan unroll of the rollout and GAE. 1 compiles much faster (Acrobot `:quick`, 2 programs:
     # 56 s vs 82 s for compile + run at 8; the full config's PROPS program took 4 min to compile
     # at 8 under load) and runs no slower on CPU; the same default as `ppo.PPOConfig`.
@@ -134,7 +137,6 @@ class PROPSConfig:
     props_kl_coef: float = sweepable(0.1, lo=0.0)
     props_target_kl: float = sweepable(0.05, lo=0.0)
     props_max_grad_norm: float = sweepable(0.5, lo=0.0, lo_open=True)
-    se_lr: float = sweepable(1e-2, lo=0.0, lo_open=True)
 
 
 # The sweepable floats, derived from the marks (kept for callers of the old name).
@@ -311,11 +313,7 @@ def behavior_update(
     return phi, opt_state, {"props_steps": steps, "props_kl": kl, "props_clip_frac": clip_frac}
 
 
-def set_opt_hparams(opt_state: Any, lr: jax.Array, max_grad_norm: jax.Array) -> Any:
-    """Write the run-time learning rate and clip norm into an `inject_hyperparams` state."""
-    return opt_state._replace(hyperparams={
-        **opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": max_grad_norm
-    })
+set_opt_hparams = ppo.set_opt_hparams
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,25 +375,24 @@ def bandit_actions(
 
 def policy_sampling_error(
     params: Any, obs: jax.Array, actions: jax.Array, mask: jax.Array, *, hidden: tuple[int, ...],
-    activation: str, discrete: bool, steps: int, lr: jax.Array,
-) -> jax.Array:
+    activation: str, discrete: bool, max_iter: int, tol: float = 1e-5,
+) -> tuple[jax.Array, jax.Array]:
     """`KL(pi_D || pi_theta)` of the data `(obs [N, d], actions [N, ...])` for an `ActorCritic`
-    policy, by the fitted maximum-likelihood estimator (features frozen, head refitted)."""
+    policy: the converged MLE of the actor's head on `theta`'s frozen features (softmax: damped
+    Newton, at most `max_iter` steps; Gaussian: closed form). Returns `(se, grad_norm)`, the
+    final gradient norm of the softmax fit (0 for the closed form)."""
     actor = params["params"]["actor"]
     n_hidden = len(hidden)
     feat_params = {f"Dense_{i}": actor[f"Dense_{i}"] for i in range(n_hidden)}
     feats = MLP(tuple(hidden), None, activation).apply({"params": feat_params}, obs)
-    head = dict(actor[f"Dense_{n_hidden}"])
-    if not discrete:
-        head["log_std"] = params["params"]["log_std"]
-
-    def log_prob(h, f, a):
-        out = f @ h["kernel"] + h["bias"]
-        if discrete:
-            return distrax.Categorical(logits=out).log_prob(a)
-        return distrax.MultivariateNormalDiag(out, jnp.exp(h["log_std"])).log_prob(a)
-
-    return se.fitted_sampling_error(head, feats, actions, log_prob, steps, lr, mask)
+    head = actor[f"Dense_{n_hidden}"]
+    if discrete:
+        val, gnorm, _ = se.softmax_sampling_error(head["kernel"], head["bias"], feats, actions,
+                                                  mask, max_iter=max_iter, tol=tol)
+        return val, gnorm
+    val = se.gaussian_sampling_error(head["kernel"], head["bias"], params["params"]["log_std"],
+                                     feats, actions, mask)
+    return val, jnp.zeros((), jnp.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,10 +428,36 @@ class PROPSState:
     last_length: jax.Array
 
 
-def _push(buffer: Buffer, chunk: Buffer) -> Buffer:
+def push(buffer: Buffer, chunk: Buffer) -> Buffer:
     """Append `chunk` (`[m, E, ...]`) at the end and drop the `m` oldest time slots."""
     m = chunk.valid.shape[0]
     return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
+
+
+def buffer_gae(
+    apply_fn: Callable[[Any, jax.Array], Any], params: Any, buffer: Buffer, next_obs: jax.Array,
+    hp: sweep.Hparams, unroll: int = 1,
+) -> tuple[ppo.Transition, jax.Array, jax.Array]:
+    """Log-probs, values and GAE of the whole time-ordered buffer under the current `theta`.
+
+    The buffer's `b` batches are consecutive in time for every env copy, so one GAE pass runs
+    over all `b * num_steps` slots: the trace crosses the boundaries between batches and is cut
+    only at episode ends (`ppo.gae`); `next_obs` `[E, d]` follows the newest slot.
+
+    Returns:
+      `(transitions, advantages, targets)`, leaves `[b * num_steps, E, ...]`; the transitions
+      carry `log pi_theta(a|s)` and `V_theta(s)` (no behavior-policy correction, as the paper).
+    """
+    pi_buf, values = apply_fn(params, buffer.obs)
+    log_prob = pi_buf.log_prob(buffer.action)
+    _, next_value = apply_fn(params, next_obs)
+    _, final_values = apply_fn(params, buffer.final_obs)
+    advantages, targets = ppo.gae(buffer.reward, values, next_value, final_values,
+                                  buffer.terminated, buffer.truncated, hp["gamma"],
+                                  hp["gae_lambda"], unroll=unroll)
+    traj = ppo.Transition(buffer.obs, buffer.action, log_prob, values, buffer.reward,
+                          buffer.terminated, buffer.truncated, buffer.final_obs)
+    return traj, advantages, targets
 
 
 def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorithm:
@@ -455,7 +478,6 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
     buf_size = buf_len * num_envs
     num_updates = int(config.total_timesteps) // batch
     epochs, n_mb = int(config.update_epochs), int(config.num_minibatches)
-    mb_size = buf_size // n_mb
     p_epochs, p_mb = int(config.props_update_epochs), int(config.props_num_minibatches)
     use_behavior = config.behavior == "props"
     unroll = int(config.unroll)
@@ -533,77 +555,45 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
             else:
                 phi, bm = params, {}
 
-            def env_step(c, _):
-                env_state, obs, key = c
-                key, k_act, k_step = jax.random.split(key, 3)
-                action = apply_pi(phi, obs).sample(seed=k_act)
-                next_obs, env_state, reward, term, trunc, info = env.step(
-                    k_step, env_state, action, env_params)
-                tr = Buffer(obs, action, reward.astype(jnp.float32), term, trunc,
-                            info["final_observation"], jnp.array(True))
-                done = info["returned_episode"]
-                stats = jnp.stack([done.sum(), (info["returned_episode_returns"] * done).sum(),
-                                   (info["returned_episode_lengths"] * done).sum()])
-                return (env_state, next_obs, key), (tr, stats.astype(jnp.float32))
+            def act(o, k):
+                action = apply_pi(phi, o).sample(seed=k)
+                z = jnp.zeros(o.shape[:1], jnp.float32)  # log-prob and value: not stored
+                return action, z, z
 
-            (env_state, obs, key), (tr, stats) = jax.lax.scan(
-                env_step, (env_state, obs, key), None, m_steps, unroll=unroll)
+            (env_state, obs, key), traj, (done, ep_ret, ep_len) = ppo.rollout(
+                env, env_params, act, env_state, obs, key, m_steps, unroll)
+            tr = Buffer(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated,
+                        traj.final_obs, jnp.ones((m_steps,), bool))
+            stats = jnp.stack([done.sum(-1), (ep_ret * done).sum(-1), (ep_len * done).sum(-1)],
+                              axis=-1).astype(jnp.float32)
             ep = ep + stats.sum(0)
-            return (_push(buffer, tr), bopt, env_state, obs, key, bkey, ep), bm
+            return (push(buffer, tr), bopt, env_state, obs, key, bkey, ep), bm
 
         carry = (state.buffer, bopt, state.env_state, state.obs, state.key, state.bkey,
                  jnp.zeros(3, jnp.float32))
         (buffer, bopt, env_state, obs, key, bkey, ep), bms = jax.lax.scan(
             chunk, carry, None, n_chunks)
         # RECOMPUTE LOG-PROBS, VALUES AND GAE OVER THE WHOLE BUFFER UNDER THE CURRENT THETA
-        pi_buf, values = network.apply(params, buffer.obs)
-        log_prob = pi_buf.log_prob(buffer.action)
-        _, next_value = network.apply(params, obs)
-        _, final_values = network.apply(params, buffer.final_obs)
-        advantages, targets = ppo.gae(buffer.reward, values, next_value, final_values,
-                                      buffer.terminated, buffer.truncated, hp["gamma"],
-                                      hp["gae_lambda"], unroll=unroll)
-        valid = jnp.broadcast_to(buffer.valid[:, None], values.shape)
-        traj = ppo.Transition(buffer.obs, buffer.action, log_prob, values, buffer.reward,
-                              buffer.terminated, buffer.truncated, buffer.final_obs)
+        traj, advantages, targets = buffer_gae(network.apply, params, buffer, obs, hp, unroll)
+        valid = jnp.broadcast_to(buffer.valid[:, None], traj.value.shape)
         flat = jax.tree.map(lambda x: x.reshape((buf_size,) + x.shape[2:]),
                             (traj, advantages, targets, valid))
 
         # SAMPLING ERROR KL(pi_D || pi_theta) OF THE BUFFER THE TARGET UPDATE USES
         metrics = {}
         if se_steps:
-            metrics["sampling_error"] = policy_sampling_error(
+            metrics["sampling_error"], metrics["se_grad_norm"] = policy_sampling_error(
                 params, flat[0].obs, flat[0].action, flat[3], hidden=hidden, activation=act_name,
-                discrete=discrete, steps=se_steps, lr=hp["se_lr"])
+                discrete=discrete, max_iter=se_steps)
 
         # PPO UPDATE ON THE BUFFER
         lr = hp["lr"] * frac if anneal else hp["lr"]
         opt_state = set_opt_hparams(state.opt_state, lr, hp["max_grad_norm"])
 
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, buf_size)
-            perm = perm[jnp.argsort(~flat[3][perm], stable=True)]  # filled slots first
-            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
-
-            def minibatch(c, mb):
-                params, opt_state, stopped = c
-                tr, adv, tgt, ok = mb
-                grads, aux = jax.grad(ppo.ppo_loss, has_aux=True)(params, network.apply, tr, adv,
-                                                                  tgt, hp)
-                ok = ok.all()
-                stopped = stopped | (ok & (aux["approx_kl"] > hp["target_kl"]))
-                take = ok & ~stopped
-                updates, new_opt = tx.update(grads, opt_state, params)
-                new_params = optax.apply_updates(params, updates)
-                params = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_params, params)
-                opt_state = jax.tree.map(lambda x, y: jnp.where(take, x, y), new_opt, opt_state)
-                return (params, opt_state, stopped), (aux, take.astype(jnp.float32))
-
-            return jax.lax.scan(minibatch, carry, mbs)
-
         key, k_epochs = jax.random.split(key)
-        (new_params, opt_state, _), (aux, took) = jax.lax.scan(
-            epoch, (params, opt_state, jnp.array(False)), jax.random.split(k_epochs, epochs))
+        new_params, opt_state, aux, took = ppo.update_epochs(
+            params, opt_state, flat[:3], k_epochs, hp, apply_fn=network.apply, tx=tx,
+            epochs=epochs, num_minibatches=n_mb, valid=flat[3], kl_stop=True)
 
         # METRICS (reduced here: per-update scalars only)
         n_done, ret_sum, len_sum = ep[0], ep[1], ep[2]
