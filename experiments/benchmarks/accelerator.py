@@ -28,7 +28,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from jaxrl import experiment, ppo
+from jaxrl import experiment, ppo, sweep
 from jaxrl.stac import STACConfig, make_stac
 
 _OUT = flags.DEFINE_string("out", None, "Folder for results.json and results.md.")
@@ -37,24 +37,22 @@ _ALGOS = flags.DEFINE_list("algos", ["ppo", "stac"], "Algorithms to measure.")
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes and run counts 1, 2 (CPU smoke test).")
 
 
-def make(name: str, tiny: bool) -> tuple:
-    """(algorithm, chunk size) of benchmark case `name` at full or tiny size."""
+def make(name: str, tiny: bool) -> sweep.Algorithm:
+    """The algorithm of benchmark case `name` at full or tiny size."""
     if name == "ppo":
         c = ppo.get_config()
         if tiny:
             c.num_envs, c.num_steps, c.num_minibatches, c.update_epochs = 2, 8, 1, 1
             c.hidden = (8,)
         c.total_timesteps = c.num_envs * c.num_steps * (4 if tiny else 16)
-        algo = ppo.make_ppo(c)
-        return algo, algo.num_updates
+        return ppo.make_ppo(c)
     if name == "stac":
         if tiny:
             cfg = STACConfig(total_env_steps=24, warmup_steps=20, buffer_size=32, batch_size=4,
                              actor_hidden=(8,), critic_hidden=(8,))
         else:
             cfg = STACConfig(total_env_steps=1_200, warmup_steps=1_000, buffer_size=1_200)
-        algo = make_stac(cfg)
-        return algo, algo.num_updates
+        return make_stac(cfg)
     raise ValueError(f"unknown algorithm {name!r}; valid: ppo, stac")
 
 
@@ -67,7 +65,7 @@ def case(name: str, num_runs: int, tiny: bool) -> dict:
     """Measure one (algorithm, run count) in one `experiment.run` of 4 chunks: the first chunk
     compiles (compile s = its time minus the median of the others), the other three give the
     throughput (env steps/s summed over runs); peak device bytes; the final metric's mean."""
-    algo, _ = make(name, tiny)
+    algo = make(name, tiny)
     chunk = max(algo.num_updates // 4, 1)
     res = experiment.run(algo, range(num_runs), chunk_size=chunk, progress=False,
                          handle_signals=False)
