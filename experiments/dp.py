@@ -40,6 +40,7 @@ from jaxrl import dp
 from jaxrl.dp import grid
 from jaxrl.dp.objectives import Score
 from jaxrl.dp.tabular import TOL
+from jaxrl.envs import gamble as gamble_envs
 from jaxrl.envs.finite_mdp import random_mdp
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -216,17 +217,10 @@ def check_exact_size(mdp: dp.MDP, limit: int | None = None) -> int:
 
 
 def stock_necessity_mdp() -> dp.MDP:
-    """The digest's example: P(G >= 1) is 0.75 with the stock, 0.5 for any Markov policy."""
-    P = np.zeros((5, 2, 5))
-    R = np.zeros((5, 2, 5))
-    P[0, :, 1] = P[0, :, 2] = 0.5
-    R[0, :, 1], R[0, :, 2] = 1.0, -1.0
-    P[1, :, 3] = P[2, :, 3] = 1.0
-    P[4, :, 4] = 1.0
-    P[3, 0, 4] = 1.0  # safe
-    P[3, 1, 0] = P[3, 1, 1] = 0.5  # risky: +2 / -2
-    R[3, 1, 0], R[3, 1, 1] = 2.0, -2.0
-    return dp.validate_mdp(P, R, np.eye(5)[0], 1.0, 3)
+    """The digest's example: P(G >= 1) is 0.75 with the stock, 0.5 for any Markov policy
+    (`jaxrl.envs.gamble.stock_necessity_mdp`)."""
+    m = gamble_envs.stock_necessity_mdp()
+    return dp.validate_mdp(m["P"], m["R"], m["mu0"], m["gamma"], m["horizon"])
 
 
 def _finite(c: ml_collections.ConfigDict, name: str) -> float:

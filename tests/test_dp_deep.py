@@ -146,7 +146,7 @@ def test_hparams_come_from_the_marks_and_swept_values_are_checked():
     expected = {"lr": 1e-3, "gamma": 1.0, "eps_start": 1.0, "eps_end": 0.05,
                 "eps_decay_frac": 0.5, "target_tau": 0.01, "huber_kappa": 1.0, "v_min": -10.0,
                 "v_max": 10.0, "stock_low": -5.0, "stock_high": 5.0, "stock_scale": 0.1,
-                "max_grad_norm": 10.0, "objective_index": 0.0}
+                "max_grad_norm": 10.0, "objective_index": 0.0, "carry_stock": 1.0}
     algo = deep.make_deep_dn(deep.DeepDNConfig(num_updates=10))
     assert algo.hparams == pytest.approx(expected) and set(algo.hparams) == set(expected)
     cfg = _config(num_updates=10)
@@ -365,3 +365,25 @@ def test_experiment_config_validation():
         dp_deep.validate(bad)
     with pytest.raises(ValueError, match="unknown config variant"):
         cfgs.get_config("huge")
+
+
+def test_stock_is_needed_on_the_stock_necessity_task():
+    """Closed forms (`jaxrl.envs.gamble.stock_necessity_mdp`): P(G >= 1) is 0.75 for the best
+    stock policy and at most 0.5 for any policy of (state, time). The same agent (network,
+    objective, c_0 = -0.5: the returns are odd integers, so G >= 0.5 iff G >= 1) reaches ~0.75
+    with the stock and stays at ~0.5 with the stock frozen at c_0 (`carry_stock = 0`); 1000
+    evaluation episodes, binomial sd ~0.014."""
+    cfg = deep.DeepDNConfig(env_name="StockNecessity-v0", critic="quantile", objective="threshold",
+                            num_atoms=8, hidden=(32, 32), num_envs=8, buffer_size=2000,
+                            batch_size=64, learning_starts=128, num_updates=600,
+                            stock_low=-3.0, stock_high=1.0, v_min=-4.0, v_max=4.0,
+                            stock_scale=0.5)
+    algo = deep.make_deep_dn(cfg)._replace(
+        evaluate=deep.make_greedy_evaluate(cfg, 1000, threshold=0.5))
+    res = sweep.run(algo, seeds=[0, 1], grid={"carry_stock": [1.0, 0.0]}, chunk_size=600,
+                    eval_every=600, progress=False)
+    success = {(r["seed"], r["carry_stock"]): float(s)
+               for r, s in zip(res.runs, res.evals["success"][:, -1], strict=True)}
+    for seed in (0, 1):
+        assert success[(seed, 1.0)] >= 0.70, success
+        assert success[(seed, 0.0)] <= 0.55, success

@@ -285,3 +285,31 @@ def test_malformed_mdp_is_rejected(mutate, match):
     mutate(d)
     with pytest.raises(ValueError, match=match):
         dp.validate_mdp(**d)
+
+
+def test_best_markov_value_against_closed_forms_and_vi():
+    # stock-necessity task: the best Markov policy reaches 0.5 (enumerated above), the stock 0.75
+    mdp = stock_necessity_mdp()
+    value, pol = dp.best_markov_value(mdp, dp.make_objective("threshold", threshold=1.0))
+    assert abs(value - 0.5) < 1e-12 and pol.shape == (3, 5)
+    # gamble, CVaR_0.2: never gambling is Markov and optimal (G = 3 surely)
+    from jaxrl.envs.gamble import gamble_mdp
+
+    g = gamble_mdp()
+    mg = dp.validate_mdp(g["P"], g["R"], g["mu0"], 1.0, 3)
+    value, pol = dp.best_markov_value(mg, dp.make_objective("cvar", alpha=0.2))
+    assert abs(value - 3.0) < 1e-9 and np.all(pol[pol >= 0] == 0)
+    # the mean: Markov policies are optimal, so the value is classic value iteration's
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        P = rng.dirichlet(np.ones(3), size=(3, 2))
+        R = rng.integers(-2, 3, size=(3, 2, 3)).astype(float)
+        m = dp.validate_mdp(P, R, np.array([1.0, 0.0, 0.0]), 0.9, 3)
+        v0, _ = dp.classic_value_iteration(m)
+        value, _ = dp.best_markov_value(m, dp.make_objective("mean"))
+        assert abs(value - v0[0]) < 1e-9
+        # and no Markov policy beats the stock-augmented optimum of a threshold objective
+        thr = dp.make_objective("threshold", threshold=0.5)
+        assert dp.best_markov_value(m, thr)[0] <= dp.solve_exact(m, thr).objective_value + 1e-12
+    with pytest.raises(ValueError, match="max_policies"):
+        dp.best_markov_value(mg, dp.make_objective("mean"), max_policies=4)

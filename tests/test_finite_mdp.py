@@ -98,3 +98,18 @@ def test_vmapped_seed_equals_single_seed():
     np.testing.assert_allclose(obs_v[2], obs_1)
     np.testing.assert_allclose(out_v[0][2], out_1[0])
     np.testing.assert_allclose(out_v[2][2], out_1[2])
+
+
+def test_stock_wrapper_carry_zero_keeps_the_initial_stock():
+    env, _ = random_mdp(jax.random.PRNGKey(3), 4, 2, gamma=0.8, horizon=6)
+    wrapped = StockAugmentation(env, c0=-1.25, gamma=0.8)
+    wp = wrapped.default_params.replace(carry=0.0)
+    obs, st = wrapped.reset(jax.random.PRNGKey(4), wp)
+    key, total = jax.random.PRNGKey(5), 0.0
+    for t in range(5):
+        key, k = jax.random.split(key)
+        obs, st, r, term, trunc, info = wrapped.step(k, st, t % 2, wp)
+        total += abs(float(r))
+        assert float(st.stock) == -1.25 and float(obs[-1]) == -1.25
+        assert float(info["final_stock"]) == -1.25
+    assert total > 0  # rewards were paid, the stock ignored them

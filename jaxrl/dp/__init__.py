@@ -48,7 +48,7 @@ from jaxrl.dp.objectives import (
     objective_value,
 )
 from jaxrl.dp.quantile import QuantileEvaluation, quantile_bellman, quantile_policy_evaluation
-from jaxrl.dp.scalar import forward_law, solve_scalar, solve_var
+from jaxrl.dp.scalar import best_markov_value, forward_law, solve_scalar, solve_var
 from jaxrl.dp.tabular import (
     MDP,
     ExactSolution,
@@ -90,6 +90,7 @@ __all__ = [
     "solve_exact",
     "solve_scalar",
     "solve_var",
+    "best_markov_value",
     "forward_law",
     "validate_mdp",
 ]

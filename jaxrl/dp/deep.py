@@ -27,7 +27,7 @@ CVaR_alpha picks `b` by maximizing the network's own estimate of the Rockafellar
 
 Everything is pure: `make_deep_dn(config)` returns a `jaxrl.sweep.Algorithm` whose `update` does
 one vectorized environment step (`num_envs` copies), one replay insertion and one gradient step
-(after `learning_starts` stored transitions). The replay buffer (`jaxrl.dp.replay`), networks,
+(after `learning_starts` stored transitions). The replay buffer (`jaxrl.replay`), networks,
 target parameters, optimizer and environment states all live in the state pytree, so the sweep
 engine vmaps seeds and float hyperparameters. The config is `DeepDNConfig` (the `jaxrl.config`
 idiom: static fields fix the program; the sweepable floats, with their bounds, are the
@@ -186,6 +186,10 @@ class DeepDNConfig:
                                      doc="global-norm gradient clipping")
     objective_index: float = sweepable(0.0, lo=0.0, doc="which of objective's names (<= the "
                                        "number of names - 1)")
+    carry_stock: float = sweepable(1.0, lo=0.0, hi=1.0, doc="1: the stock follows "
+                                   "c' = (c + r) / gamma; 0: it stays at c_0 (a stock-free agent "
+                                   "with the same network and objective, the baseline that "
+                                   "shows whether the stock is needed)")
 
 
 # Default values of the sweepable floats, derived from the marks.
@@ -305,11 +309,12 @@ def make_env(name: str, env_kwargs: Mapping[str, Any] | None = None):
 
 
 def stock_params(env_params: Any, c0_low: jax.Array, c0_high: jax.Array,
-                 gamma: jax.Array) -> StockParams:
+                 gamma: jax.Array, carry: jax.Array | float = 1.0) -> StockParams:
     """Params of the stock wrapper: `c_0 ~ U[c0_low, c0_high]` at each reset (fixed if equal),
-    `c' = (c + r) / gamma`. All three may be traced (read from the hyperparameters)."""
+    `c' = (c + r) / gamma` (with `carry = 0`: `c' = c`, the stock-free baseline). All four may
+    be traced (read from the hyperparameters)."""
     return StockParams(env_params, c0_low, c0_high, gamma,
-                       getattr(env_params, "max_steps_in_episode", 2**31 - 1))
+                       getattr(env_params, "max_steps_in_episode", 2**31 - 1), carry)
 
 
 def split_stock(obs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -381,7 +386,8 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
         return as_distribution(out, critic_kind, support_of(hp, num_atoms))
 
     def train_stock_params(hp):
-        return stock_params(env_params, hp["stock_low"], hp["stock_high"], hp["gamma"])
+        return stock_params(env_params, hp["stock_low"], hp["stock_high"], hp["gamma"],
+                            hp["carry_stock"])
 
     def init(key: jax.Array, hp: Mapping[str, jax.Array]) -> DeepDNState:
         k_net, k_env, key = jax.random.split(key, 3)
@@ -524,7 +530,7 @@ def make_evaluate(config: Any, max_steps: int | None = None):
 
     def fixed_stock(hp, c0):  # the wrapper with c_0 = c0 at every reset
         c0 = jnp.asarray(c0, jnp.float32)
-        return stock_params(env_params, c0, c0, hp["gamma"])
+        return stock_params(env_params, c0, c0, hp["gamma"], hp["carry_stock"])
 
     def rollout(params, key, hp, c0, num_episodes: int):
         k_reset, key = jax.random.split(key)
@@ -568,7 +574,8 @@ def make_evaluate(config: Any, max_steps: int | None = None):
 
 def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | None = None,
                          b_grid: Any = None, set_point: float | None = None,
-                         num_states: int = 8, max_steps: int | None = None):
+                         threshold: float | None = None, num_states: int = 8,
+                         max_steps: int | None = None):
     """`evaluate(state, key, hp) -> {name: scalar}` for `Algorithm.evaluate` (the runtime calls
     it every `eval_every` updates): `num_episodes` greedy (epsilon = 0) episodes of the critic
     `state.params`, for the run's objective (`objective_index` picks it).
@@ -576,13 +583,16 @@ def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | 
     The initial stock of a run: `c_0 = -b*` for a run whose objective is `cvar` when `cvar_alpha`
     is given, where `b*` maximizes the network's own Rockafellar-Uryasev estimate over `b_grid`
     at `num_states` initial states (`select_cvar_b`, the outer max of sec. 5); otherwise
-    `c_0 = -set_point` when `set_point` is given, else 0.
+    `c_0 = -set_point` when `set_point` is given, `c_0 = -threshold` when `threshold` is given
+    (the `threshold` objective `P(G >= threshold)`), else 0.
 
     Metrics: `mean_return` (mean of the discounted returns `G`), `action_<a>_fraction` (share of
     action `a` among the steps taken); with `cvar_alpha`: `cvar` (empirical CVaR of `G`),
     `b_star`, `cvar_predicted` (the estimate at `b*`; meaningful for `cvar` runs only); with
     `set_point`: `abs_dev` (`E|G - set_point|`) and `stock_abs_t<t>` (`E|c_t|`, the distance
-    of the stock from the set point before step `t`, `t = 0..steps`; undiscounted).
+    of the stock from the set point before step `t`, `t = 0..steps`; undiscounted); with
+    `threshold`: `success` (the fraction of episodes with `G >= threshold - 1e-6`; the slack
+    absorbs float32 rounding of sums of exact rewards).
     """
     cfg = validate_config(config)
     if int(num_episodes) < 1:
@@ -593,6 +603,8 @@ def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | 
         if b_grid is None or len(b_grid) < 1:
             raise ValueError("b_grid must hold at least one threshold with cvar_alpha")
         b_grid = jnp.asarray(b_grid, jnp.float32)
+    if set_point is not None and threshold is not None:
+        raise ValueError("give set_point or threshold, not both")
     rollout, predicted = make_evaluate(cfg, max_steps)
     names = objective_names(cfg.objective)
     is_cvar = jnp.asarray([n == "cvar" for n in names])
@@ -604,7 +616,8 @@ def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | 
         params = state.params
         k_pred, k_roll = jax.random.split(key)
         idx = jnp.clip(jnp.round(hp["objective_index"]), 0, len(names) - 1).astype(jnp.int32)
-        c0 = jnp.float32(0.0 if set_point is None else -float(set_point))
+        c0 = jnp.float32(-float(set_point) if set_point is not None
+                         else -float(threshold) if threshold is not None else 0.0)
         out: dict[str, jax.Array] = {}
         if cvar_alpha is not None:
             vals = jax.vmap(lambda b: predicted(params, k_pred, hp, -b, num_states))(b_grid)
@@ -619,6 +632,8 @@ def make_greedy_evaluate(config: Any, num_episodes: int, *, cvar_alpha: float | 
             out[f"action_{a}_fraction"] = jnp.sum(acts == a) / taken
         if cvar_alpha is not None:
             out["cvar"] = empirical_cvar(g, float(cvar_alpha))
+        if threshold is not None:
+            out["success"] = jnp.mean(g >= float(threshold) - 1e-6)
         if set_point is not None:
             out["abs_dev"] = jnp.abs(g - float(set_point)).mean()
             stock_abs = jnp.abs(roll["stocks"]).mean(axis=1)  # [steps + 1]

@@ -22,7 +22,7 @@ sorted achievable returns (the outer search), exact over history-dependent polic
 
 Every solver checks its memory estimate in bytes first (`jaxrl.dp.memory`).
 
-Public API: solve_scalar, solve_var, forward_law.
+Public API: solve_scalar, solve_var, forward_law, best_markov_value (the stock-free bound).
 """
 
 from __future__ import annotations
@@ -163,3 +163,44 @@ def solve_var(mdp: MDP, alpha: float, stocks: ExactStocks | None = None, *,
     _, pols = best_prob(tau)
     law = forward_law(mdp, st, pols)
     return _pack(mdp, st, -tau, tau, tau, pols, law)
+
+
+def best_markov_value(mdp: MDP, objective: Objective, stocks: ExactStocks | None = None,
+                      max_policies: int = 1 << 16) -> tuple[float, np.ndarray]:
+    """The best objective value over deterministic Markov policies `a = pi(t, s)` (no stock),
+    by brute-force enumeration: the bound that a stock-free agent cannot beat.
+
+    Finite horizon only. Enumerates every action assignment on the (t, s) pairs reachable from
+    `mu0` (at most `max_policies`, else a ValueError naming the count) and evaluates each
+    policy's exact law of `G` with `forward_law`. For an expected-utility objective
+    (`threshold`, `target`, `utility`, `mean`) the value is multilinear in the per-(t, s) action
+    probabilities, so a deterministic policy attains the best randomized Markov value too; for
+    CVaR the result is the best deterministic Markov policy. Returns `(value, policy [H, S])`
+    (-1 where (t, s) is unreachable).
+    """
+    import itertools
+
+    from jaxrl.dp.objectives import objective_value
+
+    st = _checked_stocks(mdp, stocks, 1, "best_markov_value", None)
+    H, (S, A) = mdp.horizon, mdp.P.shape[:2]
+    reach = [mdp.mu0 > 0]
+    for _ in range(H - 1):
+        reach.append(mdp.P[reach[-1]].sum(axis=(0, 1)) > 0)
+    pairs = [(t, s) for t in range(H) for s in np.flatnonzero(reach[t])]
+    if A ** len(pairs) > max_policies:
+        raise ValueError(f"best_markov_value: {A ** len(pairs)} Markov policies over "
+                         f"{len(pairs)} reachable (t, s) pairs exceed max_policies={max_policies}")
+    best, best_pol = -np.inf, np.full((H, S), -1)
+    returns = st.prefix[H]
+    for actions in itertools.product(range(A), repeat=len(pairs)):
+        pol = np.full((H, S), -1)
+        for (t, s), a in zip(pairs, actions, strict=True):
+            pol[t, s] = a
+        law = forward_law(mdp, st, [np.repeat(np.maximum(pol[t], 0)[:, None], st.prefix[t].size,
+                                              axis=1) for t in range(H)])
+        with jax.enable_x64(True):
+            value = float(objective_value(objective, returns, law))
+        if value > best + TIE:
+            best, best_pol = value, pol
+    return best, best_pol

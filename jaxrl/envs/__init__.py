@@ -33,6 +33,7 @@ _OURS: dict[str, str] = {
     "FiniteMDP-random": "jaxrl.envs.finite_mdp:random_mdp_env",
     "Gamble-v0": "jaxrl.envs.gamble:gamble",
     "Homeostasis-v0": "jaxrl.envs.gamble:homeostasis",
+    "StockNecessity-v0": "jaxrl.envs.gamble:stock_necessity",
     # The risk demonstration of Stochastic Actor-Critic.
     "RiskyPointMass-v0": "jaxrl.envs.risky_point_mass:make_risky_point_mass",
     # The linear-quadratic regulator of Bayesian policy gradient (closed-form gradient).

@@ -23,6 +23,9 @@ with `env.default_params == params` (so the wrapper can be built around it).
   added: `r = d + e`. A risk-neutral agent always pushes up (E G = 0.7 H); the homeostatic
   objective `-|c_0 + G|` with `c_0 = -set_point` keeps the running total near the set point.
   States record the last disturbance.
+* `stock_necessity`: a task where the optimum of `P(G >= 1)` needs the stock (0.75 with it,
+  at most 0.5 for any policy of (state, time)); the deep agent's test of whether it uses the
+  stock (`jaxrl.envs.make("StockNecessity-v0")`).
 """
 
 from __future__ import annotations
@@ -210,3 +213,30 @@ def gamble(**kwargs: Any) -> tuple[FiniteHorizonMDP, EnvParams]:
 def homeostasis(**kwargs: Any) -> tuple[FiniteHorizonMDP, EnvParams]:
     """Factory for `jaxrl.envs.make("Homeostasis-v0")`; kwargs go to `homeostasis_mdp`."""
     return make_finite_horizon(homeostasis_mdp(**kwargs))
+
+
+def stock_necessity_mdp() -> dict[str, Any]:
+    """A task where the optimum needs the stock: `P, R [5, 2, 5]`, `mu0`, `gamma = 1`, H = 3.
+
+    From state 0 the first step pays +1 (state 1) or -1 (state 2) w.p. 1/2 whatever the action;
+    both go to state 3 (reward 0); there action 0 (safe) pays 0 and action 1 (risky) pays +2 or
+    -2 w.p. 1/2. Objective `P(G >= 1)`: with the stock the optimum is 0.75 (safe after +1, risky
+    after -1); state 3 at t = 2 is the same for both histories, so every Markov policy of
+    (state, time) reaches at most 0.5 (the stock-necessity example of "Optimizing Return
+    Distributions with Distributional Dynamic Programming", sec. 3).
+    """
+    P = np.zeros((5, 2, 5))
+    R = np.zeros((5, 2, 5))
+    P[0, :, 1] = P[0, :, 2] = 0.5
+    R[0, :, 1], R[0, :, 2] = 1.0, -1.0
+    P[1, :, 3] = P[2, :, 3] = 1.0
+    P[4, :, 4] = 1.0
+    P[3, 0, 4] = 1.0  # safe: 0
+    P[3, 1, 0] = P[3, 1, 1] = 0.5  # risky: +2 / -2 (the episode ends right after)
+    R[3, 1, 0], R[3, 1, 1] = 2.0, -2.0
+    return {"P": P, "R": R, "mu0": np.eye(5)[0], "gamma": 1.0, "horizon": 3}
+
+
+def stock_necessity() -> tuple[FiniteHorizonMDP, EnvParams]:
+    """Factory for `jaxrl.envs.make("StockNecessity-v0")` (see `stock_necessity_mdp`)."""
+    return make_finite_horizon(stock_necessity_mdp())

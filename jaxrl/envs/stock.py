@@ -5,7 +5,10 @@ The stock `c` is carried with the environment state and updated after every step
 the observation (`obs' = concat(ravel(obs) as float32, [c])`). At reset `c_0` is the fixed
 `params.c0_low` when `c0_low == c0_high`, else drawn from `U[c0_low, c0_high]` (so one network
 sees all stock levels). `StockParams` is a pytree: `c0_low`, `c0_high` and `gamma` may be
-traced arrays (e.g. swept hyperparameters of `jaxrl.dp.deep`). After gymnax's auto-reset the
+traced arrays (e.g. swept hyperparameters of `jaxrl.dp.deep`). `params.carry` (default 1) switches
+the update off where it is 0: the stock then stays at `c_0` for the whole episode, which makes
+an agent reading it a stock-free (Markov) agent with the same network, objective and `c_0` (the
+baseline that shows whether the stock is needed, paper sec. 3). After gymnax's auto-reset the
 stock is re-drawn; `info["final_stock"]` holds the stock of the transition's true next state,
 and `info["final_observation"]` is augmented with it.
 
@@ -25,13 +28,15 @@ from gymnax.environments import spaces
 
 @struct.dataclass
 class StockParams:
-    """`env_params`: the wrapped env's params; stock start range and the discount of the stock."""
+    """`env_params`: the wrapped env's params; stock start range and the discount of the stock;
+    `carry`: 1 updates the stock, 0 keeps it at `c_0` (may be traced; read as `carry > 0.5`)."""
 
     env_params: Any
     c0_low: float = 0.0
     c0_high: float = 0.0
     gamma: float = 1.0
     max_steps_in_episode: int = 2**31 - 1
+    carry: float = 1.0
 
 
 @struct.dataclass
@@ -90,7 +95,9 @@ class StockAugmentation:
         k_env, k_c = jax.random.split(key)
         obs, env_state, reward, terminated, truncated, info = self._env.step(
             k_env, state.env_state, action, params.env_params)
-        next_stock = (state.stock + reward.astype(jnp.float32)) / params.gamma
+        next_stock = jnp.where(jnp.asarray(params.carry) > 0.5,
+                               (state.stock + reward.astype(jnp.float32)) / params.gamma,
+                               state.stock)
         done = jnp.logical_or(terminated, truncated)
         stock = jnp.where(done, self._draw_stock(k_c, params), next_stock)
         time = jnp.where(done, 0, state.time + 1)
