@@ -51,9 +51,12 @@ _MDP = flags.DEFINE_string(
     "mdp", None, "npz file with P, R, mu0, gamma, horizon", allow_override=True
 )
 _OBJECTIVE = flags.DEFINE_string(
-    "objective", None, "mean|cvar|threshold|target|utility", allow_override=True
+    "objective", None, "mean|cvar|var|threshold|target|utility", allow_override=True
 )
-_ALPHA = flags.DEFINE_float("alpha", None, "CVaR level in (0, 1]", allow_override=True)
+_ALPHA = flags.DEFINE_float("alpha", None, "CVaR / VaR level in (0, 1]", allow_override=True)
+_SOLVER = flags.DEFINE_string(
+    "solver", None, "finite horizon: exact (distributional) | scalar (scalar stock-augmented DP)",
+    allow_override=True)
 _THRESHOLD = flags.DEFINE_float("threshold", None, "threshold T of P(G >= T)", allow_override=True)
 _TARGET = flags.DEFINE_float("target", None, "target of -E|G - target|", allow_override=True)
 _UTILITY = flags.DEFINE_string("utility", None, "utility name (exp)", allow_override=True)
@@ -235,9 +238,13 @@ def _finite(c: ml_collections.ConfigDict, name: str) -> float:
 
 def validate_config(c: ml_collections.ConfigDict) -> None:
     """One-line ValueErrors naming the config field (before any file is read or written)."""
-    if c.objective not in ("mean", "cvar", "threshold", "target", "utility"):
+    if c.objective not in ("mean", "cvar", "var", "threshold", "target", "utility"):
         dp.make_objective(c.objective)  # raises: unknown or refused, with the reason
-    if c.objective == "cvar":
+    if c.get("solver", "exact") not in ("exact", "scalar"):
+        raise ValueError(f"config.solver (--solver) must be 'exact' or 'scalar', got {c.solver!r}")
+    if c.objective == "var" and int(c.horizon) == 0 and not c.mdp:
+        raise ValueError("--objective=var needs a finite horizon (config.horizon >= 1)")
+    if c.objective in ("cvar", "var"):
         alpha = _finite(c, "alpha") if c.alpha is not None else float("nan")
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"config.alpha (--alpha) must be in (0, 1], got {c.alpha}")
@@ -274,7 +281,11 @@ def make_mdp(c: ml_collections.ConfigDict) -> dp.MDP:
 
 def make_objective(c: ml_collections.ConfigDict) -> dp.Objective:
     """The configured objective; the exponential utility gets the log-sum-exp score
-    (`exp_utility_score`) in place of E[u], the same ranking without overflow."""
+    (`exp_utility_score`) in place of E[u], the same ranking without overflow. `var` is a
+    reporting record only (`name`, `alpha`): it is solved by `dp.solve_var` (threshold DP and
+    the outer search over the threshold), not by a greedy score."""
+    if c.objective == "var":
+        return dp.Objective("var", None, 0.0, True, alpha=float(c.alpha))
     obj = dp.make_objective(
         c.objective,
         alpha=c.alpha,
@@ -318,6 +329,12 @@ def objective_value(obj: dp.Objective, returns: np.ndarray, probs: np.ndarray,
     `policy` names the law in that message."""
     returns = np.asarray(returns, np.float64)
     probs = np.asarray(probs, np.float64)
+    if obj.name == "var":
+        from jaxrl.distributions import FiniteSupport, value_at_risk
+
+        with jax.enable_x64(True):
+            return float(value_at_risk(FiniteSupport(jnp.asarray(returns), jnp.asarray(probs)),
+                                       obj.alpha))
     if _is_exp_utility(obj):
         beta = float(obj.param)
         keep = probs > 0
@@ -334,7 +351,13 @@ def objective_value(obj: dp.Objective, returns: np.ndarray, probs: np.ndarray,
 
 def _solve(mdp: dp.MDP, obj: dp.Objective, c) -> dict[str, Any]:
     if mdp.horizon > 0:
-        sol = dp.solve_exact(mdp, obj)
+        scalar = c.get("solver", "exact") == "scalar"
+        if obj.name == "var":
+            sol, name = dp.solve_var(mdp, obj.alpha), "scalar (threshold DP + search over tau)"
+        elif scalar:
+            sol, name = dp.solve_scalar(mdp, obj), "scalar stock-augmented DP"
+        else:
+            sol, name = dp.solve_exact(mdp, obj), "exact"
         value = sol.objective_value
         if _is_exp_utility(obj):  # the score is log-sum-exp; report E[u(G)]
             value = objective_value(obj, sol.returns, sol.return_probs)
@@ -347,8 +370,10 @@ def _solve(mdp: dp.MDP, obj: dp.Objective, c) -> dict[str, Any]:
             reachable=sol.reachable,
             returns=sol.returns,
             probs=sol.return_probs,
-            solver="exact",
+            solver=name,
         )
+    if obj.name == "var":
+        raise ValueError("--objective=var needs a finite horizon (the --mdp file has horizon 0)")
     rmax = float(np.abs(mdp.R).max()) / (1.0 - mdp.gamma)
     support = np.linspace(-rmax, rmax, int(c.num_atoms))
     stocks = np.linspace(-rmax, rmax, int(c.num_stocks))
@@ -420,7 +445,10 @@ def run(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     obj = make_objective(c)
     mdp = make_mdp(c)
     if mdp.horizon > 0:
-        check_exact_size(mdp)
+        if obj.name != "var" and c.get("solver", "exact") == "exact":
+            check_exact_size(mdp)  # the scalar solvers check their own (linear) memory
+    elif obj.name == "var":
+        raise ValueError("--objective=var needs a finite horizon (the --mdp file has horizon 0)")
     else:
         dp.check_stationary(obj, mdp.gamma)
     t0 = time.perf_counter()
@@ -547,6 +575,7 @@ def main(argv: list[str]) -> None:
         ("target", _TARGET),
         ("utility", _UTILITY),
         ("risk", _RISK),
+        ("solver", _SOLVER),
     ):
         if fl.value is not None:
             c[name] = fl.value

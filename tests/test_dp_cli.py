@@ -165,3 +165,31 @@ def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
     assert not workdir.exists()
     assert proc.stdout == ""
     assert time.monotonic() - t0 < 60
+
+
+def test_var_and_scalar_solver_from_the_cli_config(tmp_path):
+    """Hand-computed: on the stock-necessity MDP (G in {-3, -1, 1, 3}) the stock policy (safe
+    after +1, risky after -1) gives G = 1 w.p. 3/4, -3 w.p. 1/4, so VaR_0.5 = 1, while the
+    risk-neutral solution (all policies have E G = 0; ties go to action 0, safe) gives G = +-1
+    w.p. 1/2 and VaR_0.5 = -1. No policy reaches VaR_0.5 = 3 (P(G = 3) <= 1/4). The scalar
+    solver's CVaR equals the exact (distributional) solver's on the random quick MDP."""
+    c = cfg.get_config("quick")
+    c.builtin, c.objective, c.alpha = "stock_necessity", "var", 0.5
+    s = script.run(c, str(tmp_path / "var"))
+    assert s["objective_value"] == 1.0 and s["risk_neutral_objective_value"] == -1.0
+    assert s["solver"].startswith("scalar")
+    exact = script.run(cfg.get_config("quick"), str(tmp_path / "exact"))
+    c = cfg.get_config("quick")
+    c.solver = "scalar"
+    scalar = script.run(c, str(tmp_path / "scalar"))
+    assert scalar["solver"] == "scalar stock-augmented DP" and exact["solver"] == "exact"
+    assert abs(scalar["objective_value"] - exact["objective_value"]) < 1e-9
+    c = cfg.get_config("quick")
+    c.objective, c.horizon = "var", 0
+    with pytest.raises(ValueError, match="var needs a finite horizon"):
+        script.run(c, str(tmp_path / "bad"))
+    assert not os.path.exists(tmp_path / "bad")
+    c = cfg.get_config("quick")
+    c.solver = "fast"
+    with pytest.raises(ValueError, match="config.solver"):
+        script.validate_config(c)

@@ -8,7 +8,7 @@ FILE.npz holds P [S,A,S'], R [S,A,S'], mu0 [S], scalar gamma and integer horizon
 and optionally terminal [S] (bool): entering a terminal state ends the episode, its transition's
 reward counts and nothing after it (DP makes it absorbing with zero reward); mu0 may not put
 mass on a terminal state.
-Objectives: mean | cvar --alpha=A | threshold --threshold=T | target --target=T |
+Objectives: mean | cvar --alpha=A | var --alpha=A (finite horizon) | threshold --threshold=T | target --target=T |
 utility --utility=exp --risk=BETA. Finite horizons are solved exactly over history-dependent
 policies (stock-augmented, time-indexed greedy; CVaR searches b over all achievable returns);
 horizon 0 uses categorical DP on a stock grid (approximate). Without --mdp a built-in MDP is used
@@ -37,6 +37,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.target = 0.0
     c.utility = "exp"
     c.risk = 1.0
+    # finite horizon: "exact" (distributional, also gives the law of every stock) or "scalar"
+    # (scalar stock-augmented DP, linear memory; the law of the chosen policy by forward_law).
+    # --objective=var always uses the scalar threshold DP with the outer search (dp.solve_var).
+    c.solver = "exact"
     # grid solver (horizon 0 only)
     c.num_stocks = 64
     c.num_atoms = 101
