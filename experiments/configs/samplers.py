@@ -87,6 +87,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         sw_ratio=1.5, mode_diff=0.1, dispersion_lo=0.8, dispersion_hi=1.25, closed_diff=0.05,
         success_drop=0.1))
     c.warm_factors = (10.0, 1.0)  # gripper scale (the paper's factor; 1 = no scaling)
+    # The policy's denoiser: "exact" (the task's closed-form mixture denoiser) or "learned" (a
+    # conditional diffusion policy per seed, DSM on expert chunks of the lane task, observation
+    # -> chunk relative to the state; experiments.samplers.train_warm_policies).
+    c.denoiser = "exact"
+    c.warm_demo_episodes = 256  # expert episodes (of warm_control_steps steps) per seed
+    c.warm_net = ml_collections.ConfigDict(dict(
+        hidden=256, depth=3, num_freqs=16, num_steps=4000, batch_size=256, learning_rate=2e-3,
+        sigma_data=0.25, p_mean=-1.2, p_std=1.2))
+    c.warm_gap_sigmas = (0.03, 0.1, 1.0)  # levels of the learned-vs-exact denoiser gap
     common.add_runtime_fields(c)  # the digits nets' training runs on the runtime
     if arg == "quick":
         c.num_seeds = 8
@@ -108,6 +117,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.warm_candidates = ("full", "cold:4", "euler:0.1:1", "ddpm:2", "ddim:2")
         c.warm_particles = 32
         c.warm_episodes = 4
+        c.warm_demo_episodes = 64
+        c.warm_net.hidden = 64
+        c.warm_net.num_steps = 300
     elif arg == "tiny":
         c.parts = ("gmm", "digits")  # warm starts: tests/test_diffusion_rti.py, :quick
         c.num_seeds = 2
@@ -130,6 +142,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.warm_candidates = ("full", "euler:0.1:1", "ddpm:2")
         c.warm_particles = 8
         c.warm_episodes = 2
+        c.warm_demo_episodes = 8
+        c.warm_net.hidden = 16
+        c.warm_net.depth = 1
+        c.warm_net.num_steps = 30
         c.chunk_size = 1
         c.checkpoint_every = 1
         c.progress = False
