@@ -504,7 +504,7 @@ def warm_study(c, keys) -> tuple[list[dict], list[dict]]:
         params = None
         if learned:
             t0 = time.time()
-            params, losses, trivial = train_warm_policies(c, base, keys)
+            params, losses, trivial = jax.block_until_ready(train_warm_policies(c, base, keys))
             train_s = time.time() - t0
         net_cfg = warm_net_config(c) if learned else None
 

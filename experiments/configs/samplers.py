@@ -20,7 +20,10 @@ Warm start (lane-tracking task, gripper scale 10; docs/results/samplers.md secti
 1-NFE Euler warm start from sigma 0.1 is collapsed (dispersion ratio ~0.09) and rejected; the
 paper's ancestral protocol from t = 2 or 4 keeps the spread but never flips the scaled gripper
 in time; the rule picks the 4-step cold start, the cheapest accepted warm start is ancestral
-t = 8 (9 NFE).
+t = 8 (9 NFE). With `--config.denoiser=learned` (a DSM-trained conditional policy per seed;
+docs/results/samplers.md section 1b; wall 785 s with training, gripper scale 10 only) the rule
+picks the ancestral t = 2 warm start (3 NFE; SW 1.40 x floor), the deterministic ones stay
+collapsed.
 Tiny variant (`:tiny`, 2 seeds, 2 samplers x 2 NFE budgets on gmm2d and a 30-step digits net; no
 warm-start part; seconds of compute, most of it compiling; the digits net runs one DSM step per
 chunk with a checkpoint after every chunk: the kill-and-resume test).
