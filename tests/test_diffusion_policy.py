@@ -58,7 +58,6 @@ def test_learned_denoiser_beats_trivial_and_approaches_exact(policy):
         learned.params, y, obs))
     trivial = float(jax.jit(lambda y: network.denoising_loss(
         lambda x, s: sd**2 / (s[:, None] ** 2 + sd**2) * x, key, y, CFG))(y))
-    print("loss", loss, trivial)
     assert loss < 0.5 * trivial, (loss, trivial)
 
     ps, ts, cs = held.p[::16], held.t[::16], held.ctx[::16]  # 120 held-out states
@@ -77,7 +76,6 @@ def test_learned_denoiser_beats_trivial_and_approaches_exact(policy):
     for sigma, tol in ((0.1, 0.5), (1.0, 0.3)):
         g, g0 = gaps(learned.params, ps, ts, cs, jax.random.split(key, ps.shape[0]), sigma)
         rel = float(jnp.sqrt(g.mean() / g0.mean()))
-        print("sigma", sigma, rel)
         assert rel < tol, (sigma, rel)
 
 
@@ -107,6 +105,5 @@ def test_conditioning_matters_means_follow_the_expert(policy):
     rms = lambda a: float(jnp.sqrt(jnp.mean(a**2)))
     err_own, err_other = rms(own - ex), rms(other - ex)
     spread = rms(ex - ex.mean(0))
-    print("cond", err_own, err_other, spread)
     assert err_own < 0.3 * spread, (err_own, spread)
     assert err_other > 2.0 * err_own, (err_other, err_own)
