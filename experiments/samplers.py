@@ -109,6 +109,16 @@ def validate_config(c: ml_collections.ConfigDict) -> network.ScoreNetConfig:
                              f"{', '.join(rti.DEFAULT_THRESHOLDS)}")
     if not c.warm_factors or min(c.warm_factors) < 1.0:
         raise ValueError(f"config.warm_factors must be non-empty, each >= 1, got {c.warm_factors}")
+    if c.denoiser not in ("exact", "learned"):
+        raise ValueError(f"config.denoiser must be 'exact' or 'learned', got {c.denoiser!r}")
+    if c.denoiser == "learned" and c.warm_task != "lane":
+        raise ValueError(f"config.denoiser 'learned' needs config.warm_task 'lane', got "
+                         f"{c.warm_task!r}")
+    if c.warm_demo_episodes < 1:
+        raise ValueError(f"config.warm_demo_episodes must be >= 1, got {c.warm_demo_episodes}")
+    if not all(float(sg) > 0 for sg in c.warm_gap_sigmas):
+        raise ValueError(f"config.warm_gap_sigmas must be > 0, got {c.warm_gap_sigmas}")
+    warm_net_config(c)
     common.validate_runtime(c)
     try:
         net = jconfig.from_config(network.ScoreNetConfig, c.net)
@@ -442,28 +452,75 @@ def parse_candidate(spec: str, c) -> tuple[rti.Solver, str]:
                      "ddpm:K, ddim:K (0 <= K < 100) or euler:S0:N (0.002 < S0 < 10)")
 
 
-def warm_study(c, keys) -> list[dict]:
+def warm_net_config(c) -> network.ScoreNetConfig:
+    """The learned policy's `ScoreNetConfig` (`config.warm_net`); one-line ValueError."""
+    try:
+        net = jconfig.from_config(network.ScoreNetConfig, c.warm_net)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config.warm_net: {e}") from None
+    return net.validate(prefix="config.warm_net")
+
+
+def train_warm_policies(c, task, keys):
+    """One conditional diffusion policy per seed (`config.denoiser = learned`): DSM
+    (`network.train_score_net`, `config.warm_net`) on `config.warm_demo_episodes` expert
+    episodes of `config.warm_control_steps` steps (`tasks.expert_chunks`, the seed's own
+    demonstrations), chunks relative to the state, conditioned on the observation. Returns
+    `(params` stacked over seeds`, losses [S, num_steps], trivial [S])`: `trivial` is the DSM loss
+    of the zero-output net (`D = c_skip x`, the initial net) on the same batches' distribution."""
+    net_cfg = warm_net_config(c)
+
+    def train(key):
+        obs, ch, off = tasks.expert_chunks(task, jax.random.fold_in(key, 5),
+                                           c.warm_demo_episodes, c.warm_control_steps)[:3]
+        params, losses = network.train_score_net(jax.random.fold_in(key, 6), ch - off, net_cfg,
+                                                 obs)
+        k_b, k_l = jax.random.split(jax.random.fold_in(key, 7))
+        idx = jax.random.randint(k_b, (4096,), 0, ch.shape[0])
+        sd = net_cfg.sigma_data
+        trivial = network.denoising_loss(
+            lambda x, sg: sd**2 / (sg[:, None] ** 2 + sd**2) * x, k_l, (ch - off)[idx], net_cfg)
+        return params, losses, trivial
+
+    return jax.jit(jax.vmap(train))(keys)
+
+
+def warm_study(c, keys) -> tuple[list[dict], list[dict]]:
     """Per gripper scale (`config.warm_factors`; 1 = no scaling) and candidate: closed-loop episodes
     (`warm_episodes` per seed: action errors, NFE, success) and the matched-state agreement of
     the executed first action with the full solve's (`rti.agreement`, `warm_particles` copies at
-    the states of each seed's first full-solve episode). One row per (factor, candidate) with
-    per-seed arrays."""
-    rows = []
+    the states of each seed's first full-solve episode), with the exact denoiser or, with
+    `config.denoiser = learned`, a trained diffusion policy per seed (`train_warm_policies`).
+    Returns `(rows, net_rows)`: one row per (factor, candidate) with per-seed arrays, and (learned
+    only) one row per factor with the per-seed DSM losses and `rti.denoiser_gap` at
+    `config.warm_gap_sigmas` on the reference states."""
+    rows, net_rows = [], []
+    learned = c.denoiser == "learned"
     full_spec = rti.Solver("euler", jnp.asarray(
         sde.edm_sigmas(c.warm_full_steps, sigma_max=WARM_SIGMA_MAX)), False)
     cands = [parse_candidate(s, c) for s in c.warm_candidates]
     for factor in tuple(float(f) for f in c.warm_factors):
-        task = make_warm_task(c, factor)
+        base = make_warm_task(c, factor)
+        params = None
+        if learned:
+            t0 = time.time()
+            params, losses, trivial = jax.block_until_ready(train_warm_policies(c, base, keys))
+            train_s = time.time() - t0
+        net_cfg = warm_net_config(c) if learned else None
 
-        def episodes(key, solver, task=task):
+        def task_of(params, base=base, net_cfg=net_cfg):
+            return base if params is None else tasks.LearnedPolicyTask(base, params, net_cfg)
+
+        def episodes(key, solver, task):
             ks = jax.random.split(key, c.warm_episodes)
             pe, ge, nfe, _, _, _ = jax.vmap(lambda k: rti.closed_loop(
                 k, task, solver, full_spec, c.warm_control_steps))(ks)
             ok = rti.episode_success(pe, ge, c.warm_success_pos, c.warm_success_grip)
             return pe[:, 1:].mean(), ge[:, 1:].mean(), nfe[:, 1:].mean(), ok.mean()
 
-        def reference(key, task=task):
+        def reference(key, params, base=base):
             """States of the seed's reference episode, two full-solve action sets there, means."""
+            task = task_of(params)
             k_ep, k_a, k_b = jax.random.split(jax.random.fold_in(key, 1), 3)
             _, _, _, ps, ts, ctx = rti.closed_loop(k_ep, task, full_spec, full_spec,
                                                    c.warm_control_steps)
@@ -471,21 +528,36 @@ def warm_study(c, keys) -> list[dict]:
                                            c.warm_particles)
             fb = rti.matched_state_actions(k_b, task, full_spec, full_spec, ps, ts, ctx,
                                            c.warm_particles)
-            means = jax.vmap(lambda p, t: task.expert(p, t, ctx)[0][:, 0])(ps, ts)
+            means = jax.vmap(lambda p, t: base.expert(p, t, ctx)[0][:, 0])(ps, ts)
             return ps, ts, ctx, fa, fb, means
 
-        ref = jax.jit(jax.vmap(reference))(keys)
+        ref = jax.jit(jax.vmap(reference))(keys, params)
+        if learned:
+            def gaps(key, r, params, base=base):
+                ps, ts, ctx = r[:3]
+                return [rti.denoiser_gap(jax.random.fold_in(key, 8 + j), base, task_of(params),
+                                         ps, ts, ctx, float(sg), c.warm_particles)
+                        for j, sg in enumerate(c.warm_gap_sigmas)]
+
+            gp = jax.jit(jax.vmap(gaps))(keys, ref, params)
+            tail = max(1, losses.shape[1] // 10)
+            net_rows.append(dict(
+                factor=factor, train_s=train_s, dsm_loss=np.asarray(losses[:, -tail:].mean(1)),
+                dsm_loss_trivial=np.asarray(trivial),
+                **{f"gap_{sg:g}": np.asarray(g) for sg, (g, _) in zip(c.warm_gap_sigmas, gp, strict=True)},
+                **{f"risk_{sg:g}": np.asarray(r) for sg, (_, r) in zip(c.warm_gap_sigmas, gp, strict=True)}))
         for i, (solver, label) in enumerate(cands):
-            def one(key, r, solver=solver, task=task):
+            def one(key, r, params, solver=solver):
+                task = task_of(params)
                 ps, ts, ctx, fa, fb, means = r
                 acts = rti.matched_state_actions(jax.random.fold_in(key, 2), task, solver,
                                                  full_spec, ps, ts, ctx, c.warm_particles)
                 sl = slice(1, None)  # step 1 of a warm solver is the full solve
                 ag = rti.agreement(jax.random.fold_in(key, 3), acts[sl], fa[sl], fb[sl],
                                    means[sl])
-                return ag, episodes(jax.random.fold_in(key, 4), solver)
+                return ag, episodes(jax.random.fold_in(key, 4), solver, task)
 
-            ag, (pe, ge, nfe, ok) = jax.jit(jax.vmap(one))(keys, ref)
+            ag, (pe, ge, nfe, ok) = jax.jit(jax.vmap(one))(keys, ref, params)
             rows.append(dict(factor=factor, candidate=i, spec=str(c.warm_candidates[i]),
                              label=label, nfe=float(np.mean(nfe)), pos_err=np.asarray(pe),
                              grip_err=np.asarray(ge), success=np.asarray(ok),
@@ -493,11 +565,29 @@ def warm_study(c, keys) -> list[dict]:
     full_rows = {r["factor"]: r for r in rows if r["spec"] == "full"}
     th = dict(c.warm_thresholds)
     for r in rows:
-        base = full_rows[r["factor"]]
+        base_row = full_rows[r["factor"]]
         ag = {k: r[k] for k in WARM_AGREEMENT}
         r["accepted"], r["reasons"] = rti.accept(
-            ag, float(np.mean(r["success"])), float(np.mean(base["success"])), th)
-    return rows
+            ag, float(np.mean(r["success"])), float(np.mean(base_row["success"])), th)
+    return rows, net_rows
+
+
+def warm_net_table(path: str, net_rows: list[dict], seeds) -> dict:
+    """`path` (long form: swept `factor`; per seed the final DSM loss (mean of the last 10% of
+    steps), the trivial predictor's, and `gap_<sigma>` / `risk_<sigma>` of `rti.denoiser_gap`).
+    Returns `{factor: {column: IQM [95% CI]}}` plus each factor's training seconds."""
+    cols_names = [k for k in net_rows[0] if k not in ("factor", "train_s")]
+    runs = [{"seed": s, "factor": float(r["factor"])} for r in net_rows for s in seeds]
+    cols = {k: np.concatenate([np.asarray(r[k], np.float64) for r in net_rows])
+            for k in cols_names}
+    data = write_table(path, runs, cols)
+    out = {}
+    for k in cols_names:
+        for key, v in ci_by_point(data, k).items():
+            out.setdefault(f"{key[0]:g}", {})[k] = v
+    for r in net_rows:
+        out[f"{r['factor']:g}"]["train_s"] = r["train_s"]
+    return out
 
 
 WARM_AGREEMENT = ("sw", "sw_floor", "mmd", "mmd_floor", "mode0", "mode0_full", "dispersion",
@@ -656,13 +746,17 @@ def run_experiment(c: ml_collections.ConfigDict, workdir: str,
             md += _tp_table("digits", dg["teleport"])
         _digit_grid(os.path.join(workdir, "plots", "digits_samples.png"), dg["samples"])
     if "warm" in c.parts:
-        rows = warm_study(c, keys)
+        rows, net_rows = warm_study(c, keys)
         warm_table(os.path.join(workdir, "warm", "metrics.csv"), rows, seeds)
+        if net_rows:
+            summary["warm_net"] = warm_net_table(
+                os.path.join(workdir, "warm", "net", "metrics.csv"), net_rows, seeds)
+            md += _warm_net_lines(summary["warm_net"], c)
         chosen = {f: rti.choose_start_level([r for r in rows if r["factor"] == f
                                              and r["spec"] != "full"])
                   for f in sorted({r["factor"] for r in rows}, reverse=True)}
         summary["warm_start"] = dict(
-            candidates=list(c.warm_candidates),
+            denoiser=c.denoiser, candidates=list(c.warm_candidates),
             rows=[{k: v for k, v in r.items() if k.endswith("_ci") or k in (
                 "factor", "candidate", "spec", "label", "nfe", "accepted", "reasons")}
                 for r in rows],
@@ -729,11 +823,27 @@ def _tp_table(label, rows) -> list[str]:
     return lines
 
 
+def _warm_net_lines(net: dict, c) -> list[str]:
+    lines = [f"### Learned diffusion policies (one per seed, {c.warm_net.num_steps} DSM steps, "
+             f"width {c.warm_net.hidden}, depth {c.warm_net.depth}, "
+             f"{c.warm_demo_episodes} expert episodes)", "",
+             "| gripper scale | train s (all seeds) | DSM loss | trivial predictor | "
+             + " | ".join(f"gap / exact risk at sigma {s:g}" for s in c.warm_gap_sigmas) + " |",
+             "|---" * (3 + len(c.warm_gap_sigmas)) + "|---|"]
+    for f, v in net.items():
+        lines.append(
+            f"| {f} | {v['train_s']:.0f} | {_ci_text(v['dsm_loss'])} | "
+            f"{_ci_text(v['dsm_loss_trivial'])} | " + " | ".join(
+                f"{v[f'gap_{s:g}']['iqm']:.4f} / {v[f'risk_{s:g}']['iqm']:.4f}"
+                for s in c.warm_gap_sigmas) + " |")
+    return lines + [""]
+
+
 def _warm_table(rows, chosen, c) -> list[str]:
     task = "lane-tracking" if c.warm_task == "lane" else "reach-and-grasp"
     n = len(np.atleast_1d(rows[0]["pos_err"]))
     lines = [
-        f"### Warm-started (RTI) denoising on the {task} task",
+        f"### Warm-started (RTI) denoising on the {task} task ({c.denoiser} denoiser)",
         "",
         f"{n} seeds; per seed {c.warm_episodes} closed-loop episodes of "
         f"{c.warm_control_steps} control steps (errors and success over steps 2..) and "

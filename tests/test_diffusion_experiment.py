@@ -19,6 +19,8 @@ from jaxrl.metrics import read_metrics
     ("nfe_grid", (), r"config\.nfe_grid"),
     ("checkpoint_every", 0, r"config\.checkpoint_every"),
     ("num_seeds", 0, r"config\.num_seeds"),
+    ("denoiser", "bogus", r"config\.denoiser must be 'exact' or 'learned', got 'bogus'"),
+    ("warm_demo_episodes", 0, r"config\.warm_demo_episodes"),
 ])
 def test_bad_config_raises_one_line_before_any_file(tmp_path, field, value, match):
     c = cfg.get_config("tiny")
@@ -37,6 +39,10 @@ def test_bad_net_config_names_the_field(tmp_path):
     c = cfg.get_config("tiny")
     c.net.hidden = 0
     with pytest.raises(ValueError, match=r"config\.net\.hidden"):
+        exp.run_experiment(c, str(tmp_path / "w"))
+    c = cfg.get_config("tiny")
+    c.warm_net.learning_rate = 0.0
+    with pytest.raises(ValueError, match=r"config\.warm_net\.learning_rate"):
         exp.run_experiment(c, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")
 

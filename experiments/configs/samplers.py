@@ -20,7 +20,10 @@ Warm start (lane-tracking task, gripper scale 10; docs/results/samplers.md secti
 1-NFE Euler warm start from sigma 0.1 is collapsed (dispersion ratio ~0.09) and rejected; the
 paper's ancestral protocol from t = 2 or 4 keeps the spread but never flips the scaled gripper
 in time; the rule picks the 4-step cold start, the cheapest accepted warm start is ancestral
-t = 8 (9 NFE).
+t = 8 (9 NFE). With `--config.denoiser=learned` (a DSM-trained conditional policy per seed;
+docs/results/samplers.md section 1b; wall 785 s with training, gripper scale 10 only) the rule
+picks the ancestral t = 2 warm start (3 NFE; SW 1.40 x floor), the deterministic ones stay
+collapsed.
 Tiny variant (`:tiny`, 2 seeds, 2 samplers x 2 NFE budgets on gmm2d and a 30-step digits net; no
 warm-start part; seconds of compute, most of it compiling; the digits net runs one DSM step per
 chunk with a checkpoint after every chunk: the kill-and-resume test).
@@ -87,6 +90,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         sw_ratio=1.5, mode_diff=0.1, dispersion_lo=0.8, dispersion_hi=1.25, closed_diff=0.05,
         success_drop=0.1))
     c.warm_factors = (10.0, 1.0)  # gripper scale (the paper's factor; 1 = no scaling)
+    # The policy's denoiser: "exact" (the task's closed-form mixture denoiser) or "learned" (a
+    # conditional diffusion policy per seed, DSM on expert chunks of the lane task, observation
+    # -> chunk relative to the state; experiments.samplers.train_warm_policies).
+    c.denoiser = "exact"
+    c.warm_demo_episodes = 256  # expert episodes (of warm_control_steps steps) per seed
+    c.warm_net = ml_collections.ConfigDict(dict(
+        hidden=256, depth=3, num_freqs=16, num_steps=4000, batch_size=256, learning_rate=2e-3,
+        sigma_data=0.25, p_mean=-1.2, p_std=1.2))
+    c.warm_gap_sigmas = (0.03, 0.1, 1.0)  # levels of the learned-vs-exact denoiser gap
     common.add_runtime_fields(c)  # the digits nets' training runs on the runtime
     if arg == "quick":
         c.num_seeds = 8
@@ -108,6 +120,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.warm_candidates = ("full", "cold:4", "euler:0.1:1", "ddpm:2", "ddim:2")
         c.warm_particles = 32
         c.warm_episodes = 4
+        c.warm_demo_episodes = 64
+        c.warm_net.hidden = 64
+        c.warm_net.num_steps = 300
     elif arg == "tiny":
         c.parts = ("gmm", "digits")  # warm starts: tests/test_diffusion_rti.py, :quick
         c.num_seeds = 2
@@ -130,6 +145,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.warm_candidates = ("full", "euler:0.1:1", "ddpm:2")
         c.warm_particles = 8
         c.warm_episodes = 2
+        c.warm_demo_episodes = 8
+        c.warm_net.hidden = 16
+        c.warm_net.depth = 1
+        c.warm_net.num_steps = 30
         c.chunk_size = 1
         c.checkpoint_every = 1
         c.progress = False

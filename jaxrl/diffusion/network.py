@@ -61,7 +61,10 @@ class ScoreNetConfig:
 
 
 class ScoreNet(nn.Module):
-    """MLP `F(x_in, c_noise)`: `x_in: [B, D]`, `c_noise: [B]` -> `[B, D]`; Fourier features."""
+    """MLP `F(x_in, c_noise[, cond])`: `x_in: [B, D]`, `c_noise: [B]`, optional conditioning
+    `cond: [B, C]` (an observation; a conditional diffusion policy) -> `[B, D]`. The noise level
+    enters by Fourier features, the conditioning by an MLP embedding added to it (no extra
+    parameters when `cond` is None, so unconditional nets are unchanged)."""
 
     dim: int
     hidden: int = 128
@@ -69,11 +72,14 @@ class ScoreNet(nn.Module):
     num_freqs: int = 16
 
     @nn.compact
-    def __call__(self, x_in: jax.Array, c_noise: jax.Array) -> jax.Array:
+    def __call__(self, x_in: jax.Array, c_noise: jax.Array,
+                 cond: jax.Array | None = None) -> jax.Array:
         freqs = 2.0 ** jnp.arange(self.num_freqs // 2, dtype=x_in.dtype) * 0.5
         ang = c_noise[:, None] * freqs[None, :]
         emb = jnp.concatenate([jnp.sin(ang), jnp.cos(ang)], axis=-1)
         emb = nn.silu(nn.Dense(self.hidden)(emb))
+        if cond is not None:
+            emb = emb + nn.Dense(self.hidden)(nn.silu(nn.Dense(self.hidden)(cond)))
         h = nn.Dense(self.hidden)(x_in)
         for _ in range(self.depth):
             h = nn.silu(nn.LayerNorm()(h + emb))
@@ -81,13 +87,15 @@ class ScoreNet(nn.Module):
         return nn.Dense(self.dim, kernel_init=nn.initializers.zeros)(nn.silu(h))
 
 
-def precond_denoise(net: ScoreNet, params, x: jax.Array, sigma: jax.Array, sd: float) -> jax.Array:
-    """EDM-preconditioned denoiser: `x: [B, D]`, `sigma: [B]` -> `D(x; sigma): [B, D]`."""
+def precond_denoise(net: ScoreNet, params, x: jax.Array, sigma: jax.Array, sd: float,
+                    cond: jax.Array | None = None) -> jax.Array:
+    """EDM-preconditioned denoiser: `x: [B, D]`, `sigma: [B]` (optional `cond: [B, C]`) ->
+    `D(x; sigma[, cond]): [B, D]`."""
     s = sigma[:, None]
     c_skip = sd**2 / (s**2 + sd**2)
     c_out = s * sd / jnp.sqrt(s**2 + sd**2)
     c_in = 1.0 / jnp.sqrt(s**2 + sd**2)
-    return c_skip * x + c_out * net.apply(params, c_in * x, jnp.log(sigma) / 4.0)
+    return c_skip * x + c_out * net.apply(params, c_in * x, jnp.log(sigma) / 4.0, cond)
 
 
 def denoising_loss(
@@ -106,21 +114,26 @@ def denoising_loss(
     return jnp.mean(weight * jnp.mean((d - y) ** 2, axis=-1))
 
 
-def dsm_loss(net: ScoreNet, params, key: jax.Array, y: jax.Array, cfg: ScoreNetConfig) -> jax.Array:
-    """`denoising_loss` of the preconditioned net on a batch `y: [B, D]` (scalar)."""
-    return denoising_loss(lambda x, s: precond_denoise(net, params, x, s, cfg.sigma_data),
+def dsm_loss(net: ScoreNet, params, key: jax.Array, y: jax.Array, cfg: ScoreNetConfig,
+             cond: jax.Array | None = None) -> jax.Array:
+    """`denoising_loss` of the preconditioned net on a batch `y: [B, D]` (scalar); `cond: [B, C]`
+    the per-example conditioning of a conditional net (the same for every noise draw)."""
+    return denoising_loss(lambda x, s: precond_denoise(net, params, x, s, cfg.sigma_data, cond),
                           key, y, cfg)
 
 
-def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig):
-    """Trains a `ScoreNet` on `data: [N, D]` by DSM with Adam (cosine decay).
+def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig,
+                    cond: jax.Array | None = None):
+    """Trains a `ScoreNet` on `data: [N, D]` by DSM with Adam (cosine decay); with `cond: [N, C]`
+    a conditional net (a diffusion policy: observation `cond[i]` -> action chunk `data[i]`),
+    the minibatch drawing the same rows of both.
 
     Pure: `jax.jit(jax.vmap(train_score_net, (0, None, None)))` trains one net per seed (cfg
     static). Returns `(params, losses [num_steps])`.
     """
     net = ScoreNet(dim=data.shape[1], hidden=cfg.hidden, depth=cfg.depth, num_freqs=cfg.num_freqs)
     k_init, k_train = jax.random.split(key)
-    params = net.init(k_init, data[:2], jnp.zeros((2,)))
+    params = net.init(k_init, data[:2], jnp.zeros((2,)), None if cond is None else cond[:2])
     opt = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.num_steps, 0.05))
     opt_state = opt.init(params)
 
@@ -128,8 +141,9 @@ def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig):
         params, opt_state = carry
         k_idx, k_loss = jax.random.split(k)
         idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, data.shape[0])
-        loss, grads = jax.value_and_grad(lambda p: dsm_loss(net, p, k_loss, data[idx], cfg))(
-            params)
+        c_b = None if cond is None else cond[idx]
+        loss, grads = jax.value_and_grad(
+            lambda p: dsm_loss(net, p, k_loss, data[idx], cfg, c_b))(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -176,8 +190,14 @@ def score_net_trainer(data: jax.Array, cfg: ScoreNetConfig, name: str = "dsm") -
                            env_steps_per_update=0, hparams=jconfig.hparams(cfg), name=name)
 
 
-def make_denoiser(params, dim: int, cfg: ScoreNetConfig) -> Denoiser:
-    """Single-sample denoiser `D(x [D], sigma []) -> [D]` of a trained net (vmap it freely)."""
+def make_denoiser(params, dim: int, cfg: ScoreNetConfig, cond: jax.Array | None = None,
+                  offset: jax.Array | None = None) -> Denoiser:
+    """Single-sample denoiser `D(x [D], sigma []) -> [D]` of a trained net (vmap it freely);
+    `cond: [C]` the observation of a conditional net. `offset: [D]`: the net was trained on
+    `y - offset` (data in coordinates relative to the observation); the denoiser of `y` is
+    `D(x) = D_rel(x - offset) + offset` (exact: denoising commutes with translation)."""
     net = ScoreNet(dim=dim, hidden=cfg.hidden, depth=cfg.depth, num_freqs=cfg.num_freqs)
+    off = jnp.zeros((dim,)) if offset is None else offset
+    c = None if cond is None else cond[None]
     return lambda x, sigma: precond_denoise(
-        net, params, x[None], jnp.reshape(sigma, (1,)), cfg.sigma_data)[0]
+        net, params, (x - off)[None], jnp.reshape(sigma, (1,)), cfg.sigma_data, c)[0] + off

@@ -253,3 +253,23 @@ def episode_success(pos_err: jax.Array, grip_err: jax.Array, pos_tol: float,
     `pos_tol` of a mode mean and at most a `grip_tol` share of gripper commands is wrong."""
     return (jnp.max(pos_err[..., 1:], -1) <= pos_tol) & (jnp.mean(grip_err[..., 1:], -1)
                                                           <= grip_tol)
+
+
+def denoiser_gap(key: jax.Array, task, other, ps: jax.Array, ts: jax.Array, ctx: jax.Array,
+                 sigma: float, num: int) -> tuple[jax.Array, jax.Array]:
+    """How far `other.denoiser` (e.g. a learned policy) is from `task.denoiser` (exact) at the
+    states `ps: [T, 2]`, `ts: [T]`: `num` expert chunks `x0` per state (`task.sample_chunk`),
+    noised to `x = x0 + sigma z`. Returns `(gap, risk)`: the RMS over states, samples and the
+    `H * 3` entries of `D_other(x) - D_task(x)`, and of `D_task(x) - x0` (the exact denoiser's
+    own error, the scale to read the gap against)."""
+
+    def per_state(k, p, t):
+        k_0, k_z = jax.random.split(k)
+        x0 = jax.vmap(lambda kk: task.sample_chunk(kk, p, t, ctx))(jax.random.split(k_0, num))
+        x = x0 + sigma * jax.random.normal(k_z, x0.shape)
+        d_task = jax.vmap(task.denoiser(p, t, ctx), (0, None))(x, sigma)
+        d_other = jax.vmap(other.denoiser(p, t, ctx), (0, None))(x, sigma)
+        return jnp.mean((d_other - d_task) ** 2), jnp.mean((d_task - x0) ** 2)
+
+    g, r = jax.vmap(per_state)(jax.random.split(key, ps.shape[0]), ps, ts)
+    return jnp.sqrt(g.mean()), jnp.sqrt(r.mean())

@@ -11,6 +11,10 @@ scaled chunk distribution on flattened chunks `[H * 3]`), `action_error(chunk, p
   distribution stays bimodal at every step) and closes/opens a gripper on a periodic schedule.
   Executing the first action of a mode's plan makes the next plan of that mode equal to the old
   plan shifted by one step (up to process noise and the padded last entry): RTI's premise.
+* `expert_chunks`, `LaneTrackTask.observation` / `offset` / `sample_chunk` and
+  `LearnedPolicyTask`: expert demonstrations of the lane task and the task with its exact
+  denoiser replaced by a trained conditional diffusion policy (observation -> chunk relative to
+  the state; issue 20 item 3), for the same warm-start study with a learned denoiser.
 * `ReachGraspTask` (kept as the counter-example): a point reaches a static goal passing an
   obstacle on the left or right. Its expert is NOT time-consistent (the obstacle offset is
   re-applied around the already offset position), and after ~8 steps the point sits at the goal
@@ -20,10 +24,12 @@ scaled chunk distribution on flattened chunks `[H * 3]`), `action_error(chunk, p
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxrl.diffusion import network
 from jaxrl.diffusion.scores import Denoiser
 
 
@@ -123,6 +129,96 @@ class LaneTrackTask:
         """Executed first action's distance to the nearest mode mean, and gripper mismatch."""
         q, w = self.expert(p, t, ctx)
         return _first_action_error(chunk, q, w)
+
+    def observation(self, p: jax.Array, t: jax.Array, ctx: jax.Array) -> jax.Array:
+        """The policy's observation `[6]`: position relative to the target `p - g(t)` (2), the
+        target's direction `(cos, sin)` of its angle (2) and the gripper-cycle phase
+        `(cos, sin)(2 pi t / period + psi)` (2). The expert's chunk distribution relative to
+        `p` (`chunk - offset(p)`) is a function of it alone."""
+        ang = ctx[0] + self.speed * t
+        u = jnp.stack([jnp.cos(ang), jnp.sin(ang)])
+        ph = 2 * jnp.pi * t / self.period + ctx[1]
+        return jnp.concatenate([p - self.radius * u, u, jnp.stack([jnp.cos(ph), jnp.sin(ph)])])
+
+    def offset(self, p: jax.Array) -> jax.Array:
+        """`[H * 3]`: `p` at every continuous entry of the flattened chunk, 0 at the gripper."""
+        return jnp.tile(jnp.concatenate([p, jnp.zeros(1, p.dtype)]), self.horizon)
+
+    def sample_chunk(self, key: jax.Array, p: jax.Array, t: jax.Array,
+                     ctx: jax.Array) -> jax.Array:
+        """One expert chunk `[H * 3]` (flattened, gripper scaled by `1 / factor`), exactly from
+        the distribution `denoiser` denoises: a mode with probability 1/2, its plan plus
+        `tau` noise, each gripper entry `+-1 / factor` (closed with probability `w`) plus
+        `tau_grip / factor` noise."""
+        k_m, k_x, k_g, k_gn = jax.random.split(key, 4)
+        q, w = self.expert(p, t, ctx)
+        cont = q[jax.random.bernoulli(k_m).astype(jnp.int32)]
+        cont = cont + self.tau * jax.random.normal(k_x, cont.shape)
+        g = jnp.where(jax.random.uniform(k_g, w.shape) < w, 1.0, -1.0)
+        g = (g + self.tau_grip * jax.random.normal(k_gn, w.shape)) / self.factor
+        return jnp.concatenate([cont, g[:, None]], -1).reshape(-1)
+
+
+class ExpertData(NamedTuple):
+    """Expert demonstrations, `N` rows: observation `obs [N, 6]`, expert chunk `chunks [N, H * 3]`,
+    `offsets [N, H * 3]` (`task.offset` of the state) and the state itself (`p [N, 2]`,
+    `t [N]`, `ctx [N, 2]`)."""
+
+    obs: jax.Array
+    chunks: jax.Array
+    offsets: jax.Array
+    p: jax.Array
+    t: jax.Array
+    ctx: jax.Array
+
+
+def expert_chunks(task: LaneTrackTask, key: jax.Array, num_episodes: int,
+                  steps: int) -> ExpertData:
+    """Expert demonstrations of `task`: `num_episodes` episodes of `steps` control steps, each
+    step drawing a chunk with `task.sample_chunk` and executing its first action (plus process
+    noise); `N = num_episodes * steps` rows, episode-major."""
+
+    def episode(k):
+        k_init, k_run = jax.random.split(k)
+        p0, ctx = task.init(k_init)
+
+        def step(p, inp):
+            t, kk = inp
+            k_c, k_n = jax.random.split(kk)
+            chunk = task.sample_chunk(k_c, p, t, ctx)
+            p_next = chunk.reshape(task.horizon, 3)[0, :2] + task.process_noise * \
+                jax.random.normal(k_n, (2,))
+            return p_next, (task.observation(p, t, ctx), chunk, task.offset(p), p, t, ctx)
+
+        ts = jnp.arange(steps, dtype=jnp.float32)
+        return jax.lax.scan(step, p0, (ts, jax.random.split(k_run, steps)))[1]
+
+    out = jax.vmap(episode)(jax.random.split(key, num_episodes))
+    n = num_episodes * steps
+    return ExpertData(*(a.reshape((n, *a.shape[2:])) for a in out))
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedPolicyTask:
+    """`base` (a `LaneTrackTask`) with its exact denoiser replaced by a trained conditional
+    diffusion policy: `denoiser(p, t, ctx)` is `network.make_denoiser` of `params` conditioned
+    on `base.observation(p, t, ctx)`, the net trained on chunks relative to `base.offset(p)`
+    (`network.train_score_net(key, d.chunks - d.offsets, cfg, d.obs)`, `d = expert_chunks(...)`).
+    Everything else (dynamics, expert, errors) is `base`'s, so the same study runs on either."""
+
+    base: LaneTrackTask
+    params: Any
+    net_cfg: Any  # network.ScoreNetConfig
+
+    def __getattr__(self, name: str):
+        if name in ("base", "params", "net_cfg"):  # not set yet (copy, unpickling)
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def denoiser(self, p: jax.Array, t: jax.Array, ctx: jax.Array) -> Denoiser:
+        return network.make_denoiser(self.params, self.base.horizon * 3, self.net_cfg,
+                                     cond=self.base.observation(p, t, ctx),
+                                     offset=self.base.offset(p))
 
 
 @dataclasses.dataclass(frozen=True)
