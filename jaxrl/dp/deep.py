@@ -27,7 +27,7 @@ CVaR_alpha picks `b` by maximizing the network's own estimate of the Rockafellar
 
 Everything is pure: `make_deep_dn(config)` returns a `jaxrl.sweep.Algorithm` whose `update` does
 one vectorized environment step (`num_envs` copies), one replay insertion and one gradient step
-(after `learning_starts` stored transitions). The replay buffer (`jaxrl.dp.replay`), networks,
+(after `learning_starts` stored transitions). The replay buffer (`jaxrl.replay`), networks,
 target parameters, optimizer and environment states all live in the state pytree, so the sweep
 engine vmaps seeds and float hyperparameters. The config is `DeepDNConfig` (the `jaxrl.config`
 idiom: static fields fix the program; the sweepable floats, with their bounds, are the
@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl import config as jconfig
-from jaxrl import sweep
+from jaxrl import optim, sweep
 from jaxrl.config import static, sweepable
 from jaxrl.distributions import (
     Categorical,
@@ -372,7 +372,7 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
     batch_size, learning_starts = int(config.batch_size), int(config.learning_starts)
     num_updates = int(config.num_updates)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
-    adam = optax.scale_by_adam()
+    adam = optim.adam()  # the run's learning rate hp["lr"] is written in per step
     hparams = jconfig.hparams(config)
 
     def dist(params, obs_aug, hp):
@@ -465,8 +465,8 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
         grads = jax.tree.map(
             lambda g: g * jnp.minimum(1.0, hp["max_grad_norm"] / (gnorm + 1e-8)), grads
         )
-        upd, opt_state = adam.update(grads, state.opt_state, state.params)
-        params = jax.tree.map(lambda p, u: p - hp["lr"] * u, state.params, upd)
+        params, opt_state = optim.step(adam, grads, state.opt_state, state.params,
+                                       learning_rate=hp["lr"])
         ready = buffer.size >= learning_starts
         params = jax.tree.map(lambda a, b: jnp.where(ready, a, b), params, state.params)
         opt_state = jax.tree.map(lambda a, b: jnp.where(ready, a, b), opt_state, state.opt_state)
