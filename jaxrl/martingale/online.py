@@ -11,7 +11,7 @@ means the same continuous-time ODE for every `dt`.
 * `cgtd`: linear value; minimises the GMM form `|E sum xi delta|^2_{(E sum xi xi^T dt)^{-1}}`
   by GTD2-style two time scales: `w += beta (xi delta - xi xi^T w dt)`,
   `theta -= alpha c (xi . w)` with `c = d delta / d theta`.
-* `fit_loss`: Adam (`jaxrl.optim.adam`) on any loss (the martingale loss or the MSTDE for MLPs).
+* `fit_loss`: Adam (`jaxrl.optim.adam`) on any loss (e.g. the martingale loss of an MLP).
 
 `ctd_epoch` / `cgtd_epoch` are single passes (the `update` of the runtime algorithms in
 `jaxrl.martingale.algorithms`); `ctd` / `cgtd` scan them.
