@@ -12,6 +12,12 @@ are written into that state.
 * `adam(**constants)`: Adam whose learning rate alone is injected; `b1`, `b2`, `eps`,
   `eps_root` stay constants (injected, they would be float32 arrays and Adam's bias correction
   would round differently in the last bit from `optax.scale_by_adam()`).
+* `clipped_adam(**constants)`: global-norm clipping then Adam
+  (`optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, ...))`, the
+  PPO optimizer) with `learning_rate` and `max_grad_norm` injected.
+* `cosine_adam(decay_steps, alpha, **constants)`: Adam on the cosine-decay schedule
+  `optax.cosine_decay_schedule(learning_rate, decay_steps, alpha)` (Loshchilov & Hutter 2017)
+  with the peak `learning_rate` injected.
 * `set_hparams(opt_state, **values)`: the state with those hyperparameters replaced (pure).
 * `step(opt, grads, opt_state, params, **values)`: one update with those values:
   `(new_params, new_opt_state)`.
@@ -47,14 +53,51 @@ def injectable(factory: Callable[..., optax.GradientTransformation] = optax.adam
     return optax.inject_hyperparams(factory, static_args=static_args)(**defaults)
 
 
+def _check_constants(name: str, constants: dict[str, float]) -> None:
+    unknown = sorted(set(constants) - set(ADAM_CONSTANTS))
+    if unknown:
+        raise TypeError(f"optim.{name} takes constants {list(ADAM_CONSTANTS)}, got {unknown}")
+
+
 def adam(**constants: float) -> optax.GradientTransformation:
     """Adam (Kingma & Ba 2015) with a run-time `learning_rate` (pass it to `step`); `constants`
     (`b1`, `b2`, `eps`, `eps_root`; optax's defaults otherwise) are compile-time constants.
     Bit for bit `optax.scale_by_adam(**constants)` followed by `p <- p - lr u`."""
-    unknown = sorted(set(constants) - set(ADAM_CONSTANTS))
-    if unknown:
-        raise TypeError(f"optim.adam takes constants {list(ADAM_CONSTANTS)}, got {unknown}")
+    _check_constants("adam", constants)
     return injectable(optax.adam, ADAM_CONSTANTS, learning_rate=0.0, **constants)
+
+
+def _clipped_adam(learning_rate: Any, max_grad_norm: Any, b1: float = 0.9, b2: float = 0.999,
+                  eps: float = 1e-8, eps_root: float = 0.0) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                       optax.adam(learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root))
+
+
+def clipped_adam(**constants: float) -> optax.GradientTransformation:
+    """Global-norm clipping (`max_grad_norm`) then Adam (`learning_rate`), both run-time values
+    (pass them to `step`); `constants` as in `adam`. The state is an `inject_hyperparams` state
+    whose `inner_state` is the chain's `(clip state, adam state)`."""
+    _check_constants("clipped_adam", constants)
+    return injectable(_clipped_adam, ADAM_CONSTANTS, learning_rate=0.0, max_grad_norm=0.0,
+                      **constants)
+
+
+def _cosine_adam(learning_rate: Any, decay_steps: int, alpha: float = 0.0, b1: float = 0.9,
+                 b2: float = 0.999, eps: float = 1e-8, eps_root: float = 0.0
+                 ) -> optax.GradientTransformation:
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, decay_steps, alpha),
+                      b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+
+
+def cosine_adam(decay_steps: int, alpha: float = 0.0, **constants: float
+                ) -> optax.GradientTransformation:
+    """Adam whose step size at update `k` (counted from 0) is the cosine decay
+    `lr ((1 - alpha) (1 + cos(pi min(k, decay_steps) / decay_steps)) / 2 + alpha)` of the
+    run-time peak `learning_rate` (pass it to `step`); `decay_steps`, `alpha` and `constants`
+    (as in `adam`) are compile-time constants."""
+    _check_constants("cosine_adam", constants)
+    return injectable(_cosine_adam, ("decay_steps", "alpha", *ADAM_CONSTANTS), learning_rate=0.0,
+                      decay_steps=int(decay_steps), alpha=float(alpha), **constants)
 
 
 def set_hparams(opt_state: Any, **values: jax.Array | float) -> Any:

@@ -8,8 +8,9 @@ bootstrapped, `delta_t = r_t + gamma V(s_final) - V(s_t)`, while at a true termi
 not. The GAE trace is cut at both (the next stored observation belongs to a new episode).
 
 Float hyperparameters (`lr`, `ent_coef`, `vf_coef`, `clip_eps`, `gamma`, `gae_lambda`,
-`max_grad_norm`) are read from the `hparams` dict at run time (the learning rate enters the
-optimizer through `optax.inject_hyperparams`), so sweeping them never recompiles.
+`max_grad_norm`) are read from the `hparams` dict at run time (the learning rate and the clip
+norm enter the optimizer through `jaxrl.optim`, i.e. `optax.inject_hyperparams`), so sweeping
+them never recompiles.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import optax
 from flax import struct
 
 from jaxrl import config as jconfig
-from jaxrl import envs, sweep
+from jaxrl import envs, optim, sweep
 from jaxrl.config import static, sweepable
 from jaxrl.envs import wrappers
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
@@ -220,20 +221,14 @@ def ppo_loss(
 
 
 def make_optimizer() -> optax.GradientTransformation:
-    """Adam behind global-norm clipping, both hyperparameters injectable at run time."""
-
-    def factory(learning_rate, max_grad_norm):
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm),
-                           optax.adam(learning_rate, eps=1e-5))
-
-    return optax.inject_hyperparams(factory)(learning_rate=1e-3, max_grad_norm=0.5)
+    """Adam (`eps = 1e-5`) behind global-norm clipping, both hyperparameters injectable at run
+    time (`jaxrl.optim.clipped_adam`)."""
+    return optim.clipped_adam(eps=1e-5)
 
 
 def set_opt_hparams(opt_state: Any, lr: jax.Array, max_grad_norm: jax.Array) -> Any:
     """Write the run-time learning rate and clip norm into a `make_optimizer` state."""
-    return opt_state._replace(hyperparams={
-        **opt_state.hyperparams, "learning_rate": lr, "max_grad_norm": max_grad_norm
-    })
+    return optim.set_hparams(opt_state, learning_rate=lr, max_grad_norm=max_grad_norm)
 
 
 def rollout(

@@ -116,7 +116,7 @@ def test_optima_equal_brute_force(case):
         sol = dp.solve_exact(mdp, obj, st)
         assert abs(sol.objective_value - expected) < 1e-5, (kind, sol.objective_value, expected)
         # the reported law is the law of the returned policy and reproduces the value
-        ret, law = dp.evaluate_exact(mdp, sol.policy, sol.c0, st)
+        ret, law = dp.evaluate_exact(mdp, sol.policy, stocks=st)
         np.testing.assert_allclose(law, sol.return_probs, atol=1e-12)
         if kind == "cvar":
             assert abs(np_cvar(ret[None], law[None], param)[0] - expected) < 1e-5
@@ -244,7 +244,7 @@ def test_per_step_greedy_cvar_is_suboptimal():
         expected, _ = brute_force(mdp.P, mdp.R, mdp.mu0, 1.0, 3, "cvar", alpha)
         obj = Objective("per_step_cvar", None, 0.0, True, alpha, None, per_step)
         sol = dp.solve_exact(mdp, obj)
-        ret, law = dp.evaluate_exact(mdp, sol.policy, 0.0)
+        ret, law = dp.evaluate_exact(mdp, sol.policy)
         achieved = np_cvar(ret[None], law[None], alpha)[0]
         assert achieved <= expected + 1e-9
         worse += achieved < expected - 1e-6

@@ -149,3 +149,23 @@ def test_unknown_env_lists_valid_names():
     with pytest.raises(ValueError, match="unknown environment 'NoSuchEnv-v0'.*CartPole-v1"):
         envs.make("NoSuchEnv-v0")
     assert set(gymnax.registered_envs) <= set(envs.registered())
+
+
+def test_registered_linear_quadratic_ou_is_the_factory_env():
+    """`make("LinearQuadraticOU", dim=3)` is `diffusions.make_lq_ou(3)`: same params, and one
+    step from the same key gives the same observation `[x_1..x_3, t]` (t = dt after one step)."""
+    from jaxrl.envs import diffusions
+
+    env, params = envs.make("LinearQuadraticOU", dim=3, sigma=0.2)
+    ref_env, ref_params = diffusions.make_lq_ou(3, sigma=0.2)
+    assert "LinearQuadraticOU" in envs.registered() and env.dim == 3
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    k0, k1 = jax.random.split(jax.random.PRNGKey(0))
+    obs, state = env.reset(k0, params)
+    obs2, *_ = env.step(k1, state, jnp.zeros(3), params)
+    ref_obs, ref_state = ref_env.reset(k0, ref_params)
+    ref_obs2, *_ = ref_env.step(k1, ref_state, jnp.zeros(3), ref_params)
+    assert obs.shape == (4,)
+    np.testing.assert_array_equal(obs2, ref_obs2)
+    np.testing.assert_allclose(obs2[-1], float(params.dt), rtol=1e-6)

@@ -23,10 +23,9 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxrl import config as jconfig
-from jaxrl import sweep
+from jaxrl import optim, sweep
 from jaxrl.config import static, sweepable
 from jaxrl.diffusion.scores import Denoiser
 
@@ -134,7 +133,7 @@ def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig,
     net = ScoreNet(dim=data.shape[1], hidden=cfg.hidden, depth=cfg.depth, num_freqs=cfg.num_freqs)
     k_init, k_train = jax.random.split(key)
     params = net.init(k_init, data[:2], jnp.zeros((2,)), None if cond is None else cond[:2])
-    opt = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.num_steps, 0.05))
+    opt = optim.cosine_adam(cfg.num_steps, 0.05)
     opt_state = opt.init(params)
 
     def step(carry, k):
@@ -144,8 +143,7 @@ def train_score_net(key: jax.Array, data: jax.Array, cfg: ScoreNetConfig,
         c_b = None if cond is None else cond[idx]
         loss, grads = jax.value_and_grad(
             lambda p: dsm_loss(net, p, k_loss, data[idx], cfg, c_b))(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        return optim.step(opt, grads, opt_state, params, learning_rate=cfg.learning_rate), loss
 
     (params, _), losses = jax.lax.scan(
         step, (params, opt_state), jax.random.split(k_train, cfg.num_steps))
@@ -167,13 +165,12 @@ def score_net_trainer(data: jax.Array, cfg: ScoreNetConfig, name: str = "dsm") -
     data = jnp.asarray(data)
     net = ScoreNet(dim=data.shape[1], hidden=cfg.hidden, depth=cfg.depth, num_freqs=cfg.num_freqs)
 
-    def opt(lr):
-        return optax.adam(optax.cosine_decay_schedule(lr, cfg.num_steps, 0.05))
+    opt = optim.cosine_adam(cfg.num_steps, 0.05)  # peak lr: hp["learning_rate"], per step
 
     def init(key, hp):
         k_init, k_train = jax.random.split(key)
         params = net.init(k_init, data[:2], jnp.zeros((2,)))
-        return TrainState(params, opt(hp["learning_rate"]).init(params), k_train,
+        return TrainState(params, opt.init(params), k_train,
                           jnp.zeros((), jnp.int32))
 
     def update(s: TrainState, hp):
@@ -182,8 +179,9 @@ def score_net_trainer(data: jax.Array, cfg: ScoreNetConfig, name: str = "dsm") -
         idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, data.shape[0])
         loss, grads = jax.value_and_grad(lambda p: dsm_loss(net, p, k_loss, data[idx], cfg))(
             s.params)
-        updates, opt_state = opt(hp["learning_rate"]).update(grads, s.opt_state, s.params)
-        return (TrainState(optax.apply_updates(s.params, updates), opt_state, s.key, s.step + 1),
+        params, opt_state = optim.step(opt, grads, s.opt_state, s.params,
+                                       learning_rate=hp["learning_rate"])
+        return (TrainState(params, opt_state, s.key, s.step + 1),
                 {"loss": loss})
 
     return sweep.Algorithm(init=init, update=update, num_updates=cfg.num_steps,

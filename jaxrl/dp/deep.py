@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl import config as jconfig
-from jaxrl import sweep
+from jaxrl import optim, sweep
 from jaxrl.config import static, sweepable
 from jaxrl.distributions import (
     Categorical,
@@ -61,6 +61,7 @@ from jaxrl.distributions import (
     utilities,
 )
 from jaxrl.envs.stock import StockAugmentation, StockParams
+from jaxrl.envs.wrappers import VecEnv
 from jaxrl.networks import MLP
 from jaxrl.replay import ReplayState, replay_add, replay_init, replay_sample
 
@@ -377,7 +378,8 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
     batch_size, learning_starts = int(config.batch_size), int(config.learning_starts)
     num_updates = int(config.num_updates)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
-    adam = optax.scale_by_adam()
+    vec_env = VecEnv(env, num_envs)  # split(key, num_envs) and vmap, as every agent steps
+    adam = optim.adam()  # the run's learning rate hp["lr"] is written in per step
     hparams = jconfig.hparams(config)
 
     def dist(params, obs_aug, hp):
@@ -391,9 +393,7 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
 
     def init(key: jax.Array, hp: Mapping[str, jax.Array]) -> DeepDNState:
         k_net, k_env, key = jax.random.split(key, 3)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_env, num_envs), train_stock_params(hp)
-        )
+        obs, env_state = vec_env.reset(k_env, train_stock_params(hp))
         params = net.init(k_net, *split_stock(obs[0]))
         zero = jnp.zeros((), jnp.float32)
         example = Transition(obs[0], jnp.zeros((), jnp.int32), zero, obs[0], zero)
@@ -449,9 +449,8 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
 
         # STEP the stock-augmented environments: the wrapper sets c' = (c + r) / gamma and
         # re-draws c_0 ~ U[stock_low, stock_high] after an auto-reset.
-        obs, env_state, reward, term, trunc, info = jax.vmap(
-            env.step, in_axes=(0, 0, 0, None)
-        )(jax.random.split(k_env, num_envs), state.env_state, action, train_stock_params(hp))
+        obs, env_state, reward, term, trunc, info = vec_env.step(
+            k_env, state.env_state, action, train_stock_params(hp))
         reward = reward.astype(jnp.float32)
         done = jnp.logical_or(term, trunc)
         transition = Transition(
@@ -471,8 +470,8 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
         grads = jax.tree.map(
             lambda g: g * jnp.minimum(1.0, hp["max_grad_norm"] / (gnorm + 1e-8)), grads
         )
-        upd, opt_state = adam.update(grads, state.opt_state, state.params)
-        params = jax.tree.map(lambda p, u: p - hp["lr"] * u, state.params, upd)
+        params, opt_state = optim.step(adam, grads, state.opt_state, state.params,
+                                       learning_rate=hp["lr"])
         ready = buffer.size >= learning_starts
         params = jax.tree.map(lambda a, b: jnp.where(ready, a, b), params, state.params)
         opt_state = jax.tree.map(lambda a, b: jnp.where(ready, a, b), opt_state, state.opt_state)
@@ -535,18 +534,15 @@ def make_evaluate(config: Any, max_steps: int | None = None):
     def rollout(params, key, hp, c0, num_episodes: int):
         k_reset, key = jax.random.split(key)
         sp = fixed_stock(hp, c0)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_reset, num_episodes), sp
-        )
+        vec_env = VecEnv(env, num_episodes)
+        obs, env_state = vec_env.reset(k_reset, sp)
         stock0 = split_stock(obs)[1]
 
         def body(carry, k):
             obs, env_state, last, ret, disc, alive = carry
             stock = split_stock(obs)[1]
             a = greedy_action(dist(params, obs, hp), stock, lambda x: utility(x, hp))
-            obs, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k, num_episodes), env_state, a, sp
-            )
+            obs, env_state, r, term, trunc, info = vec_env.step(k, env_state, a, sp)
             ret = ret + jnp.where(alive, disc * r, 0.0)
             # the stock of the true next state (frozen once the episode has ended)
             last = jnp.where(alive, info["final_stock"], last)
@@ -563,9 +559,7 @@ def make_evaluate(config: Any, max_steps: int | None = None):
         return {"returns": carry[3], "actions": actions, "stocks": stocks}
 
     def predicted(params, key, hp, c0, num_states: int):
-        obs, _ = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(key, num_states), fixed_stock(hp, c0)
-        )
+        obs, _ = VecEnv(env, num_states).reset(key, fixed_stock(hp, c0))
         f = lambda x: utility(x, hp)
         return objective_values(dist(params, obs, hp), split_stock(obs)[1], f).max(-1).mean()
 

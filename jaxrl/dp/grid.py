@@ -2,7 +2,7 @@
 
 State `(s, c_j)` with the stock on a uniform grid `stocks [NC]`; return distributions are
 categorical on a uniform support `support [K]` and are stored as CDFs `F[s, j, a, k]`. One sweep
-of distributional VI (the operator of ../shared/anchors/distdp/problem.py):
+of distributional VI (the stock-augmented distributional Bellman operator, sec. 4):
 
     a*(s', j)       = argmax_a E_{Z ~ eta(s', j, a)} f(gamma^t (c_j + Z))      (greedy on the grid)
     c'              = clip((c_i + R[s,a,s']) / gamma) between grid points lo, lo+1 (weights 1-w, w)
@@ -83,35 +83,6 @@ def stock_interpolation(R: np.ndarray, stocks: np.ndarray, gamma: float):
     pos = (cn - stocks[0]) / (stocks[1] - stocks[0])
     lo = np.minimum(np.floor(pos).astype(np.int64), nc - 2)
     return lo, pos - lo
-
-
-def cdf_stencil(R: np.ndarray, support: np.ndarray, gamma: float):
-    """CDF-domain C51 projection of `R + gamma Z` for every reward in `R` (any shape).
-
-    Returns (kidx `R.shape + [K]`, W `R.shape + [K, T1]`) with, for a CDF F over `support`,
-    Fpad = [0, F_0, ..., F_{K-1}, 1, ..., 1] and
-    F_out[m] = sum_t W[..., m, t] * Fpad[kidx[..., m] + t].
-    Derivation: the projected CDF is F_out(m) = sum_k p_k G_k(m), G_k(m) = clip(m + 1 - b_k, 0, 1)
-    with b_k the (clipped) index position of R + gamma z_k; summation by parts gives
-    sum_k F(k) (G_k(m) - G_{k+1}(m)), non-zero only for k in [k0(m), k0(m) + T].
-    """
-    K = support.size
-    dz = support[1] - support[0]
-    b = (np.clip(R[..., None] + gamma * support, support[0], support[-1]) - support[0]) / dz
-    m = np.arange(K, dtype=np.float64)
-    flat = b.reshape(-1, K)
-    k0 = np.stack([np.searchsorted(row, m, side="right") - 1 for row in flat])  # [n, K]
-    inside = np.stack([np.searchsorted(row, m + 1, side="left") - np.searchsorted(row, m, "right")
-                       for row in flat])
-    T = int(max(inside.max(), 0))
-    T1 = T + 1
-    k = k0[..., None] + np.arange(T1 + 1)  # [n, K, T1 + 1] atom indices k0 .. k0 + T + 1
-    bk = np.take_along_axis(np.pad(flat, ((0, 0), (0, T1 + 1)), constant_values=np.inf),
-                            np.clip(k, 0, None).reshape(flat.shape[0], -1), 1).reshape(k.shape)
-    G = np.clip(m[None, :, None] + 1 - bk, 0.0, 1.0)
-    G = np.where(k < 0, 1.0, np.where(k >= K, 0.0, G))
-    W = G[..., :-1] - G[..., 1:]
-    return (k0 + 1).reshape(R.shape + (K,)).astype(np.int32), W.reshape(R.shape + (K, T1))
 
 
 def projection_stencil(R: np.ndarray, support: np.ndarray, gamma: float):

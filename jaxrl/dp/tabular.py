@@ -338,14 +338,12 @@ def _policy_to_padded(policy: np.ndarray, nm: int) -> jax.Array:
     return jnp.asarray(out)
 
 
-def evaluate_exact(mdp: MDP, policy: np.ndarray, c0: float = 0.0,
+def evaluate_exact(mdp: MDP, policy: np.ndarray, *,
                    stocks: ExactStocks | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Distributional policy evaluation of a stock policy `[H, S, Nmax]` (as in ExactSolution).
-
-    The policy is indexed by stock index, so `c0` is not needed (kept for symmetry).
-    Returns `(returns [N], probs [N])`, the exact law of G from mu0.
+    """Distributional policy evaluation of a stock policy `[H, S, Nmax]` (as in ExactSolution;
+    indexed by stock index, so no initial stock is needed). `stocks`: `exact_stocks(mdp)` if
+    None. Returns `(returns [N], probs [N])`, the exact law of G from mu0.
     """
-    del c0
     st = exact_stocks(mdp) if stocks is None else stocks
     with jax.enable_x64(True):
         pd = _padded(mdp, st, "evaluate_exact")

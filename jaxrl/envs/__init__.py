@@ -29,6 +29,7 @@ _OURS: dict[str, str] = {
     "BrownianTerminal": "jaxrl.envs.diffusions:make_brownian",
     "ControlledOU": "jaxrl.envs.diffusions:make_ou",
     "BlackScholesCall": "jaxrl.envs.diffusions:make_black_scholes",
+    "LinearQuadraticOU": "jaxrl.envs.diffusions:make_lq_ou",
     # Finite MDPs (distributional DP and its deep agent).
     "FiniteMDP-random": "jaxrl.envs.finite_mdp:random_mdp_env",
     "Gamble-v0": "jaxrl.envs.gamble:gamble",

@@ -662,7 +662,8 @@ def make_ou(**kwargs: Any) -> tuple[ControlledOU, OUParams]:
 
 
 def make_lq_ou(dim: int = 2, **kwargs: Any) -> tuple[LinearQuadraticOU, LQParams]:
-    """A d-dimensional `LinearQuadraticOU` with `lq_params(dim, **kwargs)`."""
+    """Factory for `jaxrl.envs.make("LinearQuadraticOU", dim=d)`: a d-dimensional
+    `LinearQuadraticOU` with `lq_params(dim, **kwargs)`."""
     env = LinearQuadraticOU(dim)
     return env, lq_params(dim, **kwargs)
 

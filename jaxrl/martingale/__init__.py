@@ -20,8 +20,6 @@ from jaxrl.martingale.linear import (
 from jaxrl.martingale.objectives import (
     fit_weights,
     martingale_loss,
-    mstde_loss,
-    orthogonality_moments,
     path_values,
     reward_to_go,
     td_increments,
@@ -51,8 +49,6 @@ __all__ = [
     "ml_linear",
     "mlp_value",
     "mstde_linear",
-    "mstde_loss",
-    "orthogonality_moments",
     "orthogonality_system",
     "path_features",
     "path_values",

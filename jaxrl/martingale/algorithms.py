@@ -24,10 +24,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxrl import config as jconfig
-from jaxrl import sweep
+from jaxrl import optim, sweep
 from jaxrl.config import static, sweepable
 from jaxrl.envs.diffusions import Trajectory
 from jaxrl.martingale.objectives import martingale_loss, path_values
@@ -171,17 +170,18 @@ def mlp_fit(
     """
     jconfig.validate(cfg)
     _, vfn = mlp_value(jax.random.PRNGKey(0), hidden=cfg.hidden, time_dependent=True)
+    adam = optim.adam()  # the run's learning rate hp["lr"] is written in per step
 
     def init(key, hp):
         k_sim, k_init = jax.random.split(key)
         traj = simulate(k_sim)
         p0, _ = mlp_value(k_init, hidden=cfg.hidden, time_dependent=True)
-        return MLPState(traj, p0, optax.adam(1.0).init(p0))  # Adam's state is lr-free
+        return MLPState(traj, p0, adam.init(p0))
 
     def update(s: MLPState, hp):
         loss, g = jax.value_and_grad(lambda p: martingale_loss(p, vfn, s.traj))(s.params)
-        upd, opt_state = optax.adam(hp["lr"]).update(g, s.opt_state, s.params)
-        return MLPState(s.traj, optax.apply_updates(s.params, upd), opt_state), {"loss": loss}
+        params, opt_state = optim.step(adam, g, s.opt_state, s.params, learning_rate=hp["lr"])
+        return MLPState(s.traj, params, opt_state), {"loss": loss}
 
     def evaluate(s: MLPState, key, hp):
         del key

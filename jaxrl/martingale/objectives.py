@@ -1,4 +1,4 @@
-"""Martingale loss, TD increments and the mean-square TD error for a general `J^theta`.
+"""Martingale loss, TD increments and test-function traces for a general `J^theta`.
 
 Jia & Zhou (JMLR 2022): policy evaluation <=> the process
 `M_t = e^{-rho t} J(t, X_t) + int_0^t e^{-rho s} r(s, X_s) ds` is a martingale (Sec. 3, with
@@ -13,7 +13,8 @@ with `J_{i+1}` replaced by the terminal reward `h(X_T)` on the transition reachi
   minimiser is the L2 projection of the true value.
 * Mean-square TD error (MSTDE, Sec. 3.2): `1/2 E sum_i delta_i^2 / dt`. As `dt -> 0` it is the
   quadratic variation of `J^theta(t, X_t)` plus lower-order terms, so its minimiser is biased and
-  the bias does not vanish with `dt`.
+  the bias does not vanish with `dt` (its closed-form linear minimiser:
+  `jaxrl.martingale.linear.mstde_linear`).
 
 Shapes: a `Trajectory` from `jaxrl.envs.diffusions.simulate` (`x: [N, K+1]`). All sums are
 averaged over the `N` paths.
@@ -84,24 +85,6 @@ def martingale_loss(
     g = jax.lax.stop_gradient(reward_to_go(traj))
     w = fit_weights(traj, fit_until)
     return 0.5 * jnp.mean(jnp.sum(w * (g - values) ** 2, axis=1)) * traj.dt
-
-
-def mstde_loss(params: Any, value_fn: ValueFn, traj: Trajectory) -> jax.Array:
-    """Naive mean-square TD error `1/2 mean_n sum_i delta_i^2 / dt` (scalar)."""
-    delta = td_increments(path_values(value_fn, params, traj), traj)
-    return 0.5 * jnp.mean(jnp.sum(delta**2, axis=1)) / traj.dt
-
-
-def orthogonality_moments(
-    params: Any, value_fn: ValueFn, traj: Trajectory, test_values: jax.Array
-) -> jax.Array:
-    """Empirical martingale orthogonality conditions `mean_n sum_i xi_i delta_i`: `[q]`.
-
-    Args:
-      test_values: `xi_i`, `[N, K, q]` (adapted: built from information up to `t_i` only).
-    """
-    delta = td_increments(path_values(value_fn, params, traj), traj)
-    return jnp.mean(jnp.einsum("nkq,nk->nq", test_values, delta), axis=0)
 
 
 def traces(f: jax.Array, traj: Trajectory, lam: float | jax.Array | None) -> jax.Array:

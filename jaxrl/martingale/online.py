@@ -11,7 +11,7 @@ means the same continuous-time ODE for every `dt`.
 * `cgtd`: linear value; minimises the GMM form `|E sum xi delta|^2_{(E sum xi xi^T dt)^{-1}}`
   by GTD2-style two time scales: `w += beta (xi delta - xi xi^T w dt)`,
   `theta -= alpha c (xi . w)` with `c = d delta / d theta`.
-* `fit_loss`: optax gradient descent on any loss (the martingale loss or the MSTDE for MLPs).
+* `fit_loss`: Adam (`jaxrl.optim.adam`) on any loss (e.g. the martingale loss of an MLP).
 
 `ctd_epoch` / `cgtd_epoch` are single passes (the `update` of the runtime algorithms in
 `jaxrl.martingale.algorithms`); `ctd` / `cgtd` scan them.
@@ -24,8 +24,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
+from jaxrl import optim
 from jaxrl.envs.diffusions import Trajectory
 from jaxrl.martingale.linear import path_features, td_linear_parts
 from jaxrl.martingale.objectives import ValueFn
@@ -180,13 +180,13 @@ def fit_loss(
 
     Returns: `(params, losses[num_iters])`.
     """
-    opt = optax.adam(learning_rate)
+    opt = optim.adam()
 
     def body(carry, _):
         p, s = carry
         loss, g = jax.value_and_grad(loss_fn)(p)
-        upd, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, upd), s), loss
+        p, s = optim.step(opt, g, s, p, learning_rate=learning_rate)
+        return (p, s), loss
 
     (params, _), losses = jax.lax.scan(body, (params, opt.init(params)), None, length=num_iters)
     return params, losses

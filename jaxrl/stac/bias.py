@@ -37,6 +37,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxrl.envs.wrappers import VecEnv
 from jaxrl.stac.stac import AgentState, Learner
 
 
@@ -129,8 +130,7 @@ def paper_bias(L: Learner, state: AgentState, key: jax.Array, gamma: float,
     T = int(params.max_steps_in_episode)
     alpha = jnp.exp(state.log_alpha)
     k_reset, k_run = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(k_reset, num_episodes), params)
+    obs, env_state = VecEnv(env, num_episodes).reset(k_reset, params)
 
     def step(carry, xs):
         obs, env_state, alive = carry
@@ -138,8 +138,8 @@ def paper_bias(L: Learner, state: AgentState, key: jax.Array, gamma: float,
         k_a, k_e, k_b = jax.random.split(k, 3)
         a, logp = _sample(L, state, k_a, obs)
         q = _q_hat(L, state, obs, a)
-        obs2, env_state2, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_e, num_episodes), env_state, L.to_env_action(a), params)
+        obs2, env_state2, r, term, trunc, info = VecEnv(env, num_episodes).step(
+            k_e, env_state, L.to_env_action(a), params)
         fin = info["final_observation"]
         a_b, logp_b = _sample(L, state, k_b, fin)
         boot = _q_hat(L, state, fin, a_b) - alpha * logp_b
@@ -185,8 +185,8 @@ def rollout_bias(L: Learner, state: AgentState, key: jax.Array, env_states, gamm
         obs, es, a, alive, ret = carry
         k, t = xs
         k_e, k_a = jax.random.split(k)
-        obs2, es2, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_e, n), es, L.to_env_action(a), params)
+        obs2, es2, r, term, trunc, _ = VecEnv(env, n).step(
+            k_e, es, L.to_env_action(a), params)
         disc = gamma**t
         ret = ret + alive * disc * r
         alive = alive * (1.0 - term.astype(jnp.float32))

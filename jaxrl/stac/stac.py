@@ -94,6 +94,7 @@ import numpy as np
 
 from jaxrl import config as jconfig
 from jaxrl import networks, optim, replay, sweep
+from jaxrl.envs.wrappers import VecEnv
 from jaxrl.stac import networks as nets
 from jaxrl.stac.families import gaussian_nll, quantile_huber_loss, quantile_midpoints  # noqa: F401
 from jaxrl.stac.variants import VARIANTS, Variant
@@ -448,10 +449,8 @@ def make_stac(config: Any) -> sweep.Algorithm:
 
     def env_step(state: AgentState, key, a_norm):
         """Step all envs with normalised actions `a_norm [n_envs, A]`; store; track returns."""
-        keys = jax.random.split(key, n_envs)
-        obs2, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            keys, state.env_state, L.to_env_action(a_norm), env_params
-        )
+        obs2, env_state, r, term, trunc, info = VecEnv(env, n_envs).step(
+            key, state.env_state, L.to_env_action(a_norm), env_params)
         r = r.astype(jnp.float32)
         tr = Transition(state.obs, a_norm, r, info["final_observation"],
                         term.astype(jnp.float32))
@@ -471,8 +470,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
         actor_params = L.actor.init({"params": k_actor, "dropout": k_actor}, obs0, rate0, False)
         critic_params = nets.init_stacked(L.critic, k_critic, L.n_critics, obs0, act0, rate0,
                                           False)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_env, n_envs), env_params)
+        obs, env_state = VecEnv(env, n_envs).reset(k_env, env_params)
         log_alpha = jnp.log(hp["alpha_init"])
         state = AgentState(
             actor=actor_params, critic=critic_params, target_critic=critic_params,
@@ -584,16 +582,15 @@ def evaluate(L: Learner, state: AgentState, key: jax.Array, num_episodes: int,
     env, params = L.env, L.env_params
     T = int(params.max_steps_in_episode)
     k_reset, k_run = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(k_reset, num_episodes), params)
+    obs, env_state = VecEnv(env, num_episodes).reset(k_reset, params)
     with_value = gamma is not None
 
     def step(carry, k):
         obs, env_state, alive, ret, danger = carry
         k_a, k_e = jax.random.split(k)
         a, logp = eval_action_log_prob(L, state.actor, k_a, obs)
-        obs2, env_state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_e, num_episodes), env_state, L.to_env_action(a), params)
+        obs2, env_state, r, term, trunc, info = VecEnv(env, num_episodes).step(
+            k_e, env_state, L.to_env_action(a), params)
         ret = ret + alive * r
         if "danger" in info:
             danger = jnp.maximum(danger, alive * info["danger"])
