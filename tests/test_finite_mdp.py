@@ -51,7 +51,7 @@ def test_truncation_at_horizon_and_index_obs():
 
 def test_make_finite_mdp_rejects_bad_arrays():
     P = np.full((2, 1, 2), 0.5)
-    with pytest.raises(ValueError, match="P must be non-negative with rows"):
+    with pytest.raises(ValueError, match="P rows must sum to 1"):
         make_finite_mdp(P * 2, np.zeros((2, 1)), np.array([0.5, 0.5]))
     with pytest.raises(ValueError, match="R must have shape"):
         make_finite_mdp(P, np.zeros((3,)), np.array([0.5, 0.5]))
@@ -113,3 +113,49 @@ def test_stock_wrapper_carry_zero_keeps_the_initial_stock():
         assert float(st.stock) == -1.25 and float(obs[-1]) == -1.25
         assert float(info["final_stock"]) == -1.25
     assert total > 0  # rewards were paid, the stock ignored them
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(P=np.full((2, 1, 2), 0.7)), "P rows must sum to 1: P[0, 0, :] sums to 1.4"),
+    (dict(P=np.array([[[1.5, -0.5]], [[0.5, 0.5]]])), "P has a negative entry at index (0, 0, 1)"),
+    (dict(R=np.zeros(3)), "R must have shape (2, 1, 2) (or (2, 1)) to match P, got (3,)"),
+    (dict(mu0=np.array([np.nan, 0.5])), "mu0 contains NaN/inf (first at index (0,))"),
+    (dict(mu0=np.array([0.2, 0.2])), "mu0 must be non-negative and sum to 1, sums to 0.4"),
+    (dict(gamma=1.5), "gamma must be in (0, 1], got 1.5"),
+    (dict(horizon=2.5), "horizon must be an integer >= 0 (0 = infinite), got 2.5"),
+])
+def test_one_validator_for_the_env_the_tasks_and_dp(bad, message):
+    """The environment, the finite-horizon tasks' factory and DP reject a malformed MDP with the
+    same one-line message (one validator, `validate_finite_mdp`)."""
+    from jaxrl import dp
+    from jaxrl.envs.gamble import make_finite_horizon
+
+    m = dict(P=np.full((2, 1, 2), 0.5), R=np.zeros((2, 1)), mu0=np.array([0.5, 0.5]),
+             gamma=0.9, horizon=3)
+    m.update(bad)
+    calls = [lambda: make_finite_mdp(m["P"], m["R"], m["mu0"], m["gamma"], m["horizon"]),
+             lambda: make_finite_horizon(m),
+             lambda: dp.validate_mdp(m["P"], m["R"], m["mu0"], m["gamma"], m["horizon"])]
+    for call in calls:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value) == message
+
+
+def test_the_finite_horizon_tasks_are_the_time_indexed_finite_mdp():
+    """`Gamble-v0` is the library's one finite-MDP env (time-indexed): obs = [one_hot(s, 3),
+    one_hot(t, H)], terminated exactly at t = H, and DP reads the same arrays."""
+    from jaxrl import dp, envs
+    from jaxrl.envs.finite_mdp import FiniteMDP
+
+    env, params = envs.make("Gamble-v0", horizon=2)
+    assert isinstance(env, FiniteMDP) and env.horizon == 2
+    obs, st = env.reset(jax.random.PRNGKey(0), params)
+    np.testing.assert_array_equal(obs, [1, 0, 0, 1, 0])
+    obs, st, r, term, _, _ = env.step(jax.random.PRNGKey(1), st, 0, params)
+    np.testing.assert_array_equal(obs, [1, 0, 0, 0, 1])
+    assert float(r) == 1.0 and not bool(term)
+    _, _, r, term, _, _ = env.step(jax.random.PRNGKey(2), st, 0, params)
+    assert float(r) == 1.0 and bool(term)
+    mdp = dp.mdp_from_params(params)
+    assert mdp.horizon == 2 and mdp.P.shape == (3, 2, 3)

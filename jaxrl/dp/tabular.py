@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxrl.dp.memory import check_memory, exact_memory_bytes
 from jaxrl.dp.objectives import Objective, objective_value
+from jaxrl.envs.finite_mdp import validate_finite_mdp
 
 TOL = 1e-9  # two returns closer than this are the same atom
 
@@ -44,81 +45,33 @@ class MDP(NamedTuple):
 
 
 def validate_mdp(P, R, mu0, gamma, horizon, terminal=None) -> MDP:
-    """Checks the arrays of a finite MDP; raises ValueError naming the array and the problem.
+    """Checks the arrays of a finite MDP for DP; raises ValueError naming the array and the problem.
 
-    `R` may be `[S, A, S]` or `[S, A]` (broadcast over s'). horizon 0 means infinite.
+    The checks are `jaxrl.envs.finite_mdp.validate_finite_mdp` (the one validator shared with the
+    environments), plus DP's own condition that an infinite horizon (`horizon` 0) needs
+    `gamma < 1`. `R` may be `[S, A, S]` or `[S, A]` (broadcast over s').
     `terminal` (optional `[S]` bool): entering such a state ends the episode, as in
     `jaxrl.envs.finite_mdp.FiniteMDP`. DP makes every terminal state absorbing with zero reward
     (`P[s, a] = e_s`, `R[s, a, :] = 0`), so the reward of the transition INTO a terminal state
     counts and nothing after it; `mu0` may not put mass on a terminal state (the environment
     would act from it once, DP would not).
     """
-    P = np.asarray(P, dtype=np.float64)
-    R = np.asarray(R, dtype=np.float64)
-    mu0 = np.asarray(mu0, dtype=np.float64)
-    if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
-        raise ValueError(f"P must have shape [S, A, S] with S, A >= 1, got shape {P.shape}")
-    S, A, _ = P.shape
-    if R.shape == (S, A):
-        R = np.broadcast_to(R[:, :, None], (S, A, S)).copy()
-    if R.shape != (S, A, S):
-        raise ValueError(f"R must have shape {(S, A, S)} (or {(S, A)}) to match P, got {R.shape}")
-    if mu0.shape != (S,):
-        raise ValueError(f"mu0 must have shape {(S,)} to match P, got {mu0.shape}")
-    for name, arr in (("P", P), ("R", R), ("mu0", mu0)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name} contains NaN/inf (first at index {where})")
-    if (P < 0).any():
-        where = tuple(int(i) for i in np.argwhere(P < 0)[0])
-        raise ValueError(f"P has a negative entry at index {where}")
-    rows = P.sum(-1)
-    if not np.allclose(rows, 1.0, atol=1e-6):
-        s, a = (int(i) for i in np.argwhere(~np.isclose(rows, 1.0, atol=1e-6))[0])
-        raise ValueError(f"P rows must sum to 1: P[{s}, {a}, :] sums to {rows[s, a]:.6g}")
-    if (mu0 < 0).any() or abs(mu0.sum() - 1.0) > 1e-6:
-        raise ValueError(f"mu0 must be non-negative and sum to 1, sums to {mu0.sum():.6g}")
-    gamma = float(np.asarray(gamma))
-    if not np.isfinite(gamma) or not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-    h = np.asarray(horizon)
-    if h.ndim != 0 or not np.isfinite(h) or float(h) != int(h) or int(h) < 0:
-        raise ValueError(f"horizon must be an integer >= 0 (0 = infinite), got {horizon}")
-    if int(h) == 0 and gamma >= 1.0:
+    m = validate_finite_mdp(P, R, mu0, gamma, horizon, terminal)
+    if m.horizon == 0 and m.gamma >= 1.0:
         raise ValueError("gamma must be < 1 when horizon is 0 (infinite horizon)")
-    P = P / rows[..., None]
-    if terminal is not None:
-        P, R = absorb_terminal(P, R, mu0, terminal)
-    return MDP(P, R, mu0 / mu0.sum(), gamma, int(h))
-
-
-def absorb_terminal(P: np.ndarray, R: np.ndarray, mu0: np.ndarray, terminal
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """`(P, R)` `[S, A, S]` with every terminal state absorbing and rewardless (see
-    `validate_mdp`). `terminal`: `[S]` bool (or 0/1). Raises ValueError naming the problem."""
-    S = P.shape[0]
-    term = np.asarray(terminal)
-    if term.shape != (S,):
-        raise ValueError(f"terminal must have shape {(S,)} to match P, got {term.shape}")
-    if term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
-        raise ValueError(f"terminal must be a bool (0/1) array, got dtype {term.dtype}")
-    term = term.astype(bool)
-    if (mu0[term] > 0).any():
-        s = int(np.nonzero(term & (mu0 > 0))[0][0])
-        raise ValueError(f"mu0 puts mass {mu0[s]:.6g} on terminal state {s}; an episode cannot "
-                         "start in a terminal state")
-    P, R = P.copy(), R.copy()
-    P[term] = np.eye(S)[term][:, None, :]
-    R[term] = 0.0
-    return P, R
+    P, R = m.P, m.R
+    if m.terminal.any():
+        P, R = P.copy(), R.copy()
+        P[m.terminal] = np.eye(P.shape[0])[m.terminal][:, None, :]
+        R[m.terminal] = 0.0
+    return MDP(P, R, m.mu0, m.gamma, m.horizon)
 
 
 def mdp_from_params(params) -> MDP:
     """`MDP` from `jaxrl.envs.finite_mdp.FiniteMDPParams` (horizon = max_steps_in_episode).
 
     `params.terminal` is honoured: terminal states become absorbing with zero reward
-    (`absorb_terminal`), so DP and the environment score the same returns.
+    (`validate_mdp`), so DP and the environment score the same returns.
     """
     h = int(params.max_steps_in_episode)
     term = getattr(params, "terminal", None)

@@ -17,13 +17,13 @@ represent it (and a true end at H, not a truncation it would bootstrap through).
 The same `FiniteMDPParams` arrays are what the tabular solvers in `jaxrl.dp` read (`P`, `R`,
 `mu0`, `gamma`, `horizon`), so a DP solution and a deep agent can run on one MDP.
 
-Public API: FiniteMDP, FiniteMDPParams, FiniteMDPState, make_finite_mdp, random_mdp,
-random_mdp_env (factory for `jaxrl.envs.make`).
+Public API: FiniteMDP, FiniteMDPParams, FiniteMDPState, FiniteMDPArrays, validate_finite_mdp,
+make_finite_mdp, random_mdp, random_mdp_env (factory for `jaxrl.envs.make`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,81 @@ class FiniteMDPParams(environment.EnvParams):
     max_steps_in_episode: int = INFINITE_HORIZON_STEPS
 
 
+class FiniteMDPArrays(NamedTuple):
+    """Checked arrays of a finite MDP (float64 NumPy): `P, R [S, A, S]` (rows of `P` renormalised
+    to sum to one exactly), `mu0 [S]` (normalised), `terminal [S]` bool, `gamma`, `horizon`
+    (0 = infinite)."""
+
+    P: np.ndarray
+    R: np.ndarray
+    mu0: np.ndarray
+    terminal: np.ndarray
+    gamma: float
+    horizon: int
+
+
+def validate_finite_mdp(P, R, mu0, gamma: float = 1.0, horizon: int = 0, terminal=None
+                        ) -> FiniteMDPArrays:
+    """The one validator of finite-MDP arrays (used by `make_finite_mdp`, the tasks in
+    `jaxrl.envs.gamble` and `jaxrl.dp.validate_mdp`).
+
+    `R` may be `[S, A, S]` or `[S, A]` (broadcast over s'); `horizon` 0 means infinite;
+    `terminal` optional `[S]` bool (0/1), `mu0` may not put mass on a terminal state.
+
+    Raises:
+      ValueError: one line naming the array, the index and the problem (shape, NaN/inf, negative
+        or non-normalised rows of P or mu0, gamma outside (0, 1], a non-integer or negative
+        horizon, mu0 on a terminal state).
+    """
+    P = np.asarray(P, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    mu0 = np.asarray(mu0, dtype=np.float64)
+    if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
+        raise ValueError(f"P must have shape [S, A, S] with S, A >= 1, got shape {P.shape}")
+    S, A, _ = P.shape
+    if R.shape == (S, A):
+        R = np.broadcast_to(R[:, :, None], (S, A, S))
+    if R.shape != (S, A, S):
+        raise ValueError(f"R must have shape {(S, A, S)} (or {(S, A)}) to match P, got {R.shape}")
+    R = R.copy()
+    if mu0.shape != (S,):
+        raise ValueError(f"mu0 must have shape {(S,)} to match P, got {mu0.shape}")
+    for name, arr in (("P", P), ("R", R), ("mu0", mu0)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} contains NaN/inf (first at index {where})")
+    if (P < 0).any():
+        where = tuple(int(i) for i in np.argwhere(P < 0)[0])
+        raise ValueError(f"P has a negative entry at index {where}")
+    rows = P.sum(-1)
+    if not np.allclose(rows, 1.0, atol=1e-6):
+        s, a = (int(i) for i in np.argwhere(~np.isclose(rows, 1.0, atol=1e-6))[0])
+        raise ValueError(f"P rows must sum to 1: P[{s}, {a}, :] sums to {rows[s, a]:.6g}")
+    if (mu0 < 0).any() or abs(mu0.sum() - 1.0) > 1e-6:
+        raise ValueError(f"mu0 must be non-negative and sum to 1, sums to {mu0.sum():.6g}")
+    g = float(np.asarray(gamma))
+    if not np.isfinite(g) or not 0.0 < g <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    h = np.asarray(horizon)
+    if h.ndim != 0 or not np.isfinite(h) or float(h) != int(h) or int(h) < 0:
+        raise ValueError(f"horizon must be an integer >= 0 (0 = infinite), got {horizon}")
+    if terminal is None:
+        term = np.zeros(S, bool)
+    else:
+        term = np.asarray(terminal)
+        if term.shape != (S,):
+            raise ValueError(f"terminal must have shape {(S,)} to match P, got {term.shape}")
+        if term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
+            raise ValueError(f"terminal must be a bool (0/1) array, got dtype {term.dtype}")
+        term = term.astype(bool)
+        if (mu0[term] > 0).any():
+            s = int(np.nonzero(term & (mu0 > 0))[0][0])
+            raise ValueError(f"mu0 puts mass {mu0[s]:.6g} on terminal state {s}; an episode "
+                             "cannot start in a terminal state")
+    return FiniteMDPArrays(P / rows[..., None], R, mu0 / mu0.sum(), term, g, int(h))
+
+
 def make_finite_mdp(P, R, mu0, gamma: float = 1.0, horizon: int = 0, terminal=None,
                     obs: str = "onehot", time_indexed: bool = False
                     ) -> tuple[FiniteMDP, FiniteMDPParams]:
@@ -72,51 +147,19 @@ def make_finite_mdp(P, R, mu0, gamma: float = 1.0, horizon: int = 0, terminal=No
     `time_indexed`: time in the observation and termination at the horizon (module docstring).
 
     Raises:
-      ValueError: naming the array and the problem (shape, NaN, rows of P or mu0 not summing to 1,
-        mu0 on a terminal state, time_indexed without a horizon or with obs="index").
+      ValueError: from `validate_finite_mdp` (naming the array and the problem), or for
+        time_indexed without a horizon or with obs="index".
     """
-    P = np.asarray(P, np.float64)
-    R = np.asarray(R, np.float64)
-    mu0 = np.asarray(mu0, np.float64)
-    if P.ndim != 3 or P.shape[0] != P.shape[2]:
-        raise ValueError(f"P must have shape [S, A, S], got {P.shape}")
-    S, A, _ = P.shape
-    if R.shape == (S, A):
-        R = np.broadcast_to(R[:, :, None], (S, A, S))
-    if R.shape != (S, A, S):
-        raise ValueError(f"R must have shape {(S, A, S)} or {(S, A)} to match P, got {R.shape}")
-    if mu0.shape != (S,):
-        raise ValueError(f"mu0 must have shape {(S,)} to match P, got {mu0.shape}")
-    for name, arr in (("P", P), ("R", R), ("mu0", mu0)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or inf")
-    if np.any(P < 0) or not np.allclose(P.sum(-1), 1.0, atol=1e-6):
-        raise ValueError("P must be non-negative with rows P[s, a, :] summing to 1")
-    if np.any(mu0 < 0) or abs(mu0.sum() - 1.0) > 1e-6:
-        raise ValueError("mu0 must be non-negative and sum to 1")
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-    if horizon < 0:
-        raise ValueError(f"horizon must be >= 0 (0 = infinite), got {horizon}")
-    if terminal is None:
-        term = np.zeros(S, bool)
-    else:
-        term = np.asarray(terminal)
-        if term.shape != (S,) or term.dtype.kind not in "biu" or not np.isin(term, (0, 1)).all():
-            raise ValueError(f"terminal must be a bool array of shape {(S,)}, got shape "
-                             f"{term.shape} dtype {term.dtype}")
-        term = term.astype(bool)
-        if (mu0[term] > 0).any():
-            bad = int(np.nonzero(term & (mu0 > 0))[0][0])
-            raise ValueError(f"mu0 puts mass on terminal state {bad}")
-    if time_indexed and (horizon < 1 or obs != "onehot"):
+    m = validate_finite_mdp(P, R, mu0, gamma, horizon, terminal)
+    if time_indexed and (m.horizon < 1 or obs != "onehot"):
         raise ValueError(f"time_indexed needs a horizon >= 1 and obs='onehot', got horizon "
                          f"{horizon}, obs {obs!r}")
+    S, A, _ = m.P.shape
     params = FiniteMDPParams(
-        P=jnp.asarray(P, jnp.float32), R=jnp.asarray(R, jnp.float32),
-        mu0=jnp.asarray(mu0, jnp.float32), terminal=jnp.asarray(term), gamma=float(gamma),
-        max_steps_in_episode=int(horizon) if horizon > 0 else INFINITE_HORIZON_STEPS)
-    env = FiniteMDP(S, A, obs=obs, default=params, horizon=int(horizon) if time_indexed else 0)
+        P=jnp.asarray(m.P, jnp.float32), R=jnp.asarray(m.R, jnp.float32),
+        mu0=jnp.asarray(m.mu0, jnp.float32), terminal=jnp.asarray(m.terminal), gamma=m.gamma,
+        max_steps_in_episode=m.horizon if m.horizon > 0 else INFINITE_HORIZON_STEPS)
+    env = FiniteMDP(S, A, obs=obs, default=params, horizon=m.horizon if time_indexed else 0)
     return env, params
 
 
