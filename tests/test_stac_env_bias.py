@@ -97,7 +97,7 @@ def test_reference_bias_uses_the_twin_average_and_is_in_the_evaluation():
         from jaxrl.stac.stac import AgentState
 
         state = AgentState(actor, critic, critic, None, None, jnp.log(0.2), None, None, None,
-                           None, None, None, None, None)
+                           None, None, None)
         return evaluate(L, state, key, 2, gamma=0.99), evaluate(L, state, key, 2)
 
     with_b, without = run(jax.random.PRNGKey(3))

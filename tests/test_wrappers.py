@@ -72,3 +72,16 @@ def test_vec_reward_scaling_by_the_discounted_return_std():
         ends += int(done.sum())
         g[done] = 0.0
     assert ends >= 2  # random CartPole episodes end within 60 steps: the reset is exercised
+
+
+def test_vec_env_get_obs_of_stored_states_equals_each_copy():
+    """`VecEnv.get_obs` of a batch of Pendulum states is the per-state observation
+    `[cos th, sin th, th_dot]`, computed here by hand for each copy (the STAC bias rollouts
+    restart episodes from stored states this way)."""
+    env, params = envs.make("Pendulum-v1")
+    vec = wrappers.VecEnv(env, 3)
+    _, states = vec.reset(jax.random.PRNGKey(0), params)
+    obs = np.asarray(vec.get_obs(states, params))
+    th, thdot = np.asarray(states.theta), np.asarray(states.theta_dot)
+    np.testing.assert_allclose(obs, np.stack([np.cos(th), np.sin(th), thdot], 1), rtol=1e-6)
+    assert len(set(th.round(6))) == 3  # three different states, each its own row

@@ -12,7 +12,7 @@ Wrappers here keep that protocol, so they stack:
 * `NormalizeObservation`: running mean/variance (Welford) of one environment copy's observations
   (under `vmap`, each copy keeps its own statistics).
 * `ClipAction`: clips continuous actions to the action-space box.
-* `VecEnv`: `num_envs` copies under `vmap` (keys split inside).
+* `VecEnv`: `num_envs` copies under `vmap` (keys split inside; `get_obs` of a batch of states).
 * `NormalizeVecObservation` (wraps a `VecEnv`): one running mean/variance shared by all copies,
   updated with every step's batch `[E, d]` (Chan et al.'s parallel update), as PPO's usual
   observation normalization (CleanRL/PureJaxRL `NormalizeVecObservation`).
@@ -166,6 +166,12 @@ class VecEnv(GymnaxWrapper):
     def step(self, key, state, action, params=None):
         chex.assert_axis_dimension(action, 0, self.num_envs)
         return self._step(jax.random.split(key, self.num_envs), state, action, params)
+
+    def get_obs(self, state, params=None):
+        """Observations `[num_envs, ...]` of a batch of env states (leaves `[num_envs, ...]`), e.g.
+        to restart episodes from stored states."""
+        chex.assert_tree_shape_prefix(state, (self.num_envs,))
+        return jax.vmap(self._env.get_obs, in_axes=(0, None))(state, params)
 
 
 @struct.dataclass

@@ -176,7 +176,7 @@ def rollout_bias(L: Learner, state: AgentState, key: jax.Array, env_states, gamm
     n = K * num_rollouts
     es = jax.tree.map(lambda x: jnp.repeat(x, num_rollouts, axis=0), env_states)
     es = es.replace(time=jnp.zeros_like(es.time))
-    obs = jax.vmap(env.get_obs, in_axes=(0, None))(es, params)
+    obs = VecEnv(env, n).get_obs(es, params)
     k0, k_run, k_end = jax.random.split(key, 3)
     a0, _ = _sample(L, state, k0, obs)
     q0 = _q_hat(L, state, obs, a0)

@@ -94,7 +94,7 @@ import numpy as np
 
 from jaxrl import config as jconfig
 from jaxrl import networks, optim, replay, sweep
-from jaxrl.envs.wrappers import VecEnv
+from jaxrl.envs.wrappers import LogWrapper, VecEnv
 from jaxrl.stac import networks as nets
 from jaxrl.stac.families import gaussian_nll, quantile_huber_loss, quantile_midpoints  # noqa: F401
 from jaxrl.stac.variants import VARIANTS, Variant
@@ -292,10 +292,8 @@ class AgentState(NamedTuple):
     log_alpha: jax.Array
     alpha_opt: Any
     buffer: replay.ReplayState
-    env_state: Any
+    env_state: Any  # LogEnvState [num_envs]: the running and the last finished episode returns
     obs: jax.Array  # [num_envs, obs_dim]
-    ep_return: jax.Array  # [num_envs] running return of the current episodes
-    last_return: jax.Array  # [num_envs] return of each env's last finished episode
     key: jax.Array
     env_steps: jax.Array
 
@@ -446,20 +444,17 @@ def make_stac(config: Any) -> sweep.Algorithm:
     per_call = int(cfg.log_every)
     alpha_rule = resolved_alpha_update(cfg)
     num_updates = (cfg.total_env_steps - cfg.warmup_steps) // (n_envs * per_call)
+    train_env = VecEnv(LogWrapper(env), n_envs)  # episode returns carried by the LogWrapper
 
     def env_step(state: AgentState, key, a_norm):
-        """Step all envs with normalised actions `a_norm [n_envs, A]`; store; track returns."""
-        obs2, env_state, r, term, trunc, info = VecEnv(env, n_envs).step(
+        """Step all envs with normalised actions `a_norm [n_envs, A]`; store the transitions."""
+        obs2, env_state, r, term, trunc, info = train_env.step(
             key, state.env_state, L.to_env_action(a_norm), env_params)
         r = r.astype(jnp.float32)
         tr = Transition(state.obs, a_norm, r, info["final_observation"],
                         term.astype(jnp.float32))
         buffer = replay.replay_add(state.buffer, tr)
-        done = jnp.logical_or(term, trunc)
-        ep = state.ep_return + r
-        last = jnp.where(done, ep, state.last_return)
         return state._replace(buffer=buffer, env_state=env_state, obs=obs2,
-                              ep_return=jnp.where(done, 0.0, ep), last_return=last,
                               env_steps=state.env_steps + n_envs)
 
     def init(key, hp):
@@ -470,7 +465,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
         actor_params = L.actor.init({"params": k_actor, "dropout": k_actor}, obs0, rate0, False)
         critic_params = nets.init_stacked(L.critic, k_critic, L.n_critics, obs0, act0, rate0,
                                           False)
-        obs, env_state = VecEnv(env, n_envs).reset(k_env, env_params)
+        obs, env_state = train_env.reset(k_env, env_params)
         log_alpha = jnp.log(hp["alpha_init"])
         state = AgentState(
             actor=actor_params, critic=critic_params, target_critic=critic_params,
@@ -478,7 +473,7 @@ def make_stac(config: Any) -> sweep.Algorithm:
             log_alpha=log_alpha, alpha_opt=adam.init(log_alpha),
             buffer=empty_buffer(cfg.buffer_size, L.obs_dim, L.action_dim),
             env_state=env_state, obs=obs.astype(jnp.float32),
-            ep_return=jnp.zeros(n_envs), last_return=jnp.zeros(n_envs), key=key,
+            key=key,
             env_steps=jnp.zeros((), jnp.int32),
         )
 
@@ -525,8 +520,9 @@ def make_stac(config: Any) -> sweep.Algorithm:
                                actor_opt=actor_opt, critic_opt=critic_opt, log_alpha=log_alpha,
                                alpha_opt=alpha_opt, key=key)
         metrics = {
-            "train_return": jnp.mean(state.last_return), "critic_loss": c_loss,
-            "actor_loss": a_loss, "alpha": jnp.exp(log_alpha), "entropy": entropy,
+            "train_return": jnp.mean(state.env_state.returned_episode_return),
+            "critic_loss": c_loss, "actor_loss": a_loss, "alpha": jnp.exp(log_alpha),
+            "entropy": entropy,
             **aux,  # the family's: q_mean, sigma_mean (ggd: shape_mean, biv_ess)
         }
         return state, metrics
