@@ -5,9 +5,11 @@ Launch N processes with `JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=N J
 `jax.distributed.initialize()` detects the topology itself.
 
 On a CPU-only host, `JAXRL_CPU_DEVICES=auto` (or a number) exposes the cores as that many XLA
-CPU devices (`configure_cpu_devices`), so the sweep engine shards its vmapped runs over them and
-several runs' programs execute at once; one CPU device leaves cores idle between the small ops of
-an RL update (experiments/benchmarks/RESULTS_stac.md: 1.7x more SAC updates/s on 2 cores).
+CPU devices (`configure_cpu_devices`; the experiment scripts do this by default when launched as
+`python -m experiments.<name>`, and `JAXRL_CPU_DEVICES=1` keeps one device), so the sweep
+engine shards its vmapped runs over them and several runs' programs execute at once; one CPU
+device leaves cores idle between the small ops of an RL update
+(experiments/benchmarks/RESULTS_stac.md: 1.7x more SAC updates/s on 2 cores).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import jax
 
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
+_DEFAULT_NOTE: list[str] = []  # the line the runtime prints once when a default chose the count
 
 
 def host_cores() -> int:
@@ -27,21 +30,27 @@ def host_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def configure_cpu_devices(n: int | str | None = None) -> int:
+def configure_cpu_devices(n: int | str | None = None, *, default: str | int | None = None
+                          ) -> int:
     """Expose `n` XLA CPU devices (`"auto"`: one per core) by setting `XLA_FLAGS`.
 
     Must run before JAX initialises its backends (before the first `jax.devices()` or array):
     XLA reads the flag then. Accelerators are unaffected (their devices are the default ones;
-    only the CPU platform grows). `n=None` reads `JAXRL_CPU_DEVICES` (unset: do nothing).
+    only the CPU platform grows). `n=None` reads `JAXRL_CPU_DEVICES`; unset, `default` is used
+    (None: do nothing; the scripts pass `"auto"` when launched from the command line, see
+    `experiments/__init__.py`), and the runtime prints the choice once (`default_note`).
     A device count already in `XLA_FLAGS` wins. Returns the count requested, 0 for no change.
 
     Raises `ValueError` naming the bad value for anything but a positive integer or `"auto"`,
     and `RuntimeError` when the backends are already up with another device count.
     """
+    chosen_by_default = False
     if n is None:
         n = os.environ.get("JAXRL_CPU_DEVICES", "")
         if n == "":
-            return 0
+            if default is None:
+                return 0
+            n, chosen_by_default = default, True
     if isinstance(n, str) and n.strip() == "auto":
         count = host_cores()
     elif isinstance(n, str) and n.strip().isdigit():
@@ -58,6 +67,8 @@ def configure_cpu_devices(n: int | str | None = None) -> int:
     from jax._src import xla_bridge
 
     if xla_bridge.backends_are_initialized():
+        if chosen_by_default:
+            return 0
         have = len(jax.devices("cpu"))
         if have != count:
             raise RuntimeError(
@@ -65,7 +76,18 @@ def configure_cpu_devices(n: int | str | None = None) -> int:
                 "call it (or set JAXRL_CPU_DEVICES) before the first JAX computation")
         return 0
     os.environ["XLA_FLAGS"] = f"{flags} {_COUNT_FLAG}={count}".strip()
+    if chosen_by_default and count > 1:
+        _DEFAULT_NOTE[:] = [f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical "
+                            "whatever the device count; JAXRL_CPU_DEVICES=1 for one device)"]
     return count
+
+
+def default_note() -> str | None:
+    """The line saying that a default chose the CPU device count (None if none did, or if the
+    backend is not the CPU); printed once by `jaxrl.experiment.run`."""
+    if not _DEFAULT_NOTE or jax.default_backend() != "cpu":
+        return None
+    return _DEFAULT_NOTE.pop()
 
 
 def maybe_initialize_distributed() -> bool:

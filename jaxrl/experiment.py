@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxrl import sweep
+from jaxrl import distributed, sweep
 from jaxrl.checkpoint import Checkpointer, CheckpointError  # noqa: F401 (re-export)
 from jaxrl.distributed import maybe_initialize_distributed  # noqa: F401 (re-export)
 from jaxrl.metrics import MetricWriter, read_metrics, write_json
@@ -538,6 +538,9 @@ def run(
     sweep.run_hparams(algo, runs)  # validates grid names
     engine = Engine(algo, runs, int(lane_width), devices, freeze=freeze,
                     evaluate=evaluate if eval_every else None)
+    note = distributed.default_note()
+    if note:
+        log(note)
     plan = _plan(algo.num_updates, chunk_size, eval_every)
     if workdir is None:
         return _loop(engine, plan, eval_every, None, progress, progress_metric, halt_on_nan,

@@ -146,3 +146,29 @@ def test_cpu_devices_from_env_flag_and_refusals(monkeypatch):
     assert configure_cpu_devices(have) == 0
     monkeypatch.delenv("JAXRL_CPU_DEVICES", raising=False)
     assert configure_cpu_devices() == 0
+
+
+def test_scripts_default_to_one_cpu_device_per_core():
+    """Launched as `python -m experiments.x` (sys.argv[0] == "-m" while the package imports),
+    the scripts expose one CPU device per core and the runtime says so once; JAXRL_CPU_DEVICES=1
+    keeps one device; imported (tests, notebooks) nothing changes."""
+    from jaxrl.distributed import host_cores
+
+    def devices(argv0, **extra):
+        code = (f"import sys; sys.argv[:1] = [{argv0!r}]; import experiments, jax; "
+                "from jaxrl import distributed; "
+                "print(jax.device_count(), distributed.default_note())")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("XLA_FLAGS", "JAXRL_CPU_DEVICES")}
+        env.update(JAX_PLATFORMS="cpu", **extra)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=300, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.strip()
+
+    n = host_cores()
+    line = devices("-m")
+    assert line.split()[0] == str(n)
+    assert ("CPU devices (one per core" in line) == (n > 1)
+    assert devices("-m", JAXRL_CPU_DEVICES="1") == "1 None"
+    assert devices("notebook") == "1 None"
