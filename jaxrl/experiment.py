@@ -429,6 +429,25 @@ def _memory_check(algo: sweep.Algorithm, num_runs: int, lane_width: int,
             f"about {fit} runs fit; use fewer seeds or grid points")
 
 
+def auto_chunk_size(num_updates: int, eval_every: int | None = None, chunks: int = 20) -> int:
+    """The default chunk length: about `num_updates / chunks` updates, chosen so that every chunk
+    has the same length when possible, so one chunk program is compiled instead of two or three
+    (a remainder chunk or an evaluation point off the chunk grid is a new length, a new compile:
+    on PPO CartPole's 976 updates, 48-update chunks plus a 16-update tail compiled twice, ~9 s
+    of CPU each on the 2-core CPU).
+
+    It is the divisor `d` of `m = gcd(num_updates, eval_every)` (`m = num_updates` without
+    evaluation) nearest to the target `max(1, num_updates // chunks)` within `[target / 2,
+    2 target]` (the longer on a tie); if no divisor lies there, the target itself.
+    """
+    target = max(1, num_updates // chunks)
+    m = math.gcd(num_updates, int(eval_every)) if eval_every else num_updates
+    divisors = [d for d in range(max(1, -(-target // 2)), min(m, 2 * target) + 1) if m % d == 0]
+    if not divisors:
+        return target
+    return min(divisors, key=lambda d: (abs(d - target), -d))  # ties: the longer chunk
+
+
 def _plan(num_updates: int, chunk_size: int, eval_every: int | None) -> list[int]:
     """Chunk end points: multiples of chunk_size and of eval_every, and num_updates."""
     ends = set(range(chunk_size, num_updates + 1, chunk_size)) | {num_updates}
@@ -481,7 +500,7 @@ def run(
         and compared on resume.
       evaluate: `evaluate(state, key, hparams) -> {name: scalar}`; default `algo.evaluate`.
       eval_every: updates between evaluations (and one at the end); None: no evaluation.
-      chunk_size: updates per jitted chunk (default about 20 chunks per run).
+      chunk_size: updates per jitted chunk (default `auto_chunk_size`: about 20 equal chunks).
       checkpoint_every: chunks between checkpoints (and one at the end).
       keep_checkpoints: complete checkpoints kept.
       lane_width: runs per device per group; "auto" = `LANE_WIDTH[backend]`; 0 = plain vmap.
@@ -518,13 +537,13 @@ def run(
             raise ValueError(f"{name} must be >= 1, got {v}")
     if algo.num_updates < 1:
         raise ValueError(f"num_updates must be >= 1, got {algo.num_updates}")
+    if eval_every is not None and int(eval_every) < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if chunk_size is None or int(chunk_size) == 0:
-        chunk_size = max(1, algo.num_updates // 20)
+        chunk_size = auto_chunk_size(algo.num_updates, eval_every)
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     chunk_size = min(int(chunk_size), algo.num_updates)
-    if eval_every is not None and int(eval_every) < 1:
-        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if eval_every is not None and evaluate is None:
         raise ValueError(f"eval_every={eval_every} given but {algo.name} has no evaluate")
     if lane_width == "auto":

@@ -353,3 +353,27 @@ def test_two_processes_equal_one_process(uninterrupted, tmp_path):
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     _assert_same_run(uninterrupted, wd)
+
+
+def test_auto_chunk_size_gives_equal_chunks_when_a_divisor_is_near_the_target():
+    """Brute force over run lengths and evaluation periods: when some length d within a factor
+    2 of num_updates // 20 divides both, every chunk of the plan has one length (one compile)
+    and d is the nearest such length; otherwise the target is used."""
+    from jaxrl.experiment import _plan, auto_chunk_size
+
+    for n in range(1, 400):
+        for e in (None, 5, 12, 50):
+            if e is not None and e > n:
+                continue
+            d = auto_chunk_size(n, e)
+            t = max(1, n // 20)
+            ok = [c for c in range(1, n + 1) if n % c == 0 and (e is None or e % c == 0)
+                  and t / 2 <= c <= 2 * t]
+            if ok:
+                best = min(abs(c - t) for c in ok)
+                assert abs(d - t) == best and d in ok, (n, e, d)
+                ends = _plan(n, d, e)
+                assert {b - a for a, b in zip([0, *ends[:-1]], ends, strict=True)} == {d}
+            else:
+                assert d == t, (n, e, d)
+    assert auto_chunk_size(976) == 61  # PPO CartPole: 16 chunks of 61, not 20 x 48 + 16
