@@ -40,7 +40,7 @@ from ml_collections import config_flags
 from experiments import common
 from experiments.configs import bayes_pg as bpg_configs
 from jaxrl import experiment, stats
-from jaxrl.bayes_pg import gradient_study, learn
+from jaxrl.bayes_pg import estimators, gradient_study, learn
 from jaxrl.envs.lqr import LQRParams
 from jaxrl.metrics import MetricWriter, json_safe, write_json
 
@@ -58,13 +58,7 @@ DIGEST_ANGLES = {
     20: (34.4, 6.5, 32.9),
     40: (20.3, 3.0, 16.9),
 }
-LABELS = {
-    "mc": "MC (REINFORCE)",
-    "mc_baseline": "MC + baseline",
-    "bpg1": "BPG Model 1",
-    "bpg2": "BPG Model 2",
-    "bac": "BAC (sparse MC-GPTD)",
-}
+LABELS = estimators.LABELS
 LEARN_ENVS = ("LQR-v0", "CartPole-v1")
 
 
@@ -93,12 +87,18 @@ def validate(c: ml_collections.ConfigDict) -> Plan:
     for f in ("noise_var", "init_var", "gp_noise"):
         if not c[f] > 0:
             raise ValueError(f"config.{f} must be > 0, got {c[f]}")
+    if int(c.bac_capacity) < 1:
+        raise ValueError(f"config.bac_capacity must be >= 1, got {c.bac_capacity!r}")
     if c.action_cost < 0:
         raise ValueError(f"config.action_cost must be >= 0, got {c.action_cost}")
     if c.fisher not in gradient_study.FISHER_MODES:
         raise ValueError(
             f"config.fisher must be one of {gradient_study.FISHER_MODES}, got {c.fisher!r}"
         )
+    for mode in c.other_fisher:
+        if mode not in gradient_study.FISHER_MODES:
+            raise ValueError(f"config.other_fisher entries must be in "
+                             f"{gradient_study.FISHER_MODES}, got {mode!r}")
     for f in ("episode_counts", "mc_reference_counts"):
         if any(int(m) < 2 for m in c[f]):
             raise ValueError(f"config.{f} entries must be >= 2, got {tuple(c[f])}")
@@ -161,11 +161,13 @@ def gradient_point(c: ml_collections.ConfigDict, m: int, reps: int) -> dict:
 
 
 def gradient_points(
-    c: ml_collections.ConfigDict, counts: list[int], reps: int, mc_only: bool = False
+    c: ml_collections.ConfigDict, counts: list[int], reps: int, mc_only: bool = False,
+    fisher: str | None = None,
 ) -> dict[int, dict]:
     """Every estimator for every M in `counts` x `reps` repetitions as ONE compiled program:
     `max(counts)` episodes are drawn per (M, repetition) with its own key and the first M are
-    kept (mask), so no M needs its own compilation. Host arrays per M."""
+    kept (mask), so no M needs its own compilation. `fisher`: the G mode (default
+    `config.fisher`). Host arrays per M."""
     params = lqr_params(c)
     dtype = jnp.float64 if c.float64 else jnp.float32
     theta = jnp.asarray([c.lam, c.sigma], dtype)
@@ -174,33 +176,42 @@ def gradient_points(
         [jax.random.split(jax.random.fold_in(jax.random.PRNGKey(c.seed), m), reps) for m in counts]
     )
     ms = jnp.asarray(counts, jnp.int32)
-    names = ("mc", "mc_baseline") if mc_only else gradient_study.ESTIMATORS
+    names = gradient_study.MC_NAMES if mc_only else tuple(gradient_study.ESTIMATORS)
 
     def one(k, m):
         used = None if len(counts) == 1 else m
         est = gradient_study.estimate_gradients(
-            k, theta, params, m_max, c.fisher, c.gp_noise, num_used=used, mc_only=mc_only
-        )
+            k, theta, params, m_max, fisher or c.fisher, c.gp_noise, num_used=used, names=names,
+            fit=bool(c.fit_gp), capacity=int(c.bac_capacity))
         return est, gradient_study.error_stats(est, theta, params, names)
 
     fn = jax.jit(jax.vmap(jax.vmap(one, (0, None)), (0, 0)))
     est, errs = jax.tree.map(lambda x: np.asarray(x, np.float64), fn(keys, ms))
-    return {
-        m: {
-            "estimates": jax.tree.map(lambda x, i=i: x[i], est),
-            "errors": jax.tree.map(lambda x, i=i: x[i], errs),
-        }
-        for i, m in enumerate(counts)
-    }
+    with jax.enable_x64(True):
+        truth = np.asarray(gradient_study.truth(jnp.asarray([c.lam, c.sigma], jnp.float64),
+                                                params)["gradient"], np.float64)
+    out = {}
+    for i, m in enumerate(counts):
+        e = jax.tree.map(lambda x, i=i: x[i], est)
+        cov = {name: gradient_study.coverage(e[name], e[name + "_cov"], truth,
+                                             np.random.default_rng([int(c.seed), m]))
+               for name in names if name + "_cov" in e}
+        out[m] = {"estimates": e, "errors": jax.tree.map(lambda x, i=i: x[i], errs),
+                  "coverage": cov}
+    return out
 
 
 def gradient_columns() -> list[str]:
     """Metric columns of the gradient study's metrics.csv (see the module docstring)."""
     cols = []
-    for name in gradient_study.ESTIMATORS:
+    for name, spec in gradient_study.ESTIMATORS.items():
         cols += [f"{name}_angle_deg", f"{name}_rel_error", f"nat_{name}_angle_deg",
                  f"nat_{name}_rel_error", f"{name}_grad_lam", f"{name}_grad_sigma"]
-    return cols
+        if spec.posterior:
+            cols += [f"{name}_sd_lam", f"{name}_sd_sigma", f"{name}_in95_lam",
+                     f"{name}_in95_sigma", f"{name}_angle_in95", f"{name}_gp_scale",
+                     f"{name}_gp_noise"]
+    return cols + ["bac_dict_size"]
 
 
 def write_gradient_metrics(path: str, c: ml_collections.ConfigDict, results: dict[int, dict]
@@ -219,11 +230,22 @@ def write_gradient_metrics(path: str, c: ml_collections.ConfigDict, results: dic
         for name, r in results[m]["errors"].items():
             cols[f"{name}_angle_deg"] = r["angle_deg"][:, None]
             cols[f"{name}_rel_error"] = r["rel_error"][:, None]
+        e = results[m]["estimates"]
         for name in gradient_study.ESTIMATORS:
-            est = results[m]["estimates"].get(name)
+            est = e.get(name)
             if est is not None:
                 cols[f"{name}_grad_lam"] = est[:, 0:1]
                 cols[f"{name}_grad_sigma"] = est[:, 1:2]
+        for name, cv in results[m].get("coverage", {}).items():
+            sd = np.sqrt(np.maximum(np.diagonal(e[name + "_cov"], axis1=1, axis2=2), 0.0))
+            cols[f"{name}_sd_lam"], cols[f"{name}_sd_sigma"] = sd[:, 0:1], sd[:, 1:2]
+            cols[f"{name}_in95_lam"] = cv["inside"][:, 0:1].astype(float)
+            cols[f"{name}_in95_sigma"] = cv["inside"][:, 1:2].astype(float)
+            cols[f"{name}_angle_in95"] = cv["angle_inside"][:, None].astype(float)
+            cols[f"{name}_gp_scale"] = e[name + "_scale"][:, None]
+            cols[f"{name}_gp_noise"] = e[name + "_noise"][:, None]
+        if "bac_dict_size" in e:
+            cols["bac_dict_size"] = e["bac_dict_size"][:, None]
         writer.append([m], cols)
 
 
@@ -246,6 +268,7 @@ def gradient_mode(c: ml_collections.ConfigDict, workdir: str) -> dict:
         "repetitions": int(c.repetitions),
         "fisher_mode": c.fisher,
         "gp_noise": c.gp_noise,
+        "fit_gp": bool(c.fit_gp),
     }
     for name in gradient_study.ESTIMATORS:
         e, r = out["estimates"][name], out["errors"][name]
@@ -256,9 +279,26 @@ def gradient_mode(c: ml_collections.ConfigDict, workdir: str) -> dict:
             "mean_rel_error": float(r["rel_error"].mean()),
             "mean_natural_angle_deg": float(out["errors"]["nat_" + name]["angle_deg"].mean()),
         }
-        if name.startswith("bpg"):
-            summary[name]["mean_posterior_cov"] = out["estimates"][name + "_cov"].mean(0).tolist()
+        if name in out["coverage"]:
+            summary[name].update(coverage_summary(out, name))
     return summary
+
+
+def coverage_summary(point: dict, name: str) -> dict:
+    """Calibration of one posterior estimator at one M: `coverage_95` (fraction of (repetition,
+    component) pairs whose marginal 95% interval holds the true component), per component,
+    `angle_coverage_95`, the mean posterior covariance and the median fitted GP scale/noise."""
+    cv, e = point["coverage"][name], point["estimates"]
+    return {
+        "coverage_95": float(cv["inside"].mean()),
+        "coverage_95_per_component": cv["inside"].mean(0).tolist(),
+        "angle_coverage_95": float(cv["angle_inside"].mean()),
+        "median_z_abs": np.median(np.abs(cv["z"]), axis=0).tolist(),
+        "mean_posterior_cov": e[name + "_cov"].mean(0).tolist(),
+        "median_gp_scale": float(np.median(e[name + "_scale"])),
+        "median_gp_noise": float(np.median(e[name + "_noise"])),
+        "fit_at_bound": float(np.mean(e[name + "_at_bound"])),
+    }
 
 
 def sample_factor(m_b: int, err_b: float, counts: np.ndarray, err_mc: np.ndarray) -> str:
@@ -274,15 +314,18 @@ def sample_factor(m_b: int, err_b: float, counts: np.ndarray, err_mc: np.ndarray
     return f"{m_star / m_b:.1f}"
 
 
-def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Error vs M: `workdir/gradient/metrics.csv` (every repetition), the plot and the table
-    (mean and standard error over repetitions) for the summary."""
+def gradient_study_run(c: ml_collections.ConfigDict, workdir: str, fisher: str | None = None,
+                       sub: str = "gradient") -> dict:
+    """Error vs M with the Fisher mode `fisher` (default `config.fisher`):
+    `workdir/<sub>/metrics.csv` (every repetition), the plot `plots/<sub>_error.png` and the
+    table (mean and standard error over repetitions, coverage of the posteriors)."""
+    fisher = fisher or c.fisher
     counts = [int(m) for m in c.episode_counts]
     ref = [int(m) for m in c.mc_reference_counts if int(m) not in counts]
-    results = gradient_points(c, counts, int(c.repetitions))
+    results = gradient_points(c, counts, int(c.repetitions), fisher=fisher)
     if ref:
-        results.update(gradient_points(c, ref, int(c.repetitions), mc_only=True))
-    write_gradient_metrics(os.path.join(workdir, "gradient", "metrics.csv"), c, results)
+        results.update(gradient_points(c, ref, int(c.repetitions), mc_only=True, fisher=fisher))
+    write_gradient_metrics(os.path.join(workdir, sub, "metrics.csv"), c, results)
     table = {}
     for m in counts + ref:
         table[m] = {}
@@ -295,17 +338,22 @@ def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
                 "rel_error_se": float(e.std() / np.sqrt(e.size)),
                 "median_rel_error": float(np.median(e)),
             }
+            if name in results[m].get("coverage", {}):
+                table[m][name].update(coverage_summary(results[m], name))
     all_m = np.asarray(counts + ref, float)
     factors = {}
     for base in ("mc", "mc_baseline"):
-        for name in ("bpg1", "bpg2"):
+        for name in ("bpg1", "bpg2", "bac"):
             for metric in ("angle_deg", "rel_error"):
                 err_mc = np.asarray([table[m][base][metric] for m in counts + ref])
                 factors[f"{name}_vs_{base}_{metric}"] = {
                     m: sample_factor(m, table[m][name][metric], all_m, err_mc) for m in counts
                 }
-    plot_gradient(os.path.join(workdir, "plots", "gradient_error.png"), table, counts, ref)
+    plot_gradient(os.path.join(workdir, "plots", f"{sub}_error.png"), table, counts, ref,
+                  fisher)
     return {
+        "fisher_mode": fisher,
+        "fit_gp": bool(c.fit_gp),
         "table": {str(m): v for m, v in table.items()},
         "sample_factor": {k: {str(m): s for m, s in v.items()} for k, v in factors.items()},
         "episode_counts": counts,
@@ -313,7 +361,8 @@ def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
     }
 
 
-def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int]) -> None:
+def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int],
+                  fisher: str = "exact") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,7 +392,8 @@ def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int]) -> 
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("LQR gradient estimation at (lambda, sigma) = (-0.2, 1); bars: 95% CI")
+    fig.suptitle(f"LQR gradient estimation at (lambda, sigma) = (-0.2, 1), Fisher: {fisher}; "
+                 "bars: 95% CI")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -387,7 +437,17 @@ def _point_runs(result: experiment.Result, point: dict) -> list[int]:
             if all(r.get(k) == v for k, v in point.items())]
 
 
-def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict) -> dict:
+def iterations_to_target(ret: np.ndarray, target: float) -> np.ndarray:
+    """Per run, the number of updates taken before the return first reaches `target`
+    (`ret: [runs, updates]`, the return of the policy each update starts from, so `ret[:, 0]`
+    is the initial policy's); `inf` when never reached (failed runs count as never)."""
+    hit = np.nan_to_num(ret, nan=-np.inf) >= target
+    first = np.argmax(hit, axis=1).astype(float)
+    return np.where(hit.any(axis=1), first, np.inf)
+
+
+def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict,
+                    target: float | None = None) -> dict:
     """`experiment.summarize` of the final return (last 10% of updates) and of the mean return
     over all updates (a speed-of-learning measure that still separates methods whose final
     returns tie), and the figures of the best grid point (by final IQM, on the same seeds:
@@ -399,7 +459,14 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
     def iqm(a):
         return -np.inf if a["iqm"] is None else a["iqm"]
 
-    best_i = max(range(len(final["aggregate"])), key=lambda i: iqm(final["aggregate"][i]))
+    if target is not None:  # best grid point = fastest to the target (median), then final IQM
+        def speed(i):
+            runs = _point_runs(result, {k: final["aggregate"][i][k] for k in names})
+            its = iterations_to_target(result.metrics["return"][runs], target)
+            return (-float(np.median(its)), iqm(final["aggregate"][i]))
+        best_i = max(range(len(final["aggregate"])), key=speed)
+    else:
+        best_i = max(range(len(final["aggregate"])), key=lambda i: iqm(final["aggregate"][i]))
     best, best_over = final["aggregate"][best_i], over["aggregate"][best_i]
     point = {k: best[k] for k in names}
     idx = _point_runs(result, point)
@@ -423,7 +490,24 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
         "final_iqm_per_point": {experiment.grid_label({k: a[k] for k in names}): a["iqm"]
                                 for a in final["aggregate"]},
         "_finals": finals, "_curve": (np.asarray(result.env_steps), ret),
+        **({} if target is None else _target_summary(result, grid, target, ret)),
     }
+
+
+def _target_summary(result: experiment.Result, grid: dict, target: float, ret: np.ndarray
+                    ) -> dict:
+    """Updates to reach `target` at the best point (median over seeds, fraction reached) and
+    the median at every grid point."""
+    its = iterations_to_target(ret, target)
+    per = {}
+    for a in experiment.summarize(result, "return")["aggregate"]:
+        point = {k: a[k] for k in sorted(grid)}
+        i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target)
+        per[experiment.grid_label(point)] = float(np.median(i))
+    return {"target": target, "iters_to_target_median": float(np.median(its)),
+            "iters_to_target_per_seed": its.tolist(),
+            "frac_reached_target": float(np.mean(np.isfinite(its))),
+            "iters_to_target_per_point": per}
 
 
 def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
@@ -439,7 +523,8 @@ def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
         res = run_program(c, lc, plan.seeds, plan.grid, sub, stop_after_chunks)
         if res.interrupted_at is not None:
             return {"interrupted_at": int(res.interrupted_at), "program": [env, est]}
-        entry = program_summary(res, lc, plan.grid)
+        target = c.lqr_target if env == "LQR-v0" else c.cartpole_target
+        entry = program_summary(res, lc, plan.grid, None if target is None else float(target))
         experiment.finish(sub, res, {
             "env": env, "estimator": est,
             "final_return": experiment.summarize(res, "return"),
@@ -483,6 +568,10 @@ def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | Non
             summary = gradient_mode(c, workdir)
         else:
             summary = {"gradient": gradient_study_run(c, workdir)}
+            for mode in c.other_fisher:
+                if mode != c.fisher:
+                    summary[f"gradient_fisher_{mode}"] = gradient_study_run(
+                        c, workdir, mode, f"gradient_fisher_{mode}")
             if plan.programs:
                 learning = learning_study(c, plan, workdir, stop_after_chunks)
                 if "interrupted_at" in learning:
