@@ -2,22 +2,32 @@
 
 Two parts (see experiments/configs/bayes_pg.py for commands, expected results and run times):
 
-1. Gradient estimation on the paper's LQR: angle and relative norm error of MC (with and without
-   baseline), BPG Model 1 and Model 2 against the exact gradient, vs the number of episodes M,
-   over many repetitions; how many more episodes MC needs to match BPG's error. One jitted
-   computation per set of M (no checkpoints). Its rows go to `gradient/metrics.csv` (in the
-   `gradient` variant: `metrics.csv`) through `jaxrl.metrics.MetricWriter`, in the runtime's long
-   form with this mapping: `run` = repetition index r (its key is
-   `split(fold_in(PRNGKey(seed), M), repetitions)[r]`), `seed` = `config.seed`, no swept column,
-   `step` = M (episodes per estimate), `env_steps` = M * horizon; metric columns
-   `<est>_angle_deg`, `<est>_rel_error` (against the exact gradient), `nat_<est>_angle_deg`,
-   `nat_<est>_rel_error` (natural gradient) and `<est>_grad_lam`, `<est>_grad_sigma` (the
-   estimate) for est in mc, mc_baseline, bpg1, bpg2 (BPG cells empty at the MC-only reference M).
-2. Policy learning: BPG / BAC / MC-PG on the LQR and CartPole-v1 over seeds (and a grid over the
-   `LearnConfig` floats, `config.sweep`), each (env, estimator) one program of the one runtime,
-   `experiment.run`, in its own workdir `learning/<env>/<estimator>/` (checkpointed, resumed by
-   re-running the same command; metrics.csv / summary.json in the standard schema). Each
-   estimator is reported at its best grid point (IQM of the final return over the same seeds).
+1. Gradient estimation on the paper's LQR: angle and relative norm error of every estimator of
+   the registry `jaxrl.bayes_pg.estimators.ESTIMATORS` (MC with and without baseline, BPG Model
+   1 and Model 2, BAC) against the exact gradient, vs the number of episodes M, over many
+   repetitions, with the Fisher information `config.fisher` (default: estimated per step from
+   the batch, the primary result) and again for each mode of `config.other_fisher` (e.g. the
+   exact G, an oracle); the GP signal scale and noise fitted per batch (`config.fit_gp`);
+   calibration of the posteriors (coverage of the marginal 95% intervals and of the angle);
+   how many more episodes MC + baseline (the main baseline) and plain MC need to match each.
+   One jitted computation per set of M (no checkpoints). Its rows go to
+   `gradient/metrics.csv` (other modes: `gradient_fisher_<mode>/metrics.csv`; the `gradient`
+   variant: `metrics.csv`) through `jaxrl.metrics.MetricWriter`, in the runtime's long form:
+   `run` = repetition index r (its key is `split(fold_in(PRNGKey(seed), M), repetitions)[r]`),
+   `seed` = `config.seed`, `step` = M (episodes per estimate), `env_steps` = M * horizon;
+   metric columns `<est>_angle_deg`, `<est>_rel_error` (against the exact gradient),
+   `nat_<est>_angle_deg`, `nat_<est>_rel_error` (natural gradient), `<est>_grad_lam`,
+   `<est>_grad_sigma` (the estimate) and, for the posteriors (bpg1, bpg2, bac), `<est>_sd_lam`,
+   `<est>_sd_sigma` (posterior standard deviations), `<est>_in95_lam`, `<est>_in95_sigma`,
+   `<est>_angle_in95` (0/1 coverage), `<est>_gp_scale`, `<est>_gp_noise`; `bac_dict_size`
+   (non-MC cells empty at the MC-only reference M).
+2. Policy learning: BPG / BAC / MC-PG on the LQR (and optionally CartPole-v1) over seeds (and
+   a grid over the `LearnConfig` floats, `config.sweep`, e.g. the fixed step sizes), each (env,
+   estimator) one program of the one runtime, `experiment.run`, in its own workdir
+   `learning/<env>/<estimator>/` (checkpointed, resumed by re-running the same command;
+   metrics.csv / summary.json in the standard schema). Each estimator is reported at its best
+   grid point (fastest median number of updates to `config.lqr_target` when set, else the IQM
+   of the final return; the same seeds) and at every grid point.
 
 `summary.json` at the top of the workdir holds both parts (the `gradient` variant: the exact
 gradient and each estimator's mean estimate and mean angle at one M).
@@ -594,76 +604,120 @@ def main(argv):
     common.guarded_main(lambda: _main(_CONFIG.value, _WORKDIR.value))
 
 
+FISHER_TITLES = {
+    "steps": "G estimated from the batch per step (sum_t u_t u_t^T / M)",
+    "trajectory": "G estimated from the batch per trajectory (u u^T / M)",
+    "exact": "exact analytic G (oracle: side information a model-free method lacks)",
+}
+
+
+def gradient_parts(summary: dict) -> list[tuple[str, dict]]:
+    """`(key, gradient summary)` for the primary Fisher mode, then the others."""
+    return [(k, v) for k, v in summary.items() if k.startswith("gradient")]
+
+
+def _angle_cell(row: dict) -> str:
+    return f"{row['angle_deg']:.1f} +- {1.96 * row['angle_se']:.1f}"
+
+
+def gradient_tables(g: dict) -> list[str]:
+    """Angle / relative-error table and calibration table of one Fisher mode."""
+    counts, t = g["episode_counts"], g["table"]
+    names = [n for n in estimators.NAMES if n in t[str(counts[0])]]
+    lines = [
+        f"**{FISHER_TITLES[g['fisher_mode']]}**; GP hyperparameters "
+        + ("fitted per batch (evidence)" if g.get("fit_gp") else "fixed (scale 1, noise 1)")
+        + ". Mean angle to the exact gradient (deg, +- 95% CI half-width over repetitions) "
+        "and mean relative norm error:",
+        "",
+        "| M | " + " | ".join(LABELS[n] for n in names) + " | rel. err "
+        + " / ".join(names) + " |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for m in counts:
+        r = t[str(m)]
+        lines.append(f"| {m} | " + " | ".join(_angle_cell(r[n]) for n in names) + " | "
+                     + " / ".join(f"{r[n]['rel_error']:.2f}" for n in names) + " |")
+    post = [n for n in names if "coverage_95" in t[str(counts[0])][n]]
+    if post:
+        lines += [
+            "",
+            "Calibration: `coverage_95` = fraction of (repetition, component) pairs whose "
+            "marginal 95% credible interval holds the true component (per component lambda / "
+            "sigma in brackets); angle = fraction whose angle error is within the posterior's "
+            "95% angle quantile; median |z| (nominal 0.67):",
+            "",
+            "| M | " + " | ".join(f"{LABELS[n]} cov. [lam / sig] | angle | med. abs z"
+                                  for n in post) + " |",
+            "|---|" + "---|---|---|" * len(post),
+        ]
+        for m in counts:
+            cells = []
+            for n in post:
+                r = t[str(m)][n]
+                pc = r["coverage_95_per_component"]
+                z = r["median_z_abs"]
+                cells.append(f"{r['coverage_95']:.3f} [{pc[0]:.2f} / {pc[1]:.2f}] | "
+                             f"{r['angle_coverage_95']:.3f} | {z[0]:.2f} / {z[1]:.2f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    sf = g["sample_factor"]
+    lines += [
+        "",
+        "Episodes MC + baseline (the main baseline) needs to match each estimator's mean "
+        "angle, as a multiple of M (log-log interpolation of its curve, measured up to M = "
+        f"{max(counts + g['mc_reference_counts'])}; vs plain MC in brackets):",
+        "",
+        "| M | BPG Model 1 | BPG Model 2 | BAC |",
+        "|---|---|---|---|",
+    ]
+    for m in counts:
+        lines.append(f"| {m} | " + " | ".join(
+            f"{sf[f'{n}_vs_mc_baseline_angle_deg'][str(m)]} ({sf[f'{n}_vs_mc_angle_deg'][str(m)]})"
+            for n in ("bpg1", "bpg2", "bac")) + " |")
+    return lines + [""]
+
+
 def report(summary: dict, name: str = NAME) -> str:
     """Markdown section from a study summary (image links relative to the report root)."""
-    g = summary["gradient"]
-    counts = g["episode_counts"]
     lines = [
         "## Bayesian policy gradient and Bayesian actor-critic (Ghavamzadeh, Engel & Valko 2016)",
         "",
         "Gradient estimates on the paper's LQR at (lambda, sigma) = (-0.2, 1), exact gradient "
-        "(-180.07, -100.06); exact Fisher G, GP noise Sigma = I; mean angle (deg) and mean "
-        "relative norm error over repetitions. Digest column: our own indicative simulation "
-        "(digest Part B item 6), not the paper's numbers (those were not recovered).",
+        "(-180.07, -100.06). The primary result uses the Fisher information estimated from the "
+        "batch; the exact-G figures are an oracle.",
         "",
-        "| M | MC angle | MC+baseline | BPG1 | BPG2 | digest MC / BPG1 / BPG2 | "
-        "rel. err MC / MC+b / BPG1 / BPG2 |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for m in counts:
-        t = g["table"][str(m)]
-        dg = DIGEST_ANGLES.get(m)
-        dgs = " / ".join(f"{v:.1f}" for v in dg) if dg else "-"
-        lines.append(
-            f"| {m} | {t['mc']['angle_deg']:.1f} | {t['mc_baseline']['angle_deg']:.1f} | "
-            f"{t['bpg1']['angle_deg']:.1f} | {t['bpg2']['angle_deg']:.1f} | {dgs} | "
-            + " / ".join(f"{t[k]['rel_error']:.2f}" for k in gradient_study.ESTIMATORS)
-            + " |"
-        )
-    sf = g["sample_factor"]
-    lines += [
-        "",
-        "Episodes MC needs to match BPG Model 1's mean angle, as a multiple of BPG's M "
-        "(log-log interpolation of the MC curve, measured up to M = "
-        f"{max(counts + g['mc_reference_counts'])}):",
-        "",
-        "| M | vs MC | vs MC+baseline | Model 2 vs MC |",
-        "|---|---|---|---|",
-    ]
-    for m in counts:
-        lines.append(
-            f"| {m} | {sf['bpg1_vs_mc_angle_deg'][str(m)]} | "
-            f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m)]} | "
-            f"{sf['bpg2_vs_mc_angle_deg'][str(m)]} |"
-        )
-    lines += ["", f"![gradient error]({name}/plots/gradient_error.png)", ""]
+    for key, g in gradient_parts(summary):
+        lines += gradient_tables(g)
+        lines += [f"![gradient error {g['fisher_mode']}]({name}/plots/{key}_error.png)", ""]
     if "learning" in summary:
         lines += [
             "Policy learning (final = last 10% of updates; IQM over seeds, 95% "
             "stratified-bootstrap CI; LQR metric = exact expected return). Each estimator runs "
-            "over the config's grid (`config.sweep`, e.g. the Adam learning rates) x seeds as one "
-            "resumable program of the runtime and is shown at its best grid point (chosen on "
-            "the same seeds; `all` = nothing swept):",
+            "over the config's grid (`config.sweep`) x seeds as one resumable program and is "
+            "shown at its best grid point (fastest median time to the target when a target is "
+            "set, else best final IQM; chosen on the same seeds):",
             "",
         ]
         for env, d in summary["learning"].items():
             lines += [
-                "| env | estimator | initial | final IQM [95% CI] | mean over training IQM "
-                "[95% CI] | P(improve vs MC+b) | best grid point (final IQM per point) |",
+                "| env | estimator | final IQM [95% CI] | mean over training IQM [95% CI] | "
+                "updates to target: median (reached) | best grid point | per point: final "
+                "IQM; median updates to target |",
                 "|---|---|---|---|---|---|---|",
             ]
             for est, v in d.items():
-                poi = v.get("prob_improvement_vs_mc_baseline")
-                per = ", ".join(f"{k}: {_num(q, '.1f')}"
-                                for k, q in v.get("final_iqm_per_point", {}).items())
-                best = experiment.grid_label(v.get("best_point", {}))
+                per = ", ".join(
+                    f"{k}: {_num(q, '.2f')}; {_num(v.get('iters_to_target_per_point', {}).get(k), '.0f')}"
+                    for k, q in v.get("final_iqm_per_point", {}).items())
+                tt = ("-" if "target" not in v else
+                      f"{_num(v['iters_to_target_median'], '.0f')} "
+                      f"({v['frac_reached_target']:.2f})")
                 lines.append(
-                    f"| {env} | {LABELS[est]} | {_num(v['initial_return'])} | "
-                    f"{_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
+                    f"| {env} | {LABELS[est]} | {_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
                     f"{_num(v['final_iqm_hi'])}] | {_num(v['train_mean_iqm'])} "
-                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | "
-                    f"{_num(poi)} | {best} ({per}) |"
-                )
+                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | {tt} | "
+                    f"{experiment.grid_label(v.get('best_point', {}))} | {per} |")
             lines.append("")
         for env in summary["learning"]:
             lines.append(f"![learning {env}]({name}/plots/learning_{env}.png)")
@@ -678,23 +732,24 @@ def _num(x, fmt: str = ".2f") -> str:
 
 
 def honest_statement(summary: dict) -> str:
-    """A plain-language verdict computed from the measured table."""
+    """A plain-language verdict computed from the measured tables."""
     g = summary["gradient"]
     t = g["table"]
-    sf = g["sample_factor"]
     m_mid = 10 if "10" in t else g["episode_counts"][0]
-    a = {k: t[str(m_mid)][k]["angle_deg"] for k in gradient_study.ESTIMATORS}
-    return (
-        f"**Verdict (measured here).** At M = {m_mid}, BPG Model 1 reaches a mean angle of "
-        f"{a['bpg1']:.1f} deg vs {a['mc']:.1f} for plain MC: MC needs about "
-        f"{sf['bpg1_vs_mc_angle_deg'][str(m_mid)]}x as many episodes for the same angle. "
-        f"Against MC with a (leave-one-out) baseline ({a['mc_baseline']:.1f} deg) the factor is "
-        f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m_mid)]}. BPG Model 2 ({a['bpg2']:.1f} deg) "
-        f"is about as accurate as plain MC (factor {sf['bpg2_vs_mc_angle_deg'][str(m_mid)]}). "
-        "These use the exact Fisher information of this LQR; with G estimated from the batch "
-        "the gap changes (set `--config.fisher=steps`)."
-        + learning_statement(summary)
-    )
+    a = {k: t[str(m_mid)][k]["angle_deg"] for k in estimators.NAMES if k in t[str(m_mid)]}
+    sf = g["sample_factor"]
+    out = (
+        f"**Verdict (measured here).** With G estimated from the batch "
+        f"({g['fisher_mode']}), at M = {m_mid}: MC + baseline {a['mc_baseline']:.1f} deg, "
+        f"BPG Model 1 {a['bpg1']:.1f}, BAC {a['bac']:.1f}, BPG Model 2 {a['bpg2']:.1f}, plain "
+        f"MC {a['mc']:.1f}; MC + baseline needs "
+        f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m_mid)]}x the episodes to match Model 1 "
+        f"and {sf['bac_vs_mc_baseline_angle_deg'][str(m_mid)]}x to match BAC.")
+    post = [k for k in estimators.POSTERIOR if "coverage_95" in t[str(m_mid)].get(k, {})]
+    if post:
+        cov = ", ".join(f"{LABELS[k]} {t[str(m_mid)][k]['coverage_95']:.2f}" for k in post)
+        out += f" Coverage of the nominal 95% intervals at M = {m_mid}: {cov}."
+    return out + learning_statement(summary)
 
 
 def learning_statement(summary: dict) -> str:

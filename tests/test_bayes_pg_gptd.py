@@ -201,3 +201,30 @@ def test_bac_approaches_exact_lqr_gradient():
     assert float(a150.mean()) < 6.0, float(a150.mean())
     assert float(bpg.relative_error(est, truth).mean()) < 0.2
     np.testing.assert_allclose(est.mean(0), truth, rtol=0.1)
+
+
+def test_sgd_learner_takes_the_papers_fixed_step():
+    """`optimizer="sgd"`: theta_1 = project(theta_0 + lr * g), g the REINFORCE gradient of the
+    update's own episodes (recollected here with the same key)."""
+    from jaxrl.bayes_pg import bpg, policies
+    from jaxrl.envs.lqr import make_lqr
+
+    cfg = dataclasses.replace(learn.LearnConfig(), estimator="mc", optimizer="sgd", lr=1e-3,
+                              num_episodes=6, max_steps=20, num_updates=1)
+    algo = learn.make_learner(cfg)
+    hp = {k: jnp.asarray(v) for k, v in algo.hparams.items()}
+    s0 = algo.init(jax.random.PRNGKey(4), hp)
+    s1, _ = algo.update(s0, hp)
+    env, params = make_lqr(max_steps_in_episode=20)
+    pol = policies.gaussian_linear_policy()
+    ep = policies.collect_episodes(env, params, pol, s0.theta, jax.random.split(s0.key)[1], 6, 20)
+    g = bpg.mc_gradient(ep.returns, ep.trajectory_scores)
+    np.testing.assert_allclose(s1.theta, pol.project(s0.theta + 1e-3 * g), rtol=1e-5)
+
+
+def test_iterations_to_target_counts_updates():
+    from experiments.bayes_pg import iterations_to_target
+
+    ret = np.array([[-50.0, -3.0, -0.9, -0.5], [-50.0, -20.0, -10.0, -2.0],
+                    [-50.0, np.nan, -0.2, -0.1]])
+    np.testing.assert_array_equal(iterations_to_target(ret, -1.0), [2.0, np.inf, 2.0])
