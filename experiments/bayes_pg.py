@@ -504,18 +504,23 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
     }
 
 
+def _finite(x: float) -> float | None:
+    """`x` as a float, None when not finite (never reached: strict JSON has no Infinity)."""
+    return float(x) if np.isfinite(x) else None
+
+
 def _target_summary(result: experiment.Result, grid: dict, target: float, ret: np.ndarray
                     ) -> dict:
     """Updates to reach `target` at the best point (median over seeds, fraction reached) and
-    the median at every grid point."""
+    the median at every grid point (None = not reached by at least half the seeds)."""
     its = iterations_to_target(ret, target)
     per = {}
     for a in experiment.summarize(result, "return")["aggregate"]:
         point = {k: a[k] for k in sorted(grid)}
         i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target)
-        per[experiment.grid_label(point)] = float(np.median(i))
-    return {"target": target, "iters_to_target_median": float(np.median(its)),
-            "iters_to_target_per_seed": its.tolist(),
+        per[experiment.grid_label(point)] = _finite(np.median(i))
+    return {"target": target, "iters_to_target_median": _finite(np.median(its)),
+            "iters_to_target_per_seed": [_finite(x) for x in its],
             "frac_reached_target": float(np.mean(np.isfinite(its))),
             "iters_to_target_per_point": per}
 
