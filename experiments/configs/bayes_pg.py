@@ -16,7 +16,7 @@ Commands (from the repository root):
   under-cover (see the calibration table). With the exact Fisher matrix (an oracle a
   model-free method lacks) the BPG figures improve slightly. Run time: see the results file.
 
-  Quick (the report's section; <= 60 s on a quiet 2-core machine):
+  Quick (the report's section; 100 s on the shared 2-core machine, 4 Dec 2026):
     python -m experiments.bayes_pg --config=experiments/configs/bayes_pg.py:quick \
       --workdir=/tmp/bpgq
 
