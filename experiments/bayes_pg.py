@@ -2,22 +2,32 @@
 
 Two parts (see experiments/configs/bayes_pg.py for commands, expected results and run times):
 
-1. Gradient estimation on the paper's LQR: angle and relative norm error of MC (with and without
-   baseline), BPG Model 1 and Model 2 against the exact gradient, vs the number of episodes M,
-   over many repetitions; how many more episodes MC needs to match BPG's error. One jitted
-   computation per set of M (no checkpoints). Its rows go to `gradient/metrics.csv` (in the
-   `gradient` variant: `metrics.csv`) through `jaxrl.metrics.MetricWriter`, in the runtime's long
-   form with this mapping: `run` = repetition index r (its key is
-   `split(fold_in(PRNGKey(seed), M), repetitions)[r]`), `seed` = `config.seed`, no swept column,
-   `step` = M (episodes per estimate), `env_steps` = M * horizon; metric columns
-   `<est>_angle_deg`, `<est>_rel_error` (against the exact gradient), `nat_<est>_angle_deg`,
-   `nat_<est>_rel_error` (natural gradient) and `<est>_grad_lam`, `<est>_grad_sigma` (the
-   estimate) for est in mc, mc_baseline, bpg1, bpg2 (BPG cells empty at the MC-only reference M).
-2. Policy learning: BPG / BAC / MC-PG on the LQR and CartPole-v1 over seeds (and a grid over the
-   `LearnConfig` floats, `config.sweep`), each (env, estimator) one program of the one runtime,
-   `experiment.run`, in its own workdir `learning/<env>/<estimator>/` (checkpointed, resumed by
-   re-running the same command; metrics.csv / summary.json in the standard schema). Each
-   estimator is reported at its best grid point (IQM of the final return over the same seeds).
+1. Gradient estimation on the paper's LQR: angle and relative norm error of every estimator of
+   the registry `jaxrl.bayes_pg.estimators.ESTIMATORS` (MC with and without baseline, BPG Model
+   1 and Model 2, BAC) against the exact gradient, vs the number of episodes M, over many
+   repetitions, with the Fisher information `config.fisher` (default: estimated per step from
+   the batch, the primary result) and again for each mode of `config.other_fisher` (e.g. the
+   exact G, an oracle); the GP signal scale and noise fitted per batch (`config.fit_gp`);
+   calibration of the posteriors (coverage of the marginal 95% intervals and of the angle);
+   how many more episodes MC + baseline (the main baseline) and plain MC need to match each.
+   One jitted computation per set of M (no checkpoints). Its rows go to
+   `gradient/metrics.csv` (other modes: `gradient_fisher_<mode>/metrics.csv`; the `gradient`
+   variant: `metrics.csv`) through `jaxrl.metrics.MetricWriter`, in the runtime's long form:
+   `run` = repetition index r (its key is `split(fold_in(PRNGKey(seed), M), repetitions)[r]`),
+   `seed` = `config.seed`, `step` = M (episodes per estimate), `env_steps` = M * horizon;
+   metric columns `<est>_angle_deg`, `<est>_rel_error` (against the exact gradient),
+   `nat_<est>_angle_deg`, `nat_<est>_rel_error` (natural gradient), `<est>_grad_lam`,
+   `<est>_grad_sigma` (the estimate) and, for the posteriors (bpg1, bpg2, bac), `<est>_sd_lam`,
+   `<est>_sd_sigma` (posterior standard deviations), `<est>_in95_lam`, `<est>_in95_sigma`,
+   `<est>_angle_in95` (0/1 coverage), `<est>_gp_scale`, `<est>_gp_noise`; `bac_dict_size`
+   (non-MC cells empty at the MC-only reference M).
+2. Policy learning: BPG / BAC / MC-PG on the LQR (and optionally CartPole-v1) over seeds (and
+   a grid over the `LearnConfig` floats, `config.sweep`, e.g. the fixed step sizes), each (env,
+   estimator) one program of the one runtime, `experiment.run`, in its own workdir
+   `learning/<env>/<estimator>/` (checkpointed, resumed by re-running the same command;
+   metrics.csv / summary.json in the standard schema). Each estimator is reported at its best
+   grid point (fastest median number of updates to `config.lqr_target` when set, else the IQM
+   of the final return; the same seeds) and at every grid point.
 
 `summary.json` at the top of the workdir holds both parts (the `gradient` variant: the exact
 gradient and each estimator's mean estimate and mean angle at one M).
@@ -40,7 +50,7 @@ from ml_collections import config_flags
 from experiments import common
 from experiments.configs import bayes_pg as bpg_configs
 from jaxrl import experiment, stats
-from jaxrl.bayes_pg import gradient_study, learn
+from jaxrl.bayes_pg import estimators, gradient_study, learn
 from jaxrl.envs.lqr import LQRParams
 from jaxrl.metrics import MetricWriter, json_safe, write_json
 
@@ -58,13 +68,7 @@ DIGEST_ANGLES = {
     20: (34.4, 6.5, 32.9),
     40: (20.3, 3.0, 16.9),
 }
-LABELS = {
-    "mc": "MC (REINFORCE)",
-    "mc_baseline": "MC + baseline",
-    "bpg1": "BPG Model 1",
-    "bpg2": "BPG Model 2",
-    "bac": "BAC (sparse MC-GPTD)",
-}
+LABELS = estimators.LABELS
 LEARN_ENVS = ("LQR-v0", "CartPole-v1")
 
 
@@ -93,12 +97,18 @@ def validate(c: ml_collections.ConfigDict) -> Plan:
     for f in ("noise_var", "init_var", "gp_noise"):
         if not c[f] > 0:
             raise ValueError(f"config.{f} must be > 0, got {c[f]}")
+    if int(c.bac_capacity) < 1:
+        raise ValueError(f"config.bac_capacity must be >= 1, got {c.bac_capacity!r}")
     if c.action_cost < 0:
         raise ValueError(f"config.action_cost must be >= 0, got {c.action_cost}")
     if c.fisher not in gradient_study.FISHER_MODES:
         raise ValueError(
             f"config.fisher must be one of {gradient_study.FISHER_MODES}, got {c.fisher!r}"
         )
+    for mode in c.other_fisher:
+        if mode not in gradient_study.FISHER_MODES:
+            raise ValueError(f"config.other_fisher entries must be in "
+                             f"{gradient_study.FISHER_MODES}, got {mode!r}")
     for f in ("episode_counts", "mc_reference_counts"):
         if any(int(m) < 2 for m in c[f]):
             raise ValueError(f"config.{f} entries must be >= 2, got {tuple(c[f])}")
@@ -161,11 +171,13 @@ def gradient_point(c: ml_collections.ConfigDict, m: int, reps: int) -> dict:
 
 
 def gradient_points(
-    c: ml_collections.ConfigDict, counts: list[int], reps: int, mc_only: bool = False
+    c: ml_collections.ConfigDict, counts: list[int], reps: int, mc_only: bool = False,
+    fisher: str | None = None,
 ) -> dict[int, dict]:
     """Every estimator for every M in `counts` x `reps` repetitions as ONE compiled program:
     `max(counts)` episodes are drawn per (M, repetition) with its own key and the first M are
-    kept (mask), so no M needs its own compilation. Host arrays per M."""
+    kept (mask), so no M needs its own compilation. `fisher`: the G mode (default
+    `config.fisher`). Host arrays per M."""
     params = lqr_params(c)
     dtype = jnp.float64 if c.float64 else jnp.float32
     theta = jnp.asarray([c.lam, c.sigma], dtype)
@@ -174,33 +186,42 @@ def gradient_points(
         [jax.random.split(jax.random.fold_in(jax.random.PRNGKey(c.seed), m), reps) for m in counts]
     )
     ms = jnp.asarray(counts, jnp.int32)
-    names = ("mc", "mc_baseline") if mc_only else gradient_study.ESTIMATORS
+    names = gradient_study.MC_NAMES if mc_only else tuple(gradient_study.ESTIMATORS)
 
     def one(k, m):
         used = None if len(counts) == 1 else m
         est = gradient_study.estimate_gradients(
-            k, theta, params, m_max, c.fisher, c.gp_noise, num_used=used, mc_only=mc_only
-        )
+            k, theta, params, m_max, fisher or c.fisher, c.gp_noise, num_used=used, names=names,
+            fit=bool(c.fit_gp), capacity=int(c.bac_capacity))
         return est, gradient_study.error_stats(est, theta, params, names)
 
     fn = jax.jit(jax.vmap(jax.vmap(one, (0, None)), (0, 0)))
     est, errs = jax.tree.map(lambda x: np.asarray(x, np.float64), fn(keys, ms))
-    return {
-        m: {
-            "estimates": jax.tree.map(lambda x, i=i: x[i], est),
-            "errors": jax.tree.map(lambda x, i=i: x[i], errs),
-        }
-        for i, m in enumerate(counts)
-    }
+    with jax.enable_x64(True):
+        truth = np.asarray(gradient_study.truth(jnp.asarray([c.lam, c.sigma], jnp.float64),
+                                                params)["gradient"], np.float64)
+    out = {}
+    for i, m in enumerate(counts):
+        e = jax.tree.map(lambda x, i=i: x[i], est)
+        cov = {name: gradient_study.coverage(e[name], e[name + "_cov"], truth,
+                                             np.random.default_rng([int(c.seed), m]))
+               for name in names if name + "_cov" in e}
+        out[m] = {"estimates": e, "errors": jax.tree.map(lambda x, i=i: x[i], errs),
+                  "coverage": cov}
+    return out
 
 
 def gradient_columns() -> list[str]:
     """Metric columns of the gradient study's metrics.csv (see the module docstring)."""
     cols = []
-    for name in gradient_study.ESTIMATORS:
+    for name, spec in gradient_study.ESTIMATORS.items():
         cols += [f"{name}_angle_deg", f"{name}_rel_error", f"nat_{name}_angle_deg",
                  f"nat_{name}_rel_error", f"{name}_grad_lam", f"{name}_grad_sigma"]
-    return cols
+        if spec.posterior:
+            cols += [f"{name}_sd_lam", f"{name}_sd_sigma", f"{name}_in95_lam",
+                     f"{name}_in95_sigma", f"{name}_angle_in95", f"{name}_gp_scale",
+                     f"{name}_gp_noise"]
+    return cols + ["bac_dict_size"]
 
 
 def write_gradient_metrics(path: str, c: ml_collections.ConfigDict, results: dict[int, dict]
@@ -219,11 +240,22 @@ def write_gradient_metrics(path: str, c: ml_collections.ConfigDict, results: dic
         for name, r in results[m]["errors"].items():
             cols[f"{name}_angle_deg"] = r["angle_deg"][:, None]
             cols[f"{name}_rel_error"] = r["rel_error"][:, None]
+        e = results[m]["estimates"]
         for name in gradient_study.ESTIMATORS:
-            est = results[m]["estimates"].get(name)
+            est = e.get(name)
             if est is not None:
                 cols[f"{name}_grad_lam"] = est[:, 0:1]
                 cols[f"{name}_grad_sigma"] = est[:, 1:2]
+        for name, cv in results[m].get("coverage", {}).items():
+            sd = np.sqrt(np.maximum(np.diagonal(e[name + "_cov"], axis1=1, axis2=2), 0.0))
+            cols[f"{name}_sd_lam"], cols[f"{name}_sd_sigma"] = sd[:, 0:1], sd[:, 1:2]
+            cols[f"{name}_in95_lam"] = cv["inside"][:, 0:1].astype(float)
+            cols[f"{name}_in95_sigma"] = cv["inside"][:, 1:2].astype(float)
+            cols[f"{name}_angle_in95"] = cv["angle_inside"][:, None].astype(float)
+            cols[f"{name}_gp_scale"] = e[name + "_scale"][:, None]
+            cols[f"{name}_gp_noise"] = e[name + "_noise"][:, None]
+        if "bac_dict_size" in e:
+            cols["bac_dict_size"] = e["bac_dict_size"][:, None]
         writer.append([m], cols)
 
 
@@ -246,6 +278,7 @@ def gradient_mode(c: ml_collections.ConfigDict, workdir: str) -> dict:
         "repetitions": int(c.repetitions),
         "fisher_mode": c.fisher,
         "gp_noise": c.gp_noise,
+        "fit_gp": bool(c.fit_gp),
     }
     for name in gradient_study.ESTIMATORS:
         e, r = out["estimates"][name], out["errors"][name]
@@ -256,9 +289,26 @@ def gradient_mode(c: ml_collections.ConfigDict, workdir: str) -> dict:
             "mean_rel_error": float(r["rel_error"].mean()),
             "mean_natural_angle_deg": float(out["errors"]["nat_" + name]["angle_deg"].mean()),
         }
-        if name.startswith("bpg"):
-            summary[name]["mean_posterior_cov"] = out["estimates"][name + "_cov"].mean(0).tolist()
+        if name in out["coverage"]:
+            summary[name].update(coverage_summary(out, name))
     return summary
+
+
+def coverage_summary(point: dict, name: str) -> dict:
+    """Calibration of one posterior estimator at one M: `coverage_95` (fraction of (repetition,
+    component) pairs whose marginal 95% interval holds the true component), per component,
+    `angle_coverage_95`, the mean posterior covariance and the median fitted GP scale/noise."""
+    cv, e = point["coverage"][name], point["estimates"]
+    return {
+        "coverage_95": float(cv["inside"].mean()),
+        "coverage_95_per_component": cv["inside"].mean(0).tolist(),
+        "angle_coverage_95": float(cv["angle_inside"].mean()),
+        "median_z_abs": np.median(np.abs(cv["z"]), axis=0).tolist(),
+        "mean_posterior_cov": e[name + "_cov"].mean(0).tolist(),
+        "median_gp_scale": float(np.median(e[name + "_scale"])),
+        "median_gp_noise": float(np.median(e[name + "_noise"])),
+        "fit_at_bound": float(np.mean(e[name + "_at_bound"])),
+    }
 
 
 def sample_factor(m_b: int, err_b: float, counts: np.ndarray, err_mc: np.ndarray) -> str:
@@ -274,15 +324,18 @@ def sample_factor(m_b: int, err_b: float, counts: np.ndarray, err_mc: np.ndarray
     return f"{m_star / m_b:.1f}"
 
 
-def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Error vs M: `workdir/gradient/metrics.csv` (every repetition), the plot and the table
-    (mean and standard error over repetitions) for the summary."""
+def gradient_study_run(c: ml_collections.ConfigDict, workdir: str, fisher: str | None = None,
+                       sub: str = "gradient") -> dict:
+    """Error vs M with the Fisher mode `fisher` (default `config.fisher`):
+    `workdir/<sub>/metrics.csv` (every repetition), the plot `plots/<sub>_error.png` and the
+    table (mean and standard error over repetitions, coverage of the posteriors)."""
+    fisher = fisher or c.fisher
     counts = [int(m) for m in c.episode_counts]
     ref = [int(m) for m in c.mc_reference_counts if int(m) not in counts]
-    results = gradient_points(c, counts, int(c.repetitions))
+    results = gradient_points(c, counts, int(c.repetitions), fisher=fisher)
     if ref:
-        results.update(gradient_points(c, ref, int(c.repetitions), mc_only=True))
-    write_gradient_metrics(os.path.join(workdir, "gradient", "metrics.csv"), c, results)
+        results.update(gradient_points(c, ref, int(c.repetitions), mc_only=True, fisher=fisher))
+    write_gradient_metrics(os.path.join(workdir, sub, "metrics.csv"), c, results)
     table = {}
     for m in counts + ref:
         table[m] = {}
@@ -295,17 +348,22 @@ def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
                 "rel_error_se": float(e.std() / np.sqrt(e.size)),
                 "median_rel_error": float(np.median(e)),
             }
+            if name in results[m].get("coverage", {}):
+                table[m][name].update(coverage_summary(results[m], name))
     all_m = np.asarray(counts + ref, float)
     factors = {}
     for base in ("mc", "mc_baseline"):
-        for name in ("bpg1", "bpg2"):
+        for name in ("bpg1", "bpg2", "bac"):
             for metric in ("angle_deg", "rel_error"):
                 err_mc = np.asarray([table[m][base][metric] for m in counts + ref])
                 factors[f"{name}_vs_{base}_{metric}"] = {
                     m: sample_factor(m, table[m][name][metric], all_m, err_mc) for m in counts
                 }
-    plot_gradient(os.path.join(workdir, "plots", "gradient_error.png"), table, counts, ref)
+    plot_gradient(os.path.join(workdir, "plots", f"{sub}_error.png"), table, counts, ref,
+                  fisher)
     return {
+        "fisher_mode": fisher,
+        "fit_gp": bool(c.fit_gp),
         "table": {str(m): v for m, v in table.items()},
         "sample_factor": {k: {str(m): s for m, s in v.items()} for k, v in factors.items()},
         "episode_counts": counts,
@@ -313,7 +371,8 @@ def gradient_study_run(c: ml_collections.ConfigDict, workdir: str) -> dict:
     }
 
 
-def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int]) -> None:
+def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int],
+                  fisher: str = "exact") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,7 +402,8 @@ def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int]) -> 
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("LQR gradient estimation at (lambda, sigma) = (-0.2, 1); bars: 95% CI")
+    fig.suptitle(f"LQR gradient estimation at (lambda, sigma) = (-0.2, 1), Fisher: {fisher}; "
+                 "bars: 95% CI")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -387,7 +447,17 @@ def _point_runs(result: experiment.Result, point: dict) -> list[int]:
             if all(r.get(k) == v for k, v in point.items())]
 
 
-def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict) -> dict:
+def iterations_to_target(ret: np.ndarray, target: float) -> np.ndarray:
+    """Per run, the number of updates taken before the return first reaches `target`
+    (`ret: [runs, updates]`, the return of the policy each update starts from, so `ret[:, 0]`
+    is the initial policy's); `inf` when never reached (failed runs count as never)."""
+    hit = np.nan_to_num(ret, nan=-np.inf) >= target
+    first = np.argmax(hit, axis=1).astype(float)
+    return np.where(hit.any(axis=1), first, np.inf)
+
+
+def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict,
+                    target: float | None = None) -> dict:
     """`experiment.summarize` of the final return (last 10% of updates) and of the mean return
     over all updates (a speed-of-learning measure that still separates methods whose final
     returns tie), and the figures of the best grid point (by final IQM, on the same seeds:
@@ -399,7 +469,14 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
     def iqm(a):
         return -np.inf if a["iqm"] is None else a["iqm"]
 
-    best_i = max(range(len(final["aggregate"])), key=lambda i: iqm(final["aggregate"][i]))
+    if target is not None:  # best grid point = fastest to the target (median), then final IQM
+        def speed(i):
+            runs = _point_runs(result, {k: final["aggregate"][i][k] for k in names})
+            its = iterations_to_target(result.metrics["return"][runs], target)
+            return (-float(np.median(its)), iqm(final["aggregate"][i]))
+        best_i = max(range(len(final["aggregate"])), key=speed)
+    else:
+        best_i = max(range(len(final["aggregate"])), key=lambda i: iqm(final["aggregate"][i]))
     best, best_over = final["aggregate"][best_i], over["aggregate"][best_i]
     point = {k: best[k] for k in names}
     idx = _point_runs(result, point)
@@ -423,7 +500,29 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
         "final_iqm_per_point": {experiment.grid_label({k: a[k] for k in names}): a["iqm"]
                                 for a in final["aggregate"]},
         "_finals": finals, "_curve": (np.asarray(result.env_steps), ret),
+        **({} if target is None else _target_summary(result, grid, target, ret)),
     }
+
+
+def _finite(x: float) -> float | None:
+    """`x` as a float, None when not finite (never reached: strict JSON has no Infinity)."""
+    return float(x) if np.isfinite(x) else None
+
+
+def _target_summary(result: experiment.Result, grid: dict, target: float, ret: np.ndarray
+                    ) -> dict:
+    """Updates to reach `target` at the best point (median over seeds, fraction reached) and
+    the median at every grid point (None = not reached by at least half the seeds)."""
+    its = iterations_to_target(ret, target)
+    per = {}
+    for a in experiment.summarize(result, "return")["aggregate"]:
+        point = {k: a[k] for k in sorted(grid)}
+        i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target)
+        per[experiment.grid_label(point)] = _finite(np.median(i))
+    return {"target": target, "iters_to_target_median": _finite(np.median(its)),
+            "iters_to_target_per_seed": [_finite(x) for x in its],
+            "frac_reached_target": float(np.mean(np.isfinite(its))),
+            "iters_to_target_per_point": per}
 
 
 def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
@@ -439,7 +538,8 @@ def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
         res = run_program(c, lc, plan.seeds, plan.grid, sub, stop_after_chunks)
         if res.interrupted_at is not None:
             return {"interrupted_at": int(res.interrupted_at), "program": [env, est]}
-        entry = program_summary(res, lc, plan.grid)
+        target = c.lqr_target if env == "LQR-v0" else c.cartpole_target
+        entry = program_summary(res, lc, plan.grid, None if target is None else float(target))
         experiment.finish(sub, res, {
             "env": env, "estimator": est,
             "final_return": experiment.summarize(res, "return"),
@@ -483,6 +583,10 @@ def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | Non
             summary = gradient_mode(c, workdir)
         else:
             summary = {"gradient": gradient_study_run(c, workdir)}
+            for mode in c.other_fisher:
+                if mode != c.fisher:
+                    summary[f"gradient_fisher_{mode}"] = gradient_study_run(
+                        c, workdir, mode, f"gradient_fisher_{mode}")
             if plan.programs:
                 learning = learning_study(c, plan, workdir, stop_after_chunks)
                 if "interrupted_at" in learning:
@@ -505,76 +609,120 @@ def main(argv):
     common.guarded_main(lambda: _main(_CONFIG.value, _WORKDIR.value))
 
 
+FISHER_TITLES = {
+    "steps": "G estimated from the batch per step (sum_t u_t u_t^T / M)",
+    "trajectory": "G estimated from the batch per trajectory (u u^T / M)",
+    "exact": "exact analytic G (oracle: side information a model-free method lacks)",
+}
+
+
+def gradient_parts(summary: dict) -> list[tuple[str, dict]]:
+    """`(key, gradient summary)` for the primary Fisher mode, then the others."""
+    return [(k, v) for k, v in summary.items() if k.startswith("gradient")]
+
+
+def _angle_cell(row: dict) -> str:
+    return f"{row['angle_deg']:.1f} +- {1.96 * row['angle_se']:.1f}"
+
+
+def gradient_tables(g: dict) -> list[str]:
+    """Angle / relative-error table and calibration table of one Fisher mode."""
+    counts, t = g["episode_counts"], g["table"]
+    names = [n for n in estimators.NAMES if n in t[str(counts[0])]]
+    lines = [
+        f"**{FISHER_TITLES[g['fisher_mode']]}**; GP hyperparameters "
+        + ("fitted per batch (evidence)" if g.get("fit_gp") else "fixed (scale 1, noise 1)")
+        + ". Mean angle to the exact gradient (deg, +- 95% CI half-width over repetitions) "
+        "and mean relative norm error:",
+        "",
+        "| M | " + " | ".join(LABELS[n] for n in names) + " | rel. err "
+        + " / ".join(names) + " |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for m in counts:
+        r = t[str(m)]
+        lines.append(f"| {m} | " + " | ".join(_angle_cell(r[n]) for n in names) + " | "
+                     + " / ".join(f"{r[n]['rel_error']:.2f}" for n in names) + " |")
+    post = [n for n in names if "coverage_95" in t[str(counts[0])][n]]
+    if post:
+        lines += [
+            "",
+            "Calibration: `coverage_95` = fraction of (repetition, component) pairs whose "
+            "marginal 95% credible interval holds the true component (per component lambda / "
+            "sigma in brackets); angle = fraction whose angle error is within the posterior's "
+            "95% angle quantile; median |z| (nominal 0.67):",
+            "",
+            "| M | " + " | ".join(f"{LABELS[n]} cov. [lam / sig] | angle | med. abs z"
+                                  for n in post) + " |",
+            "|---|" + "---|---|---|" * len(post),
+        ]
+        for m in counts:
+            cells = []
+            for n in post:
+                r = t[str(m)][n]
+                pc = r["coverage_95_per_component"]
+                z = r["median_z_abs"]
+                cells.append(f"{r['coverage_95']:.3f} [{pc[0]:.2f} / {pc[1]:.2f}] | "
+                             f"{r['angle_coverage_95']:.3f} | {z[0]:.2f} / {z[1]:.2f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    sf = g["sample_factor"]
+    lines += [
+        "",
+        "Episodes MC + baseline (the main baseline) needs to match each estimator's mean "
+        "angle, as a multiple of M (log-log interpolation of its curve, measured up to M = "
+        f"{max(counts + g['mc_reference_counts'])}; vs plain MC in brackets):",
+        "",
+        "| M | BPG Model 1 | BPG Model 2 | BAC |",
+        "|---|---|---|---|",
+    ]
+    for m in counts:
+        lines.append(f"| {m} | " + " | ".join(
+            f"{sf[f'{n}_vs_mc_baseline_angle_deg'][str(m)]} ({sf[f'{n}_vs_mc_angle_deg'][str(m)]})"
+            for n in ("bpg1", "bpg2", "bac")) + " |")
+    return lines + [""]
+
+
 def report(summary: dict, name: str = NAME) -> str:
     """Markdown section from a study summary (image links relative to the report root)."""
-    g = summary["gradient"]
-    counts = g["episode_counts"]
     lines = [
         "## Bayesian policy gradient and Bayesian actor-critic (Ghavamzadeh, Engel & Valko 2016)",
         "",
         "Gradient estimates on the paper's LQR at (lambda, sigma) = (-0.2, 1), exact gradient "
-        "(-180.07, -100.06); exact Fisher G, GP noise Sigma = I; mean angle (deg) and mean "
-        "relative norm error over repetitions. Digest column: our own indicative simulation "
-        "(digest Part B item 6), not the paper's numbers (those were not recovered).",
+        "(-180.07, -100.06). The primary result uses the Fisher information estimated from the "
+        "batch; the exact-G figures are an oracle.",
         "",
-        "| M | MC angle | MC+baseline | BPG1 | BPG2 | digest MC / BPG1 / BPG2 | "
-        "rel. err MC / MC+b / BPG1 / BPG2 |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for m in counts:
-        t = g["table"][str(m)]
-        dg = DIGEST_ANGLES.get(m)
-        dgs = " / ".join(f"{v:.1f}" for v in dg) if dg else "-"
-        lines.append(
-            f"| {m} | {t['mc']['angle_deg']:.1f} | {t['mc_baseline']['angle_deg']:.1f} | "
-            f"{t['bpg1']['angle_deg']:.1f} | {t['bpg2']['angle_deg']:.1f} | {dgs} | "
-            + " / ".join(f"{t[k]['rel_error']:.2f}" for k in gradient_study.ESTIMATORS)
-            + " |"
-        )
-    sf = g["sample_factor"]
-    lines += [
-        "",
-        "Episodes MC needs to match BPG Model 1's mean angle, as a multiple of BPG's M "
-        "(log-log interpolation of the MC curve, measured up to M = "
-        f"{max(counts + g['mc_reference_counts'])}):",
-        "",
-        "| M | vs MC | vs MC+baseline | Model 2 vs MC |",
-        "|---|---|---|---|",
-    ]
-    for m in counts:
-        lines.append(
-            f"| {m} | {sf['bpg1_vs_mc_angle_deg'][str(m)]} | "
-            f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m)]} | "
-            f"{sf['bpg2_vs_mc_angle_deg'][str(m)]} |"
-        )
-    lines += ["", f"![gradient error]({name}/plots/gradient_error.png)", ""]
+    for key, g in gradient_parts(summary):
+        lines += gradient_tables(g)
+        lines += [f"![gradient error {g['fisher_mode']}]({name}/plots/{key}_error.png)", ""]
     if "learning" in summary:
         lines += [
             "Policy learning (final = last 10% of updates; IQM over seeds, 95% "
             "stratified-bootstrap CI; LQR metric = exact expected return). Each estimator runs "
-            "over the config's grid (`config.sweep`, e.g. the Adam learning rates) x seeds as one "
-            "resumable program of the runtime and is shown at its best grid point (chosen on "
-            "the same seeds; `all` = nothing swept):",
+            "over the config's grid (`config.sweep`) x seeds as one resumable program and is "
+            "shown at its best grid point (fastest median time to the target when a target is "
+            "set, else best final IQM; chosen on the same seeds):",
             "",
         ]
         for env, d in summary["learning"].items():
             lines += [
-                "| env | estimator | initial | final IQM [95% CI] | mean over training IQM "
-                "[95% CI] | P(improve vs MC+b) | best grid point (final IQM per point) |",
+                "| env | estimator | final IQM [95% CI] | mean over training IQM [95% CI] | "
+                "updates to target: median (reached) | best grid point | per point: final "
+                "IQM; median updates to target |",
                 "|---|---|---|---|---|---|---|",
             ]
             for est, v in d.items():
-                poi = v.get("prob_improvement_vs_mc_baseline")
-                per = ", ".join(f"{k}: {_num(q, '.1f')}"
-                                for k, q in v.get("final_iqm_per_point", {}).items())
-                best = experiment.grid_label(v.get("best_point", {}))
+                per = ", ".join(
+                    f"{k}: {_num(q, '.2f')}; {_num(v.get('iters_to_target_per_point', {}).get(k), '.0f')}"
+                    for k, q in v.get("final_iqm_per_point", {}).items())
+                tt = ("-" if "target" not in v else
+                      f"{_num(v['iters_to_target_median'], '.0f')} "
+                      f"({v['frac_reached_target']:.2f})")
                 lines.append(
-                    f"| {env} | {LABELS[est]} | {_num(v['initial_return'])} | "
-                    f"{_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
+                    f"| {env} | {LABELS[est]} | {_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
                     f"{_num(v['final_iqm_hi'])}] | {_num(v['train_mean_iqm'])} "
-                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | "
-                    f"{_num(poi)} | {best} ({per}) |"
-                )
+                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | {tt} | "
+                    f"{experiment.grid_label(v.get('best_point', {}))} | {per} |")
             lines.append("")
         for env in summary["learning"]:
             lines.append(f"![learning {env}]({name}/plots/learning_{env}.png)")
@@ -589,23 +737,24 @@ def _num(x, fmt: str = ".2f") -> str:
 
 
 def honest_statement(summary: dict) -> str:
-    """A plain-language verdict computed from the measured table."""
+    """A plain-language verdict computed from the measured tables."""
     g = summary["gradient"]
     t = g["table"]
-    sf = g["sample_factor"]
     m_mid = 10 if "10" in t else g["episode_counts"][0]
-    a = {k: t[str(m_mid)][k]["angle_deg"] for k in gradient_study.ESTIMATORS}
-    return (
-        f"**Verdict (measured here).** At M = {m_mid}, BPG Model 1 reaches a mean angle of "
-        f"{a['bpg1']:.1f} deg vs {a['mc']:.1f} for plain MC: MC needs about "
-        f"{sf['bpg1_vs_mc_angle_deg'][str(m_mid)]}x as many episodes for the same angle. "
-        f"Against MC with a (leave-one-out) baseline ({a['mc_baseline']:.1f} deg) the factor is "
-        f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m_mid)]}. BPG Model 2 ({a['bpg2']:.1f} deg) "
-        f"is about as accurate as plain MC (factor {sf['bpg2_vs_mc_angle_deg'][str(m_mid)]}). "
-        "These use the exact Fisher information of this LQR; with G estimated from the batch "
-        "the gap changes (set `--config.fisher=steps`)."
-        + learning_statement(summary)
-    )
+    a = {k: t[str(m_mid)][k]["angle_deg"] for k in estimators.NAMES if k in t[str(m_mid)]}
+    sf = g["sample_factor"]
+    out = (
+        f"**Verdict (measured here).** With G estimated from the batch "
+        f"({g['fisher_mode']}), at M = {m_mid}: MC + baseline {a['mc_baseline']:.1f} deg, "
+        f"BPG Model 1 {a['bpg1']:.1f}, BAC {a['bac']:.1f}, BPG Model 2 {a['bpg2']:.1f}, plain "
+        f"MC {a['mc']:.1f}; MC + baseline needs "
+        f"{sf['bpg1_vs_mc_baseline_angle_deg'][str(m_mid)]}x the episodes to match Model 1 "
+        f"and {sf['bac_vs_mc_baseline_angle_deg'][str(m_mid)]}x to match BAC.")
+    post = [k for k in estimators.POSTERIOR if "coverage_95" in t[str(m_mid)].get(k, {})]
+    if post:
+        cov = ", ".join(f"{LABELS[k]} {t[str(m_mid)][k]['coverage_95']:.2f}" for k in post)
+        out += f" Coverage of the nominal 95% intervals at M = {m_mid}: {cov}."
+    return out + learning_statement(summary)
 
 
 def learning_statement(summary: dict) -> str:

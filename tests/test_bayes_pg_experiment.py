@@ -115,3 +115,24 @@ def test_tiny_study_files_in_standard_form_and_resume(tmp_path):
     exp.run_program(c, lc, plan.seeds, plan.grid, b)
     assert filecmp.cmp(os.path.join(b, "metrics.csv"),
                        os.path.join(a, "learning", env, est, "metrics.csv"), shallow=False)
+
+
+def test_gradient_variant_reports_coverage_recomputed_from_rows(tmp_path):
+    """`coverage_95` per posterior estimator equals the fraction of (repetition, component)
+    pairs with |estimate - exact| <= 1.96 sd, recomputed from metrics.csv's estimate and sd
+    columns against the exact gradient; MC estimators (no posterior) have none."""
+    c = cfg.get_config("gradient")
+    c.repetitions, c.num_episodes = 24, 6
+    d = str(tmp_path / "g")
+    summary = exp.run(c, d)
+    assert _strict_json(os.path.join(d, "summary.json"))["fit_gp"] is True
+    g = read_metrics(os.path.join(d, "metrics.csv"))
+    for name in ("bpg1", "bpg2", "bac"):
+        est = np.stack([g[f"{name}_grad_lam"][:, 0], g[f"{name}_grad_sigma"][:, 0]], 1)
+        sd = np.stack([g[f"{name}_sd_lam"][:, 0], g[f"{name}_sd_sigma"][:, 0]], 1)
+        inside = np.abs(est - TRUE_GRADIENT) <= 1.96 * sd
+        np.testing.assert_allclose(summary[name]["coverage_95"], inside.mean(), atol=1e-9)
+        assert 0.0 <= summary[name]["angle_coverage_95"] <= 1.0
+        assert summary[name]["median_gp_scale"] > 0 and summary[name]["median_gp_noise"] > 0
+    for name in ("mc", "mc_baseline"):
+        assert "coverage_95" not in summary[name]

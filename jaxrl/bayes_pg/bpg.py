@@ -107,42 +107,83 @@ def bq_model2_integrals(scores: jax.Array, g: jax.Array) -> tuple[jax.Array, jax
     return scores.T, g
 
 
+def _model1_gram(scores: jax.Array, fisher: jax.Array) -> tuple[jax.Array, jax.Array]:
+    g_inv = inv_psd(fisher)
+    return gp.gram(lambda u, v: gp.quadratic_fisher_kernel(u, v, g_inv), scores, scores), g_inv
+
+
+def _model2_gram(scores: jax.Array, fisher: jax.Array) -> jax.Array:
+    g_inv = inv_psd(fisher)
+    return gp.gram(lambda u, v: gp.fisher_kernel(u, v, g_inv), scores, scores)
+
+
 def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
-               noise: float | jax.Array = 1.0, mask: jax.Array | None = None
-               ) -> GradientPosterior:
+               noise: float | jax.Array = 1.0, mask: jax.Array | None = None,
+               signal_scale: float | jax.Array = 1.0) -> GradientPosterior:
     """BPG Model 1 posterior of the gradient (JMLR 2016 Sec. 4.1, Table 1).
 
     Args:
       returns: `[M]`, scores: `[M, n]`, fisher: `[n, n]` (exact or estimated `G`),
-      noise: GP observation-noise variance `sigma^2` (scalar),
+      noise: GP observation-noise variance `b` (`Sigma = b I`, scalar),
       mask: optional `[M]` 0/1; masked episodes are decoupled from the GP (zero kernel rows,
         observations and `b`), which is exactly the posterior of the kept episodes.
+      signal_scale: `a`, the prior is `GP(0, a k)`: the mean is that of noise `b / a` and the
+        covariance is `a (b_0 - b^T (K + (b / a) I)^{-1} b) I` (`evidence_fit` fits `a`, `b`).
+        `noise` and `signal_scale` may also be `[n]`: one GP per component of `R u` with its
+        own scale and noise (then the covariance is diagonal, component `j` with `a_j`, `b_j`).
     """
     _check(returns, scores)
     n = scores.shape[1]
     w = _weights(returns, mask)
-    g_inv = inv_psd(fisher)
-    k = gp.gram(lambda u, v: gp.quadratic_fisher_kernel(u, v, g_inv), scores, scores)
+    k, g_inv = _model1_gram(scores, fisher)
     b, b0 = bq_model1_integrals(scores, g_inv)
     y = (w * returns)[:, None] * scores
-    post = gp.bq_posterior(k * w[:, None] * w[None, :], w * b, b0, y, noise)
-    return GradientPosterior(post.mean, post.cov * jnp.eye(n, dtype=scores.dtype))
+    kw = k * w[:, None] * w[None, :]
+    ratio = jnp.broadcast_to(jnp.asarray(noise / signal_scale, scores.dtype), (n,))
+    scale = jnp.broadcast_to(jnp.asarray(signal_scale, scores.dtype), (n,))
+
+    def component(r, yj):
+        post = gp.bq_posterior(kw, w * b, b0, yj, r)
+        return post.mean, post.cov
+
+    mean, var = jax.vmap(component)(ratio, y.T)
+    return GradientPosterior(mean, jnp.diag(scale * var))
 
 
 def bpg_model2(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
-               noise: float | jax.Array = 1.0, mask: jax.Array | None = None
-               ) -> GradientPosterior:
+               noise: float | jax.Array = 1.0, mask: jax.Array | None = None,
+               signal_scale: float | jax.Array = 1.0) -> GradientPosterior:
     """BPG Model 2 posterior of the gradient (JMLR 2016 Sec. 4.2, Table 1).
 
-    Args as in `bpg_model1`.
+    Args as in `bpg_model1`; covariance `a (G - U^T (K + (b / a) I)^{-1} U)`.
     """
     _check(returns, scores)
     w = _weights(returns, mask)
-    g_inv = inv_psd(fisher)
-    k = gp.gram(lambda u, v: gp.fisher_kernel(u, v, g_inv), scores, scores)
+    k = _model2_gram(scores, fisher)
     bmat, b0 = bq_model2_integrals(scores, fisher)
-    post = gp.bq_posterior(k * w[:, None] * w[None, :], bmat * w, b0, w * returns, noise)
-    return GradientPosterior(post.mean, post.cov)
+    post = gp.bq_posterior(k * w[:, None] * w[None, :], bmat * w, b0, w * returns,
+                           noise / signal_scale)
+    return GradientPosterior(post.mean, signal_scale * post.cov)
+
+
+def evidence_fit(model: int, returns: jax.Array, scores: jax.Array, fisher: jax.Array,
+                 mask: jax.Array | None = None) -> gp.EvidenceFit:
+    """Type-II maximum likelihood of BPG's signal scale `a` and noise `b` on one batch.
+
+    Model 1 observes `Y = [R_i u_i]: [M, n]`, each column `~ N(0, a K + b I)` (`K` the quadratic
+    Fisher kernel matrix; the `n` components are independent GPs sharing the kernel, scale and
+    noise, the papers' model; a per-component fit measured no better coverage). Model 2
+    observes `y = R: [M] ~ N(0, a K + b I)` (`K` the Fisher kernel matrix).
+    Masked episodes are left out.
+    """
+    _check(returns, scores)
+    valid = None if mask is None else mask.astype(bool)
+    if model == 1:
+        k, _ = _model1_gram(scores, fisher)
+        return gp.fit_scale_noise(k, returns[:, None] * scores, valid)
+    if model == 2:
+        return gp.fit_scale_noise(_model2_gram(scores, fisher), returns, valid)
+    raise ValueError(f"model must be 1 or 2, got {model!r}")
 
 
 def natural_gradient(post: GradientPosterior, fisher: jax.Array) -> GradientPosterior:

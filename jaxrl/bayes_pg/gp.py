@@ -304,3 +304,145 @@ def ald_sparsify(kernel: Kernel, xs: jax.Array, nu: float | jax.Array, capacity:
 
     (points, mask, m, k_inv, overflow), coeffs = jax.lax.scan(body, init, (xs, valid))
     return ALDDictionary(points, mask, m, k_inv, coeffs, overflow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Type-II maximum likelihood of the signal scale and the noise (Rasmussen & Williams, Sec. 5.4).
+# ---------------------------------------------------------------------------------------------
+
+
+class EvidenceFit(NamedTuple):
+    """Evidence-maximizing hyperparameters of `y ~ N(0, scale * K + noise * I)`.
+
+    Attributes:
+      scale: signal variance `a` (multiplies the kernel), scalar.
+      noise: observation-noise variance `b`, scalar.
+      log_evidence: `log p(y | a, b)` at the fit (all output columns together), scalar.
+      at_bound: bool scalar, True when the ratio `b / a` ended at an end of the search range.
+    """
+
+    scale: jax.Array
+    noise: jax.Array
+    log_evidence: jax.Array
+    at_bound: jax.Array
+
+
+QuadLogdet = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def profile_evidence_fit(quad_logdet: QuadLogdet, num_obs: jax.Array, num_out: int,
+                         ratio_lo: jax.Array, ratio_hi: jax.Array, grid: int = 33,
+                         golden: int = 20) -> EvidenceFit:
+    """Maximize the GP log evidence over the signal scale `a` and the noise `b`.
+
+    The model is `y_j ~ N(0, a K + b I)` for `num_out` independent columns `y_j: [N]` of `N =
+    num_obs` observations. For a fixed ratio `r = b / a`, with `q(r) = sum_j y_j^T (K + r I)^{-1}
+    y_j` and `l(r) = log det(K + r I)`, the best scale is `a = q / P` (`P = N num_out`), so
+    the profile log evidence is
+
+        pl(r) = -0.5 [P log(q / P) + P + num_out l(r) + P log(2 pi)],
+
+    maximized over `log r` by a grid on `[ratio_lo, ratio_hi]` then golden-section search in the
+    bracket around the best grid point (deterministic, jit/vmap friendly; the one-dimensional
+    profile replaces a two-dimensional optimizer).
+
+    Args:
+      quad_logdet: `r -> (q(r), l(r))` (NaN/inf where `K + r I` is not positive definite).
+      num_obs: number of (kept) observations `N` (scalar, may be traced).
+      num_out: number of independent output columns (static).
+      ratio_lo, ratio_hi: search range of `r = b / a`.
+    """
+    p = num_obs * num_out
+
+    def profile(log_r):
+        q, ld = quad_logdet(jnp.exp(log_r))
+        val = -0.5 * (p * jnp.log(q / p) + p + num_out * ld + p * jnp.log(2.0 * jnp.pi))
+        return jnp.where(jnp.isfinite(val), val, -jnp.inf)
+
+    lo, hi = jnp.log(ratio_lo), jnp.log(ratio_hi)
+    xs = lo + (hi - lo) * jnp.linspace(0.0, 1.0, grid, dtype=jnp.result_type(lo))
+    vals = jax.lax.map(profile, xs)
+    i = jnp.argmax(vals)
+    a, b = xs[jnp.maximum(i - 1, 0)], xs[jnp.minimum(i + 1, grid - 1)]
+    phi = (jnp.sqrt(5.0) - 1.0) / 2.0
+
+    def step(_, ab):
+        a, b = ab
+        c, d = b - phi * (b - a), a + phi * (b - a)
+        left = profile(c) >= profile(d)
+        return jnp.where(left, a, c), jnp.where(left, d, b)
+
+    a, b = jax.lax.fori_loop(0, golden, step, (a, b))
+    x = 0.5 * (a + b)
+    x = jnp.where(profile(x) >= vals[i], x, xs[i])
+    r = jnp.exp(x)
+    q, _ = quad_logdet(r)
+    scale = q / p
+    at_bound = (i == 0) | (i == grid - 1)
+    return EvidenceFit(scale, scale * r, profile(x), at_bound)
+
+
+def dense_quad_logdet(k: jax.Array, y: jax.Array, valid: jax.Array | None = None) -> QuadLogdet:
+    """`r -> (sum_j y_j^T (K + r I)^{-1} y_j, log det(K + r I))` over the valid rows.
+
+    k: `[N, N]`; y: `[N]` or `[N, p]`; valid: optional `[N]` bool (invalid rows and columns of
+    `K` and rows of `y` are zeroed and their `log r` terms removed from the determinant).
+    """
+    n = k.shape[0]
+    if valid is None:
+        valid = jnp.ones((n,), bool)
+    vm = valid.astype(k.dtype)
+    k = k * vm[:, None] * vm[None, :]
+    y = y * (vm if y.ndim == 1 else vm[:, None])
+    eye = jnp.eye(n, dtype=k.dtype)
+    n_invalid = n - jnp.sum(vm)
+
+    def f(r):
+        chol = cholesky_lower(k + r * eye)
+        z = solve_lower(chol, y)
+        ld = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n_invalid * jnp.log(r)
+        return jnp.sum(z**2), ld
+
+    return f
+
+
+def sparse_quad_logdet(k_dict: jax.Array, coeffs: jax.Array, y: jax.Array,
+                       num_valid: jax.Array) -> QuadLogdet:
+    """`quad_logdet` of the ALD-sparse kernel matrix `K = A Ktilde A^T` (`A = coeffs: [N, m]`,
+    `Ktilde = k_dict: [m, m]`, `y: [N]`, zero rows of `A` and `y` for invalid points) with `m x m`
+    algebra only: with `Ktilde = L L^T` and `W = I + L^T A^T A L / r`,
+
+        y^T (K + r I)^{-1} y = (y^T y - v^T W^{-1} v / r) / r,  v = L^T A^T y,
+        log det(K + r I) = N log r + log det W    (matrix determinant lemma).
+
+    Unused dictionary slots (zero columns of `A`) contribute nothing.
+    """
+    m = k_dict.shape[0]
+    used = jnp.any(coeffs != 0, axis=0)
+    eye = jnp.eye(m, dtype=k_dict.dtype)
+    kt = jnp.where(used[:, None] & used[None, :], k_dict, eye)
+    lk, _ = jittered_cholesky(kt)
+    mk = lk.T @ (coeffs.T @ coeffs) @ lk
+    v = lk.T @ (coeffs.T @ y)
+    yty = y @ y
+
+    def f(r):
+        chol = cholesky_lower(eye + mk / r)
+        w = solve_lower(chol, v)
+        q = (yty - (w @ w) / r) / r
+        return q, num_valid * jnp.log(r) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+
+    return f
+
+
+def fit_scale_noise(k: jax.Array, y: jax.Array, valid: jax.Array | None = None,
+                    ratio_range: tuple[float, float] = (1e-4, 1e4)) -> EvidenceFit:
+    """Evidence-maximizing `(a, b)` of `y ~ N(0, a K + b I)`, `k: [N, N]`, `y: [N]` or `[N, p]`
+    (columns independent), `valid: [N]` optional. The ratio `b / a` is searched in
+    `ratio_range` times the mean kernel diagonal over valid points."""
+    vm = jnp.ones((k.shape[0],), bool) if valid is None else valid
+    n_valid = jnp.sum(vm.astype(k.dtype))
+    s0 = jnp.maximum(jnp.sum(jnp.diag(k) * vm) / n_valid, jnp.finfo(k.dtype).tiny)
+    return profile_evidence_fit(dense_quad_logdet(k, y, vm), n_valid,
+                                1 if y.ndim == 1 else y.shape[1],
+                                ratio_range[0] * s0, ratio_range[1] * s0)

@@ -1,4 +1,4 @@
-"""Gradient-estimation study on the paper's LQR: MC vs BPG Model 1 / Model 2 against the exact
+"""Gradient-estimation study on the paper's LQR: MC, BPG Models 1 / 2 and BAC against the exact
 gradient (Ghavamzadeh, Engel & Valko, JMLR 2016, Sec. 6.1; digest Part B ground truth 1, 2, 6).
 
 `estimate_gradients(key, ...)` draws `M` episodes at `theta` and returns every estimator's
@@ -7,37 +7,52 @@ gradient (and natural gradient) estimate; `jax.vmap` it over keys for repetition
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxrl.bayes_pg import bpg, policies
+from jaxrl.bayes_pg import bpg, estimators, policies
 from jaxrl.envs.lqr import LQR, LQRParams, lqr_exact_gradient, lqr_trajectory_fisher
 
-ESTIMATORS = ("mc", "mc_baseline", "bpg1", "bpg2")
+ESTIMATORS = estimators.ESTIMATORS  # the one registry (name -> EstimatorSpec)
+MC_NAMES = ("mc", "mc_baseline")
 FISHER_MODES = ("exact", "steps", "trajectory")
 
 
 def estimate_gradients(key: jax.Array, theta: jax.Array, params: LQRParams, num_episodes: int,
                        fisher_mode: str = "exact", gp_noise: float | jax.Array = 1.0,
-                       num_used: jax.Array | None = None, mc_only: bool = False
+                       num_used: jax.Array | None = None, mc_only: bool = False,
+                       fit: bool = False, hypers: Mapping[str, float] | None = None,
+                       names: tuple[str, ...] | None = None, capacity: int = 64
                        ) -> dict[str, jax.Array]:
-    """All estimators on one batch of `num_episodes` LQR episodes at `theta: [2]`.
+    """Every registered estimator on one batch of `num_episodes` LQR episodes at `theta: [2]`.
 
     `num_used` (a traced int <= num_episodes) keeps only the first `num_used` episodes, so one
-    compiled program evaluates every M (vmap over it). `mc_only` skips the BPG models.
+    compiled program evaluates every M (vmap over it). `mc_only` keeps only the MC estimators
+    (`names` selects any subset). `fit` fits the GP signal scale and noise per batch by
+    evidence maximization (`estimators` module); otherwise BPG uses `gp_noise` and BAC
+    `hypers["bac_noise"]` with scale 1. `hypers` overrides `estimators.DEFAULT_HYPERS` (BAC's
+    `gamma`, kernel weights, length scale, ALD threshold); `capacity`: BAC dictionary size.
 
-    Returns `{name: [2]}` for the gradient estimates (`mc`, `mc_baseline`, `bpg1`, `bpg2`), their
-    natural-gradient versions (`nat_<name>`, preconditioned by the same `G` the BPG models use),
-    and `{bpg1,bpg2}_cov: [2, 2]` posterior covariances.
+    Returns `{name: [2]}` gradient estimates, their natural-gradient versions (`nat_<name>`,
+    preconditioned by the same `G` the kernels use) and, for estimators with a posterior,
+    `<name>_cov: [2, 2]`, `<name>_scale`, `<name>_noise`, `<name>_at_bound` (the GP's signal
+    scale, noise variance, and whether the evidence fit ended at its range's end), plus
+    `bac_dict_size`.
     """
     if fisher_mode not in FISHER_MODES:
         raise ValueError(f"fisher_mode must be one of {FISHER_MODES}, got {fisher_mode!r}")
     if num_episodes < 2:
         raise ValueError(f"num_episodes must be >= 2, got {num_episodes}")
+    if names is None:
+        names = MC_NAMES if mc_only else tuple(ESTIMATORS)
+    hp = {**estimators.DEFAULT_HYPERS, **(hypers or {}), "gp_noise": gp_noise}
     env, pol = LQR(), policies.gaussian_linear_policy()
     ep = policies.collect_episodes(env, params, pol, theta, key, num_episodes,
                                    params.max_steps_in_episode)
-    r, u = ep.returns, ep.trajectory_scores
+    u = ep.trajectory_scores
     mask = None if num_used is None else jnp.arange(num_episodes) < num_used
     if fisher_mode == "exact":
         g = lqr_trajectory_fisher(theta, params)
@@ -45,16 +60,19 @@ def estimate_gradients(key: jax.Array, theta: jax.Array, params: LQRParams, num_
         g = bpg.fisher_from_steps(ep.scores, mask)
     else:
         g = bpg.fisher_from_trajectories(u, mask)
-    out = {"mc": bpg.mc_gradient(r, u, mask=mask),
-           "mc_baseline": bpg.mc_gradient(r, u, baseline=True, mask=mask)}
-    if not mc_only:
-        p1 = bpg.bpg_model1(r, u, g, gp_noise, mask)
-        p2 = bpg.bpg_model2(r, u, g, gp_noise, mask)
-        out.update(bpg1=p1.mean, bpg2=p2.mean)
     g_inv = bpg.inv_psd(g)
-    out.update({f"nat_{k}": g_inv @ v for k, v in list(out.items())})
-    if not mc_only:
-        out["bpg1_cov"], out["bpg2_cov"] = p1.cov, p2.cov
+    out = {}
+    for name in names:
+        spec = ESTIMATORS[name]
+        e = spec.fn(ep, g, hp, mask, fit=fit, capacity=capacity)
+        out[name] = e.posterior.mean
+        out[f"nat_{name}"] = g_inv @ e.posterior.mean
+        if spec.posterior:
+            out[f"{name}_cov"] = e.posterior.cov
+            out[f"{name}_scale"], out[f"{name}_noise"] = e.scale, e.noise
+            out[f"{name}_at_bound"] = e.at_bound
+        if name == "bac":
+            out["bac_dict_size"] = e.dict_size
     return out
 
 
@@ -66,7 +84,7 @@ def truth(theta: jax.Array, params: LQRParams) -> dict[str, jax.Array]:
 
 
 def error_stats(estimates: dict[str, jax.Array], theta: jax.Array, params: LQRParams,
-                names: tuple[str, ...] = ESTIMATORS) -> dict[str, dict[str, jax.Array]]:
+                names: tuple[str, ...] = tuple(ESTIMATORS)) -> dict[str, dict[str, jax.Array]]:
     """Per estimator (`[reps, 2]` estimates): angle (deg) and relative norm error per repetition,
     against the exact (natural) gradient."""
     t = truth(theta, params)
@@ -77,3 +95,36 @@ def error_stats(estimates: dict[str, jax.Array], theta: jax.Array, params: LQRPa
             out[prefix + name] = {"angle_deg": bpg.angle_deg(est, ref),
                                   "rel_error": bpg.relative_error(est, ref)}
     return out
+
+
+Z95 = 1.959963984540054  # two-sided 95% standard-normal quantile
+
+
+def _angle_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-300)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def coverage(mean: np.ndarray, cov: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
+             samples: int = 2000) -> dict[str, np.ndarray]:
+    """Calibration of Gaussian gradient posteriors over repetitions (host NumPy).
+
+    Args:
+      mean: `[R, n]` posterior means, cov: `[R, n, n]` posterior covariances, truth: `[n]`.
+    Returns:
+      `z: [R, n]` standardized errors `(mean - truth) / sd`; `inside: [R, n]` bool, the marginal
+      95% interval `mean +- 1.96 sd` holds the true component; `angle_inside: [R]` bool, the
+      angle between mean and truth is within the posterior's 95% angle quantile (the angle
+      between a posterior draw and the mean, from `samples` draws).
+    """
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (mean - truth) / sd
+    inside = np.abs(mean - truth) <= Z95 * sd
+    w, v = np.linalg.eigh(0.5 * (cov + np.swapaxes(cov, 1, 2)))
+    root = v * np.sqrt(np.maximum(w, 0.0))[:, None, :]
+    eps = rng.standard_normal((mean.shape[0], samples, mean.shape[1]))
+    draws = mean[:, None, :] + np.einsum("rij,rsj->rsi", root, eps)
+    q = np.quantile(_angle_np(draws, mean[:, None, :]), 0.95, axis=1)
+    return {"z": z, "inside": inside, "angle_inside": _angle_np(mean, truth[None]) <= q}

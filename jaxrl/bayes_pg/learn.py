@@ -2,8 +2,11 @@
 
 One update = collect `num_episodes` episodes with the current policy, estimate the gradient
 with the chosen estimator, optionally precondition with the estimated Fisher information
-(natural gradient), take an Adam ascent step (JMLR 2016, Alg. 1 "BPG" and Alg. 2 "BAC", with
-Adam in place of a fixed step size) and project the parameters into the valid set.
+(natural gradient), take an ascent step along the posterior mean (JMLR 2016, Alg. 1 "BPG" and
+Alg. 2 "BAC"): `optimizer="sgd"` is the papers' fixed step `theta += lr * E[grad | D]`,
+`"adam"` (default) rescales per coordinate and so hides differences in gradient magnitude;
+then project the parameters into the valid set. The posterior covariance is informational
+here (logged as `grad_cov_trace`; it scales no step and chooses no sample size).
 
 Estimators: `mc` (REINFORCE), `mc_baseline` (REINFORCE with a leave-one-out mean-return
 baseline), `bpg1`, `bpg2` (BPG Models 1 and 2, Fisher estimated from the batch), `bac`
@@ -31,10 +34,10 @@ import optax
 
 from jaxrl import config as jconfig
 from jaxrl import sweep
-from jaxrl.bayes_pg import bpg, gp, gptd, policies
+from jaxrl.bayes_pg import bpg, estimators, policies
 from jaxrl.config import static, sweepable
 
-ESTIMATORS = ("mc", "mc_baseline", "bpg1", "bpg2", "bac")
+ESTIMATORS = estimators.ESTIMATORS  # the one registry (name -> EstimatorSpec)
 
 
 class LearnerState(NamedTuple):
@@ -61,13 +64,16 @@ class LearnConfig:
     floats are read at run time from `hparams` (one program for a whole grid over them)."""
 
     env: str = static("LQR-v0", check=_env_name, doc="LQR-v0 or a discrete gymnax task")
-    estimator: str = static("bpg1", check=_one_of(ESTIMATORS))
+    estimator: str = static("bpg1", check=_one_of(tuple(ESTIMATORS)))
     num_episodes: int = static(10, check=_at_least(1), doc="episodes per update")
     max_steps: int = static(20, check=_at_least(1), doc="episode length cap")
     num_updates: int = static(50, check=_at_least(1))
     natural: bool = static(False, doc="precondition by the estimated Fisher information")
     bac_capacity: int = static(64, check=_at_least(1), doc="BAC dictionary capacity")
-    lr: float = sweepable(0.05, lo=0.0, lo_open=True, doc="Adam step size")
+    fit_gp: bool = static(False, doc="fit GP signal scale and noise per batch (evidence)")
+    optimizer: str = static("adam", check=_one_of(("adam", "sgd")),
+                            doc="adam, or sgd: a fixed step theta += lr * gradient (the papers)")
+    lr: float = sweepable(0.05, lo=0.0, lo_open=True, doc="Adam / fixed (sgd) step size")
     gp_noise: float = sweepable(1.0, lo=0.0, lo_open=True, doc="BPG GP noise Sigma = s I")
     gamma: float = sweepable(1.0, lo=0.0, hi=1.0, lo_open=True, doc="BAC critic discount")
     bac_noise: float = sweepable(1.0, lo=0.0, lo_open=True, doc="GPTD observation noise")
@@ -117,42 +123,16 @@ def make_env(name: str, max_steps: int):
 
 
 def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.Array],
-                      config: LearnConfig) -> tuple[bpg.GradientPosterior, Any]:
-    """The chosen estimator on a batch of episodes; returns (posterior, Fisher, dict size)."""
-    returns, scores = ep.returns, ep.trajectory_scores
-    n = scores.shape[1]
+                      config: LearnConfig) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
+    """The chosen estimator (`estimators.ESTIMATORS`, the registry the gradient study uses) on
+    a batch; the Fisher information is estimated from the batch's steps (`fisher_from_steps`,
+    plus a 1e-6 relative ridge). Returns (posterior, Fisher `[n, n]`, BAC dictionary size)."""
+    n = ep.scores.shape[-1]
     fisher = bpg.fisher_from_steps(ep.scores)
     fisher = fisher + 1e-6 * jnp.trace(fisher) / n * jnp.eye(n, dtype=fisher.dtype)
-    zero_cov = jnp.zeros((n, n), scores.dtype)
-    size = jnp.asarray(0.0)
-    if estimator == "mc":
-        post = bpg.GradientPosterior(bpg.mc_gradient(returns, scores), zero_cov)
-    elif estimator == "mc_baseline":
-        post = bpg.GradientPosterior(bpg.mc_gradient(returns, scores, baseline=True), zero_cov)
-    elif estimator == "bpg1":
-        post = bpg.bpg_model1(returns, scores, fisher, hp["gp_noise"])
-    elif estimator == "bpg2":
-        post = bpg.bpg_model2(returns, scores, fisher, hp["gp_noise"])
-    else:  # bac: state-action pairs of all episodes, occupancy Fisher from the same pairs
-        m, t, d = ep.obs.shape
-        valid = ep.valid.reshape(-1)
-        u = ep.scores.reshape(m * t, n)
-        nz = jnp.maximum(jnp.sum(valid), 1)
-        g_sa = u.T @ u / nz + 1e-6 * jnp.eye(n, dtype=u.dtype)
-        g_inv = bpg.inv_psd(g_sa)
-        y = jax.vmap(gptd.discounted_returns_to_go, (0, 0, None))(
-            ep.rewards, ep.valid, hp["gamma"]).reshape(-1)
-        z = jnp.concatenate([ep.obs.reshape(m * t, d).astype(u.dtype), u], axis=1)
-        kern = gptd.bac_kernel(hp["bac_c_x"], hp["bac_c_f"], hp["bac_lengthscale"], g_inv, d)
-        dic = gp.ald_sparsify(kern, z, hp["bac_nu"], config.bac_capacity, valid)
-        k_dict = gp.gram(kern, dic.points, dic.points)
-        k_dict = k_dict * dic.mask[:, None] * dic.mask[None, :]
-        post_q = gptd.sparse_mc_gptd(k_dict, dic.coeffs, y, hp["bac_noise"])
-        u_dict = jnp.where(dic.mask[:, None], dic.points[:, d:], 0.0)
-        post = gptd.bac_gradient(post_q, u_dict, g_sa, hp["bac_c_f"])
-        fisher = g_sa
-        size = dic.size.astype(jnp.float32)
-    return post, fisher, size
+    e = estimators.ESTIMATORS[estimator].fn(ep, fisher, hp, None, fit=bool(config.fit_gp),
+                                            capacity=int(config.bac_capacity))
+    return e.posterior, fisher, e.dict_size.astype(jnp.float32)
 
 
 def make_learner(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, Any]
@@ -163,7 +143,8 @@ def make_learner(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, 
     env, env_params, pol, theta0, is_lqr = make_env(config.env, int(config.max_steps))
     estimator, natural = config.estimator, bool(config.natural)
     m, t = int(config.num_episodes), int(config.max_steps)
-    opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+    opt = optax.inject_hyperparams(optax.adam if config.optimizer == "adam" else optax.sgd)(
+        learning_rate=0.0)
     if is_lqr:
         from jaxrl.envs.lqr import lqr_expected_return
 
