@@ -71,6 +71,11 @@ def programs(config: ml_collections.ConfigDict) -> list[StudyProgram]:
     grid = {k: tuple(float(v) for v in config.grid[k]) for k in GRID_FIELDS if k in config.grid}
     out.append(StudyProgram("grid", at(int(config.grid_ratio)), grid, int(config.grid_ratio),
                             True))
+    fgrid = {k: tuple(float(v) for v in config.fixed_grid[k]) for k in GRID_FIELDS
+             if k in config.fixed_grid}
+    if fgrid:
+        out.append(StudyProgram("fixed_grid", at(int(config.fixed_target_ratio), lr=0.0), fgrid,
+                                int(config.fixed_target_ratio), False))
     return out
 
 
@@ -78,9 +83,10 @@ def validate(config: ml_collections.ConfigDict) -> tuple[list[int], list[StudyPr
     """All checks before anything compiles; one-line ValueErrors naming the field."""
     seeds = common.seeds_from_config(config)
     common.validate_runtime(config)
-    unknown = sorted(set(config.grid) - set(GRID_FIELDS))
-    if unknown:
-        raise ValueError(f"config.grid has unknown field(s) {unknown}; valid: {GRID_FIELDS}")
+    for g in ("grid", "fixed_grid"):
+        unknown = sorted(set(config[g]) - set(GRID_FIELDS))
+        if unknown:
+            raise ValueError(f"config.{g} has unknown field(s) {unknown}; valid: {GRID_FIELDS}")
     n = int(config.algo.num_steps)
     for field in ("ratios", "fixed_target_ratio", "grid_ratio"):
         vals = config[field] if field == "ratios" else (config[field],)
@@ -91,7 +97,7 @@ def validate(config: ml_collections.ConfigDict) -> tuple[list[int], list[StudyPr
     for p in progs:
         try:
             c = props.validate_config(p.cfg, p.grid, prefix="config.algo",
-                                      sweep_prefix="config.grid")
+                                      sweep_prefix=f"config.{'fixed_grid' if p.name == 'fixed_grid' else 'grid'}")
         except ValueError as e:
             raise ValueError(f"{e} ({p.name} program)") from None
         if c.se_steps < 1 or not c.se_reference:
@@ -122,9 +128,10 @@ def per_run(p: StudyProgram, result: experiment.Result) -> list[dict[str, Any]]:
 
 
 def label(p: StudyProgram, hp: dict[str, float]) -> str:
-    if p.name != "grid":
+    """`program` alone, or with the values of the three behavior fields for a grid program."""
+    if not p.grid:
         return p.name
-    return "grid " + " ".join(f"{k}={hp[k]:g}" for k in GRID_FIELDS)
+    return f"{p.name} " + " ".join(f"{k}={hp[k]:g}" for k in GRID_FIELDS)
 
 
 def _iqm_ci(x: np.ndarray) -> list[float]:

@@ -14,7 +14,7 @@ def test_programs_cover_the_ratios_fixed_target_and_one_grid_program():
     assert seeds == list(range(16))
     names = [p.name for p in progs]
     assert names == ["ppo_buffer", "fixed_target", "ratio_2", "ratio_4", "ratio_8", "ratio_16",
-                     "grid"]
+                     "grid", "fixed_grid"]
     by = {p.name: p for p in progs}
     assert [by[f"ratio_{k}"].cfg.props_num_steps for k in (2, 4, 8, 16)] == [128, 64, 32, 16]
     assert by["fixed_target"].cfg.lr == 0.0 and by["fixed_target"].cfg.props_num_steps == 64
@@ -25,6 +25,8 @@ def test_programs_cover_the_ratios_fixed_target_and_one_grid_program():
     g = by["grid"].grid
     assert set(g) == {"props_lr", "props_target_kl", "props_kl_coef"}
     assert np.prod([len(v) for v in g.values()]) == 8  # one compiled program, 8 points
+    f = by["fixed_grid"]
+    assert f.cfg.lr == 0.0 and f.cfg.props_num_steps == 64 and len(f.grid["props_lr"]) == 2
 
 
 @pytest.mark.parametrize("field,value,match", [

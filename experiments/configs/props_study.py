@@ -11,7 +11,9 @@ Programs (16 seeds each, n = 256 per target batch, b = 2, 24 target updates = 6,
 * `ppo_buffer` (behavior "none"; with no behavior policy m only chunks the rollout, so one
   program serves every ratio): the return baseline, and a check that its reference matches;
 * `fixed_target`: target lr 0 (the initial policy), m = 64, PROPS settings as the ratios;
-* `grid`: n/m = `grid_ratio`, the cartesian grid `grid` (one compiled program).
+* `grid`: n/m = `grid_ratio`, the cartesian grid `grid` (one compiled program);
+* `fixed_grid`: the fixed target at m = 64 over the grid `fixed_grid` (one program; the other
+  behavior fields as the ratios).
 PROPS behavior update 16 epochs x 8 minibatches, PPO 10 epochs x 8 minibatches (the `:quick`
 sizes of experiments/configs/props.py). `:tiny` is a seconds-long smoke run (2 seeds).
 """
@@ -38,6 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.grid_ratio = 4
     c.grid = ml_collections.ConfigDict({"props_lr": (1e-4, 1e-3), "props_target_kl": (0.01, 0.05),
                                         "props_kl_coef": (0.0, 0.3)})
+    # fixed target (lr 0, m = n / fixed_target_ratio) over behavior settings, one program
+    # (after the others, so adding it resumed a finished run of the rest); {} to skip
+    c.fixed_grid = ml_collections.ConfigDict({"props_lr": (1e-3, 1e-2), "props_kl_coef": (0.0, 0.1)})
     common.add_runtime_fields(c, checkpoint_every=1)
     c.chunk_size = 4
     c.progress = False
@@ -49,6 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         algo = dataclasses.replace(algo, num_steps=32, num_minibatches=4, props_num_minibatches=2,
                                    props_update_epochs=2, update_epochs=2,
                                    total_timesteps=32 * 3, se_steps=5, hidden=(16, 16))
+        c.fixed_grid = ml_collections.ConfigDict({"props_lr": (1e-3,)})
         c.chunk_size = 1
     elif arg not in (None, ""):
         raise ValueError(f"unknown props_study config variant {arg!r}; valid: tiny")
