@@ -59,3 +59,23 @@ def test_summary_statistics_against_hand_values():
     assert s["ratio_4"]["p_final_return_above_ppo_buffer"][0] == 0.0
     assert "p_mean_return_above_ppo_buffer" not in s["ppo_buffer"]
     assert "| ratio_4 | 2.5 [" in ps.table(s)
+
+
+def test_props_experiment_reports_claim1_against_the_reference():
+    # experiments/props.py: PROPS's error half its own reference on every run and update
+    # (after the first, unfilled update, which must be left out) -> ratio 0.5 and P = 1.
+    from experiments import props as ex
+
+    T, S = 5, 4
+    se = np.full((S, T), 1.0)
+    ref = np.full((S, T), 2.0)
+    se[:, 0], ref[:, 0] = 100.0, 0.0  # update 1: buffer not full, excluded (b = 2)
+    ret = np.tile(np.arange(T, dtype=float), (S, 1))
+    r = {"timings": {},
+         "PROPS": {"b": 2, "sampling_error": se, "ref_sampling_error": ref, "return": ret,
+                   "summary": {}},
+         "PPO-Buffer": {"b": 2, "sampling_error": se * 3, "return": ret, "summary": {}}}
+    s = ex.summarize_env(r)
+    np.testing.assert_allclose(s["claim1_se_ratio_props_over_reference"], 0.5)
+    assert s["claim1_p_se_below_reference"][0] == 1.0
+    np.testing.assert_allclose(s["claim1_se_ratio_props_over_buffer"], 1 / 3)
