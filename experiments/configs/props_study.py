@@ -16,6 +16,7 @@ Programs (16 seeds each, n = 256 per target batch, b = 2, 24 target updates = 6,
   behavior fields as the ratios).
 PROPS behavior update 16 epochs x 8 minibatches, PPO 10 epochs x 8 minibatches (the `:quick`
 sizes of experiments/configs/props.py). `:tiny` is a seconds-long smoke run (2 seeds).
+`:mb4`: the follow-up with 4 behavior minibatches (n/m = 4 only, fixed target over lr_PROPS).
 """
 
 import dataclasses
@@ -56,7 +57,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                    total_timesteps=32 * 3, se_steps=5, hidden=(16, 16))
         c.fixed_grid = ml_collections.ConfigDict({"props_lr": (1e-3,)})
         c.chunk_size = 1
+    elif arg == "mb4":
+        # follow-up: 4 behavior minibatches of 112 (instead of 8 of 56) at n/m = 4, and the
+        # fixed target over lr_PROPS at lambda 0.1 (the item-10 test's behavior settings)
+        algo = dataclasses.replace(algo, props_num_minibatches=4)
+        c.ratios = (4,)
+        c.grid = ml_collections.ConfigDict({"props_lr": (3e-3,), "props_kl_coef": (0.1,)})
+        c.fixed_grid = ml_collections.ConfigDict({"props_lr": (1e-3, 3e-3, 1e-2),
+                                                  "props_kl_coef": (0.1,)})
     elif arg not in (None, ""):
-        raise ValueError(f"unknown props_study config variant {arg!r}; valid: tiny")
+        raise ValueError(f"unknown props_study config variant {arg!r}; valid: tiny, mb4")
     c.algo = jconfig.to_config_dict(algo)
     return c
