@@ -17,7 +17,7 @@ with the number of vmapped runs on a CPU.
 Quick variant (`:quick`, CartPole only, 4 seeds x 4,096 steps, n = 256, m = 64; PPO-Buffer and
 the fixed target as grid points of the PROPS program (`share_program`), two compilations):
 with the target fixed, PROPS's sampling error was about half of on-policy sampling's (0.56 with
-4 seeds); during training about equal to PPO-Buffer's (0.97); final returns reach ~200-300 but
+4 seeds, measured with the earlier 100-step estimator; see docs/results/props.md); during training about equal to PPO-Buffer's (0.97); final returns reach ~200-300 but
 the 4-seed CIs of PROPS and PPO-Buffer overlap, so the data-efficiency claim cannot be judged
 from the quick run. 16 updates in chunks of 4, a checkpoint after every chunk.
 Full-run results (CartPole only finished on the shared CPU): docs/results/props.md.

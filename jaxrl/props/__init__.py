@@ -24,6 +24,7 @@ from jaxrl.props.algorithm import (
     policy_sampling_error,
     props_loss,
     push,
+    reference_rollouts,
     set_opt_hparams,
     validate_config,
 )
@@ -31,6 +32,6 @@ from jaxrl.props.algorithm import (
 __all__ = [
     "BEHAVIORS", "FLOAT_HPARAMS", "ROS_HPARAMS", "Buffer", "PROPSConfig", "PROPSState",
     "as_config", "bandit_actions", "behavior_update", "buffer_gae", "get_config", "make_props",
-    "policy_sampling_error", "props_loss", "push", "sampling_error", "set_opt_hparams",
-    "validate_config",
+    "policy_sampling_error", "props_loss", "push", "reference_rollouts", "sampling_error",
+    "set_opt_hparams", "validate_config",
 ]

@@ -42,6 +42,19 @@ buffer with the current critic (truncation bootstrapped from `final_obs`, see `p
 size is `b * n / num_minibatches` (as the authors); before the buffer is full only the filled
 minibatches are used. The PPO KL early stop is checked on each minibatch before its step.
 
+Sampling error (metrics, every update, with `se_steps > 0`): `sampling_error` is
+`KL(pi_D || pi_theta)` of the buffer the target update uses (`policy_sampling_error`).
+`ref_sampling_error` (`se_reference`) is the paper's on-policy reference, the authors'
+`compute_se_ref`: the state keeps the actor parameters of the last `b` targets (slot `i` = the
+target in charge while buffer batch `i` was collected, i.e. `theta` before its update);
+`reference_rollouts` re-simulates `n` on-policy steps per env copy with each of them in turn,
+and the same estimator measures that data against the current `theta`. Deviations from the
+authors' code: the re-simulation starts from the current environment state *and* its current
+observation (theirs copies the current environments but feeds the observation stored with the
+oldest target as the first one), its key is derived from the rollout stream without advancing
+it (so runs with and without the reference are bit-identical otherwise), and observation
+statistics, if normalised, keep updating inside the discarded re-simulation (theirs freezes them).
+
 Configuration: `PROPSConfig` (the `jaxrl.config` idiom: static fields fix the program, every
 `sweepable` float is read from `hparams` at run time with its bounds checked), so a sweep over
 learning rates, clip coefficients, KL coefficient/threshold, ... is one compiled program.
@@ -115,6 +128,9 @@ class PROPSConfig:
     se_steps: int = static(30, check=_at_least(0),
                            doc="most Newton steps of the sampling-error MLE fit (discrete; a "
                            "Gaussian head has a closed form); 0: not measured")
+    se_reference: bool = static(True, doc="also measure the on-policy reference "
+                                "`ref_sampling_error` (re-simulated from the last b targets; "
+                                "needs se_steps > 0)")
     hidden: tuple[int, ...] = static((64, 64), check=_positive_ints)
     activation: str = static("tanh", check=_one_of(tuple(sorted(ACTIVATIONS))))
     normalize_obs: bool = static(False, doc="shared observation statistics (ppo.make_env)")
@@ -423,15 +439,46 @@ class PROPSState:
     obs: jax.Array
     key: jax.Array  # rollout and PPO-update stream (identical use to ppo.make_ppo)
     bkey: jax.Array  # behavior-update stream
+    targets: Any  # actor params of the last b targets, stacked [b, ...] (oldest first)
+    targets_valid: jax.Array  # [b] bool: slot holds a target (false before b updates)
     update: jax.Array
     last_return: jax.Array
     last_length: jax.Array
 
 
-def push(buffer: Buffer, chunk: Buffer) -> Buffer:
-    """Append `chunk` (`[m, E, ...]`) at the end and drop the `m` oldest time slots."""
-    m = chunk.valid.shape[0]
+def push(buffer: Any, chunk: Any) -> Any:
+    """Append `chunk` (leaves `[m, ...]`) at the end and drop the `m` oldest slots (any pytree
+    whose leaves share the leading axis; `Buffer`: time slots)."""
+    m = jax.tree.leaves(chunk)[0].shape[0]
     return jax.tree.map(lambda b, c: jnp.concatenate([b[m:], c], axis=0), buffer, chunk)
+
+
+def reference_rollouts(
+    env: Any, env_params: Any, policy: Callable[[Any, jax.Array], distrax.Distribution],
+    targets: Any, env_state: Any, obs: jax.Array, key: jax.Array, num_steps: int,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array]:
+    """On-policy data from a sequence of target policies (the reference of PROPS, Sec. 6:
+    the authors' `compute_se_ref`): target `i` of `targets` (leaves stacked `[b, ...]`, oldest
+    first) acts for `num_steps` steps per env copy, continuing from where target `i - 1` left
+    the environment; the first starts from `(env_state, obs [E, d])`, which is not changed.
+
+    Returns `(obs, actions)` time-major `[b * num_steps, E, ...]`, aligned slot by slot with a
+    PROPS buffer whose batch `i` was collected while target `i` was the target.
+    """
+
+    def one_target(carry, target):
+        env_state, obs, key = carry
+
+        def act(o, k):
+            z = jnp.zeros(o.shape[:1], jnp.float32)
+            return policy(target, o).sample(seed=k), z, z
+
+        carry, traj, _ = ppo.rollout(env, env_params, act, env_state, obs, key, num_steps, unroll)
+        return carry, (traj.obs, traj.action)
+
+    _, (r_obs, r_act) = jax.lax.scan(one_target, (env_state, obs, key), targets)
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (r_obs, r_act))
 
 
 def buffer_gae(
@@ -483,6 +530,7 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
     unroll = int(config.unroll)
     anneal, p_anneal = bool(config.anneal_lr), bool(config.props_anneal_lr)
     se_steps = int(config.se_steps)
+    se_ref = bool(config.se_reference) and se_steps > 0
 
     def apply_pi(p, o):
         return network.apply(p, o)[0]
@@ -530,8 +578,10 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
 
         buffer = Buffer(zeros(obs), *(zeros(x) for x in ex), zeros(obs),
                         jnp.zeros((buf_len,), bool))
+        targets = jax.tree.map(lambda x: jnp.zeros((b,) + x.shape, x.dtype), actor_of(params))
         return PROPSState(params, tx.init(params), btx.init(actor_of(params)), buffer,
-                          env_state, obs, k_run, k_beh, jnp.zeros((), jnp.int32), z, z)
+                          env_state, obs, k_run, k_beh, targets, jnp.zeros((b,), bool),
+                          jnp.zeros((), jnp.int32), z, z)
 
     def update(state: PROPSState, hp: sweep.Hparams) -> tuple[PROPSState, sweep.Metrics]:
         frac = 1.0 - state.update.astype(jnp.float32) / num_updates
@@ -579,12 +629,30 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
         flat = jax.tree.map(lambda x: x.reshape((buf_size,) + x.shape[2:]),
                             (traj, advantages, targets, valid))
 
+        # THE LAST b TARGETS: theta (before its update) was the target of the batch just
+        # collected, so slot i of `targets` goes with batch i of the buffer.
+        past = push(state.targets, jax.tree.map(lambda x: x[None], actor_of(params)))
+        past_valid = push(state.targets_valid, jnp.ones((1,), bool))
+
         # SAMPLING ERROR KL(pi_D || pi_theta) OF THE BUFFER THE TARGET UPDATE USES
         metrics = {}
         if se_steps:
             metrics["sampling_error"], metrics["se_grad_norm"] = policy_sampling_error(
                 params, flat[0].obs, flat[0].action, flat[3], hidden=hidden, activation=act_name,
                 discrete=discrete, max_iter=se_steps)
+        if se_ref:
+            # ON-POLICY REFERENCE: re-simulate the buffer's b batches with the targets that were
+            # in charge of them (from the current environment state, a key derived from the
+            # rollout stream without advancing it) and measure its KL(pi_D || pi_theta) the same
+            # way; unfilled batches are masked as in the buffer.
+            r_obs, r_act = reference_rollouts(env, env_params, apply_actor, past, env_state,
+                                              obs, jax.random.fold_in(key, 0x5EF), num_steps,
+                                              unroll)
+            r_mask = jnp.repeat(jnp.repeat(past_valid, num_steps), num_envs)
+            metrics["ref_sampling_error"], metrics["ref_se_grad_norm"] = policy_sampling_error(
+                params, r_obs.reshape((buf_size,) + r_obs.shape[2:]),
+                r_act.reshape((buf_size,) + r_act.shape[2:]), r_mask, hidden=hidden,
+                activation=act_name, discrete=discrete, max_iter=se_steps)
 
         # PPO UPDATE ON THE BUFFER
         lr = hp["lr"] * frac if anneal else hp["lr"]
@@ -605,7 +673,8 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
         metrics |= {k: (v * w).sum() for k, v in aux.items()}
         metrics |= {k: v.mean() for k, v in bms.items()}
         new_state = PROPSState(new_params, opt_state, bopt, buffer, env_state, obs, key,
-                               bkey, state.update + 1, mean_ret, mean_len)
+                               bkey, past, past_valid, state.update + 1, mean_ret,
+                               mean_len)
         return new_state, metrics
 
     return sweep.Algorithm(
