@@ -20,6 +20,7 @@ import jax
 
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
 _DEFAULT_NOTE: list[str] = []  # the line the runtime prints once when a default chose the count
+_SET_BY_DEFAULT: list[int] = []  # the count the default put in XLA_FLAGS (an explicit call wins)
 
 
 def host_cores() -> int:
@@ -39,7 +40,9 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
     only the CPU platform grows). `n=None` reads `JAXRL_CPU_DEVICES`; unset, `default` is used
     (None: do nothing; the scripts pass `"auto"` when launched from the command line, see
     `experiments/__init__.py`), and the runtime prints the choice once (`default_note`).
-    A device count already in `XLA_FLAGS` wins. Returns the count requested, 0 for no change.
+    A device count already in `XLA_FLAGS` wins, except one that the default put there, which an
+    explicit `n` replaces while the backends are not up. Returns the count requested, 0 for no
+    change.
 
     Raises `ValueError` naming the bad value for anything but a positive integer or `"auto"`,
     and `RuntimeError` when the backends are already up with another device count.
@@ -61,10 +64,18 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
         count = 0
     if count < 1:
         raise ValueError(f"CPU device count must be a positive integer or 'auto', got {n!r}")
+    from jax._src import xla_bridge
+
     flags = os.environ.get("XLA_FLAGS", "")
     if _COUNT_FLAG in flags:
-        return 0
-    from jax._src import xla_bridge
+        ours = f"{_COUNT_FLAG}={_SET_BY_DEFAULT[0]}" if _SET_BY_DEFAULT else None
+        if chosen_by_default or ours not in flags.split() or \
+                xla_bridge.backends_are_initialized():
+            return 0
+        # An explicit count (e.g. a benchmark's --cpu_devices=1) replaces the scripts' default.
+        flags = " ".join(f for f in flags.split() if f != ours)
+        _SET_BY_DEFAULT.clear()
+        _DEFAULT_NOTE.clear()
 
     if xla_bridge.backends_are_initialized():
         if chosen_by_default:
@@ -76,6 +87,8 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
                 "call it (or set JAXRL_CPU_DEVICES) before the first JAX computation")
         return 0
     os.environ["XLA_FLAGS"] = f"{flags} {_COUNT_FLAG}={count}".strip()
+    if chosen_by_default:
+        _SET_BY_DEFAULT[:] = [count]
     if chosen_by_default and count > 1:
         _DEFAULT_NOTE[:] = [f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical "
                             "whatever the device count; JAXRL_CPU_DEVICES=1 for one device)"]

@@ -154,9 +154,9 @@ def test_scripts_default_to_one_cpu_device_per_core():
     keeps one device; imported (tests, notebooks) nothing changes."""
     from jaxrl.distributed import host_cores
 
-    def devices(argv0, **extra):
+    def devices(argv0, then="", **extra):
         code = (f"import sys; sys.argv[:1] = [{argv0!r}]; import experiments, jax; "
-                "from jaxrl import distributed; "
+                f"from jaxrl import distributed; {then}"
                 "print(jax.device_count(), distributed.default_note())")
         env = {k: v for k, v in os.environ.items()
                if k not in ("XLA_FLAGS", "JAXRL_CPU_DEVICES")}
@@ -172,3 +172,6 @@ def test_scripts_default_to_one_cpu_device_per_core():
     assert ("CPU devices (one per core" in line) == (n > 1)
     assert devices("-m", JAXRL_CPU_DEVICES="1") == "1 None"
     assert devices("notebook") == "1 None"
+    # an explicit count after the import (a benchmark's --cpu_devices=1) replaces the default
+    assert devices("-m", then="distributed.configure_cpu_devices(1); ") == "1 None"
+    assert devices("-m", then="distributed.configure_cpu_devices(3); ").split()[0] == "3"
