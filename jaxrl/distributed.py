@@ -19,8 +19,9 @@ import os
 import jax
 
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
-_DEFAULT_NOTE: list[str] = []  # the line the runtime prints once when a default chose the count
-_SET_BY_DEFAULT: list[int] = []  # the count the default put in XLA_FLAGS (an explicit call wins)
+# The count the scripts' default put in XLA_FLAGS (0: none; an explicit count replaces it) and
+# whether the runtime has printed it.
+_DEFAULT = {"count": 0, "noted": False}
 
 
 def host_cores() -> int:
@@ -68,14 +69,13 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
 
     flags = os.environ.get("XLA_FLAGS", "")
     if _COUNT_FLAG in flags:
-        ours = f"{_COUNT_FLAG}={_SET_BY_DEFAULT[0]}" if _SET_BY_DEFAULT else None
-        if chosen_by_default or ours not in flags.split() or \
-                xla_bridge.backends_are_initialized():
+        ours = f"{_COUNT_FLAG}={_DEFAULT['count']}"
+        if (chosen_by_default or not _DEFAULT["count"] or ours not in flags.split()
+                or xla_bridge.backends_are_initialized()):
             return 0
         # An explicit count (e.g. a benchmark's --cpu_devices=1) replaces the scripts' default.
         flags = " ".join(f for f in flags.split() if f != ours)
-        _SET_BY_DEFAULT.clear()
-        _DEFAULT_NOTE.clear()
+        _DEFAULT["count"] = 0
 
     if xla_bridge.backends_are_initialized():
         if chosen_by_default:
@@ -88,19 +88,19 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
         return 0
     os.environ["XLA_FLAGS"] = f"{flags} {_COUNT_FLAG}={count}".strip()
     if chosen_by_default:
-        _SET_BY_DEFAULT[:] = [count]
-    if chosen_by_default and count > 1:
-        _DEFAULT_NOTE[:] = [f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical "
-                            "whatever the device count; JAXRL_CPU_DEVICES=1 for one device)"]
+        _DEFAULT.update(count=count, noted=False)
     return count
 
 
 def default_note() -> str | None:
     """The line saying that a default chose the CPU device count (None if none did, or if the
     backend is not the CPU); printed once by `jaxrl.experiment.run`."""
-    if not _DEFAULT_NOTE or jax.default_backend() != "cpu":
+    count = _DEFAULT["count"]
+    if count < 2 or _DEFAULT["noted"] or jax.default_backend() != "cpu":
         return None
-    return _DEFAULT_NOTE.pop()
+    _DEFAULT["noted"] = True
+    return (f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical whatever the "
+            "device count; JAXRL_CPU_DEVICES=1 for one device)")
 
 
 def maybe_initialize_distributed() -> bool:
