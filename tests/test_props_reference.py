@@ -17,21 +17,16 @@ import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from test_props import tiny_config
 
 from jaxrl import envs, ppo, props, sweep
 
 
 def small_config(**kw):
     """4 CartPole copies x n = 64 steps, m = 16, b = 2, 16x16 MLP; 6 target updates."""
-    c = props.get_config()
-    c.num_envs, c.num_steps, c.props_num_steps, c.buffer_batches = 4, 64, 16, 2
-    c.total_timesteps = 256 * 6
-    c.update_epochs, c.num_minibatches = 2, 4
-    c.props_update_epochs, c.props_num_minibatches = 16, 4
-    c.se_steps, c.unroll, c.hidden = 30, 1, (16, 16)
-    for k, v in kw.items():
-        c[k] = v
-    return c
+    return tiny_config(**{"num_envs": 4, "num_steps": 64, "props_num_steps": 16,
+                          "total_timesteps": 256 * 6, "props_update_epochs": 16,
+                          "se_steps": 30, **kw})
 
 
 @functools.cache
