@@ -85,4 +85,10 @@ def replay_sample(state: ReplayState, key: jax.Array, batch_size: int) -> Any:
     Returns a pytree with leaves `[batch_size, *item_shape]`.
     """
     idx = jax.random.randint(key, (int(batch_size),), 0, jnp.maximum(state.size, 1))
+    return replay_gather(state, idx)
+
+
+def replay_gather(state: ReplayState, idx: jax.Array) -> Any:
+    """The stored items at slots `idx [B]` (int32 in `[0, size)`, e.g. from
+    `jaxrl.rng.index_from_bits(bits, state.size)`): a pytree with leaves `[B, *item_shape]`."""
     return jax.tree.map(lambda buf: buf[idx], state.data)

@@ -41,7 +41,7 @@ def _batch():
 @pytest.fixture
 def fixed_next_action(monkeypatch):
     """Every policy sample returns (NEXT_ACTION, NEXT_LOGP)."""
-    def fake(key, mean, std):
+    def fake(key, mean, std, eps=None):
         return jnp.asarray(NEXT_ACTION), jnp.asarray(NEXT_LOGP)
 
     monkeypatch.setattr(nets, "tanh_gaussian_sample", fake)

@@ -150,7 +150,8 @@ class ClipAction(GymnaxWrapper):
 
 
 class VecEnv(GymnaxWrapper):
-    """`num_envs` independent copies: `reset(key)`/`step(key, ...)` split the key inside."""
+    """`num_envs` independent copies: `reset(key)`/`step(key, ...)` split the key inside; a
+    `[num_envs]` batch of keys (raw `[num_envs, 2]` or typed `[num_envs]`) is used as given."""
 
     def __init__(self, env: Any, num_envs: int):
         super().__init__(env)
@@ -160,12 +161,16 @@ class VecEnv(GymnaxWrapper):
         self._reset = jax.vmap(env.reset, in_axes=(0, None))
         self._step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
+    def _keys(self, key):
+        one = 0 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 1
+        return jax.random.split(key, self.num_envs) if key.ndim == one else key
+
     def reset(self, key, params=None):
-        return self._reset(jax.random.split(key, self.num_envs), params)
+        return self._reset(self._keys(key), params)
 
     def step(self, key, state, action, params=None):
         chex.assert_axis_dimension(action, 0, self.num_envs)
-        return self._step(jax.random.split(key, self.num_envs), state, action, params)
+        return self._step(self._keys(key), state, action, params)
 
     def get_obs(self, state, params=None):
         """Observations `[num_envs, ...]` of a batch of env states (leaves `[num_envs, ...]`), e.g.

@@ -104,11 +104,13 @@ def tanh_gaussian_log_prob(u: jax.Array, mean: jax.Array, std: jax.Array) -> jax
 
 
 def tanh_gaussian_sample(
-    key: jax.Array, mean: jax.Array, std: jax.Array
+    key: jax.Array | None, mean: jax.Array, std: jax.Array, eps: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """Reparameterised sample `a = tanh(mean + std * eps)` in `(-1, 1)^A`, and its log-prob
-    `[...]`."""
-    u = mean + std * jax.random.normal(key, mean.shape, mean.dtype)
+    `[...]`; `eps ~ N(0, I)` of `mean`'s shape is drawn from `key` unless given."""
+    if eps is None:
+        eps = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + std * eps
     return jnp.tanh(u), tanh_gaussian_log_prob(u, mean, std)
 
 
@@ -119,9 +121,10 @@ def init_stacked(module: nn.Module, key: jax.Array, n: int, *args) -> dict:
 
 
 def apply_stacked(module: nn.Module, params: dict, key: jax.Array, *args, train: bool):
-    """Apply the `n` stacked parameter sets, each with its own dropout key: `[n, ...]` outputs."""
+    """Apply the `n` stacked parameter sets, each with its own dropout key: `[n, ...]` outputs.
+    `key`: one key (split into `n`) or `n` raw keys `[n, 2]`."""
     n = jax.tree.leaves(params)[0].shape[0]
-    keys = jax.random.split(key, n)
+    keys = key if key.ndim == 2 else jax.random.split(key, n)
     return jax.vmap(
         lambda p, k: module.apply(p, *args, train=train, rngs={"dropout": k})
     )(params, keys)

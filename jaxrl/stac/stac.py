@@ -93,7 +93,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl import config as jconfig
-from jaxrl import networks, optim, replay, sweep
+from jaxrl import networks, optim, replay, rng, sweep
 from jaxrl.envs.wrappers import LogWrapper, VecEnv
 from jaxrl.stac import networks as nets
 from jaxrl.stac.families import gaussian_nll, quantile_huber_loss, quantile_midpoints  # noqa: F401
@@ -322,11 +322,12 @@ class Learner(NamedTuple):
         """`obs [B, obs_dim] -> (mean [B, A], std [B, A])` of the pre-tanh Gaussian."""
         return self.actor.apply(actor_params, obs, rate, train=train, rngs={"dropout": key})
 
-    def sample_action(self, actor_params, key, obs, rate, train: bool):
-        """`(a [B, A] in (-1, 1), log pi [B])`; dropout key and noise key split from `key`."""
-        k_drop, k_noise = jax.random.split(key)
+    def sample_action(self, actor_params, key, obs, rate, train: bool, eps=None):
+        """`(a [B, A] in (-1, 1), log pi [B])`; dropout key and noise key split from `key`, or,
+        with the standard-normal noise `eps [B, A]` given, `key` is the dropout key."""
+        k_drop, k_noise = jax.random.split(key) if eps is None else (key, None)
         mean, std = self.policy(actor_params, k_drop, obs, rate, train)
-        return nets.tanh_gaussian_sample(k_noise, mean, std)
+        return nets.tanh_gaussian_sample(k_noise, mean, std, eps)
 
     def critic_out(self, critic_params, key, obs, act, rate, train: bool):
         """Raw critic outputs `[n, B, out]` (`out` = the family's `out_dim`)."""
@@ -361,7 +362,8 @@ class Learner(NamedTuple):
         return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
 
     # ---- losses ---------------------------------------------------------------------------
-    def target_and_aux(self, actor_params, target_params, key, batch: Transition, hp, alpha):
+    def target_and_aux(self, actor_params, target_params, key, batch: Transition, hp, alpha,
+                       eps=None):
         """TD target (no gradient) and the family's target-side `aux` (None for most families;
         the target variances `[B]` for ggd). One next action, dropout on in actor and target
         (paper Eq. for `Q^TD`, Sec. 4.1): `y = r + gamma (1 - done) [stat - alpha log pi]` with
@@ -369,10 +371,11 @@ class Learner(NamedTuple):
         quantile critics (dsac) the target quantiles `[B, N]` from the two target critics'
         sets combined by `config.dsac_target` (`"elementwise_min"`: `min(z_1j, z_2j)` per
         quantile, the reference code; `"min_mean"`: per sample, the quantiles of the critic with
-        the smaller quantile mean)."""
-        k_pi, k_q = jax.random.split(key)
+        the smaller quantile mean). With the next action's noise `eps [B, A]` given, `key` is
+        the pair (actor dropout key, critic dropout keys) instead of one key to split."""
+        k_pi, k_q = jax.random.split(key) if eps is None else key
         a2, logp2 = self.sample_action(actor_params, k_pi, batch.next_obs, hp["actor_dropout"],
-                                       True)
+                                       True, eps)
         out = self.critic_out(target_params, k_q, batch.next_obs, a2, hp["critic_dropout"], True)
         discount = hp["gamma"] * (1.0 - batch.terminated)
         stat, aux = self.variant.family.target(out, self.variant.value, discount, self.config,
@@ -395,10 +398,11 @@ class Learner(NamedTuple):
                               True)
         return self.variant.family.loss(out, y, aux, hp)
 
-    def actor_loss(self, actor_params, critic_params, key, obs, hp, alpha):
-        """`mean[alpha log pi(a|s) - value(s, a)]`, `a` reparameterised; returns (loss, log pi)."""
-        k_pi, k_q = jax.random.split(key)
-        a, logp = self.sample_action(actor_params, k_pi, obs, hp["actor_dropout"], True)
+    def actor_loss(self, actor_params, critic_params, key, obs, hp, alpha, eps=None):
+        """`mean[alpha log pi(a|s) - value(s, a)]`, `a` reparameterised; returns (loss, log pi).
+        `key`, `eps`: as in `target_and_aux`."""
+        k_pi, k_q = jax.random.split(key) if eps is None else key
+        a, logp = self.sample_action(actor_params, k_pi, obs, hp["actor_dropout"], True, eps)
         mu, sigma = self.critic_heads(critic_params, k_q, obs, a, hp["critic_dropout"], True)
         return jnp.mean(alpha * logp - self.value(mu, sigma, hp["beta"])), logp
 
@@ -486,21 +490,33 @@ def make_stac(config: Any) -> sweep.Algorithm:
         state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, cfg.warmup_steps // n_envs))
         return state
 
+    B, A, n_q = cfg.batch_size, L.action_dim, L.n_critics
+    draws = {  # every random number of one update, from one threefry call (`jaxrl.rng`)
+        "idx": (B,), "eps_act": (n_envs, A), "eps_tgt": (B, A), "eps_loss": (B, A),
+        "k_env": (n_envs, 2), "k_act": rng.KEY, "k_tgt_pi": rng.KEY, "k_tgt_q": (n_q, 2),
+        "k_crit": (n_q, 2), "k_loss_pi": rng.KEY, "k_loss_q": (n_q, 2),
+    }
+
     def one_update(state: AgentState, hp):
-        key, k_act, k_env, k_batch, k_tgt, k_crit, k_act_loss = jax.random.split(state.key, 7)
+        key, d = rng.draw(state.key, draws)
         # COLLECT: one step per env, policy with dropout on.
-        a, _ = L.sample_action(state.actor, k_act, state.obs, hp["actor_dropout"], True)
-        state = env_step(state, k_env, a)
+        a, _ = L.sample_action(state.actor, d["k_act"], state.obs, hp["actor_dropout"], True,
+                               rng.normal_from_bits(d["eps_act"]))
+        state = env_step(state, d["k_env"], a)
         # LEARN: critic, then actor on the updated critic, then temperature, then Polyak.
-        batch = replay.replay_sample(state.buffer, k_batch, cfg.batch_size)
+        batch = replay.replay_gather(state.buffer,
+                                     rng.index_from_bits(d["idx"], state.buffer.size))
         alpha = jnp.exp(state.log_alpha)
-        y, y_aux = L.target_and_aux(state.actor, state.target_critic, k_tgt, batch, hp, alpha)
+        y, y_aux = L.target_and_aux(state.actor, state.target_critic,
+                                    (d["k_tgt_pi"], d["k_tgt_q"]), batch, hp, alpha,
+                                    rng.normal_from_bits(d["eps_tgt"]))
         (c_loss, aux), c_grad = jax.value_and_grad(L.critic_loss, has_aux=True)(
-            state.critic, k_crit, batch, y, hp, y_aux)
+            state.critic, d["k_crit"], batch, y, hp, y_aux)
         critic, critic_opt = optim.step(adam, c_grad, state.critic_opt, state.critic,
                                         learning_rate=hp["critic_lr"])
         (a_loss, logp), a_grad = jax.value_and_grad(L.actor_loss, has_aux=True)(
-            state.actor, critic, k_act_loss, batch.obs, hp, alpha)
+            state.actor, critic, (d["k_loss_pi"], d["k_loss_q"]), batch.obs, hp, alpha,
+            rng.normal_from_bits(d["eps_loss"]))
         actor, actor_opt = optim.step(adam, a_grad, state.actor_opt, state.actor,
                                       learning_rate=hp["actor_lr"])
         entropy = -jnp.mean(logp)
