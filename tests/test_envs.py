@@ -1,5 +1,8 @@
 """The gymnax adapter: episode statistics, truncation vs termination, normalization, names."""
 
+import dataclasses
+
+import chex
 import gymnax
 import jax
 import jax.numpy as jnp
@@ -124,6 +127,110 @@ def test_log_wrapper_episode_returns_match_manual_sum():
             seen.append(running[i])
             running[i] = 0.0
     assert seen, "random CartPole episodes should end within 60 steps"
+
+
+@struct.dataclass
+class _CountState(environment.EnvState):
+    left: jax.Array
+    time: int
+
+
+@struct.dataclass
+class _CountParams(environment.EnvParams):
+    gamma: float = 0.9
+    max_steps_in_episode: int = 100
+
+
+class Countdown(environment.Environment):
+    """Terminates after `L ~ U{2, ..., 5}` steps (drawn at reset); reward `1 + time + 0.5 a`,
+    so rewards differ within an episode and episodes differ in length. Observation = [left]."""
+
+    @property
+    def default_params(self):
+        return _CountParams()
+
+    def step_env(self, key, state, action, params):
+        reward = 1.0 + state.time + 0.5 * action
+        state = _CountState(left=state.left - 1, time=state.time + 1)
+        return self.get_obs(state), state, jnp.float32(reward), state.left <= 0, {}
+
+    def reset_env(self, key, params):
+        state = _CountState(left=jax.random.randint(key, (), 2, 6), time=0)
+        return self.get_obs(state), state
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.array([state.left], jnp.float32)
+
+    def is_terminated(self, state, params):
+        return state.left <= 0
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 5.0, (1,), jnp.float32)
+
+
+def _countdown_rollout(wrapper, params, steps=40, n=2):
+    """Steps `VecEnv(wrapper, n)` (jit, params traced) with fixed keys and actions; per step
+    the `(r, state, info)` outputs."""
+    venv = envs.VecEnv(wrapper, n)
+    step = jax.jit(venv.step)
+    obs, state = venv.reset(jax.random.PRNGKey(0), params)
+    out = []
+    for t in range(steps):
+        a = jax.random.randint(jax.random.PRNGKey(1000 + t), (n,), 0, 2)
+        obs, state, r, term, trunc, info = step(jax.random.PRNGKey(t), state, a, params)
+        out.append((obs, state, r, term, trunc, info))
+    return out
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.5])
+def test_log_wrapper_discounted_return_matches_numpy_reference(gamma):
+    """`G = sum_t gamma^t r_t` (t = 0 at the first step after a reset) of every episode, across
+    auto-resets and episodes of different lengths; gamma is read from the params, a traced
+    argument of the jitted step."""
+    params = Countdown().default_params.replace(gamma=gamma)
+    wrapper = envs.LogWrapper(Countdown(), gamma=lambda p: p.gamma)
+    rewards, lengths = [[], []], [[], []]
+    for *_, r, term, trunc, info in _countdown_rollout(wrapper, params):
+        done = np.asarray(info["returned_episode"])
+        np.testing.assert_array_equal(done, np.asarray(term) | np.asarray(trunc))
+        for i in range(2):
+            rewards[i].append(float(r[i]))
+            if done[i]:
+                rs = np.asarray(rewards[i], np.float64)
+                ref = float(np.sum(gamma ** np.arange(len(rs)) * rs))
+                got = float(info["returned_discounted_episode_returns"][i])
+                assert got == pytest.approx(ref, rel=1e-6), (i, rs)
+                assert float(info["returned_episode_returns"][i]) == pytest.approx(rs.sum())
+                lengths[i].append(len(rs))
+                rewards[i] = []
+    assert min(len(x) for x in lengths) >= 3  # several auto-resets in each copy
+    assert len(set(lengths[0] + lengths[1])) >= 2  # episodes of different lengths
+
+
+def test_log_wrapper_without_gamma_keeps_the_undiscounted_path():
+    """With `gamma` off the state is the plain `LogEnvState` (the checkpoint structure of PPO,
+    PROPS and STAC) and the info has no discounted entry; every shared output is bit-identical
+    to the discounted wrapper's, and with gamma = 1 the discounted return is the undiscounted
+    one exactly."""
+    params = Countdown().default_params
+    off = _countdown_rollout(envs.LogWrapper(Countdown()), params)
+    on = _countdown_rollout(envs.LogWrapper(Countdown(), gamma=1.0), params)
+    fields = ("env_state", "episode_return", "episode_length", "returned_episode_return",
+              "returned_episode_length")
+    for (o0, s0, *rest0, i0), (o1, s1, *rest1, i1) in zip(off, on, strict=True):
+        assert type(s0) is envs.wrappers.LogEnvState
+        assert tuple(f.name for f in dataclasses.fields(s0)) == fields
+        assert "returned_discounted_episode_returns" not in i0
+        assert set(i1) - set(i0) == {"returned_discounted_episode_returns"}
+        chex.assert_trees_all_equal((o0, rest0, i0, [getattr(s0, f) for f in fields]),
+                                    (o1, rest1, {k: i1[k] for k in i0},
+                                     [getattr(s1, f) for f in fields]))
+        np.testing.assert_array_equal(i1["returned_discounted_episode_returns"],
+                                      i1["returned_episode_returns"])
+    assert sum(int(x[-1]["returned_episode"].sum()) for x in off) >= 4
 
 
 def test_normalize_observation_tracks_running_moments():

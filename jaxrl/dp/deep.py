@@ -61,7 +61,7 @@ from jaxrl.distributions import (
     utilities,
 )
 from jaxrl.envs.stock import StockAugmentation, StockParams
-from jaxrl.envs.wrappers import VecEnv
+from jaxrl.envs.wrappers import LogWrapper, VecEnv
 from jaxrl.networks import MLP
 from jaxrl.replay import ReplayState, replay_add, replay_init, replay_sample
 
@@ -347,10 +347,8 @@ class DeepDNState(NamedTuple):
     target_params: Any
     opt_state: Any
     buffer: ReplayState
-    env_state: Any  # StockState of the wrapper (carries the stock)
+    env_state: Any  # DiscountedLogEnvState (episode returns) over the StockState (the stock)
     obs: jax.Array  # [num_envs, obs_dim + 1] augmented observations (stock last)
-    episode_return: jax.Array  # [num_envs] running discounted return
-    discount: jax.Array  # [num_envs] gamma^t
     key: jax.Array
     step: jax.Array  # int32 updates done
 
@@ -378,7 +376,9 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
     batch_size, learning_starts = int(config.batch_size), int(config.learning_starts)
     num_updates = int(config.num_updates)
     net = Critic(num_actions, num_atoms, tuple(int(h) for h in config.hidden))
-    vec_env = VecEnv(env, num_envs)  # split(key, num_envs) and vmap, as every agent steps
+    # split(key, num_envs) and vmap, as every agent steps; the LogWrapper carries each copy's
+    # discounted episode return with the run's discount, the stock params' gamma (hp["gamma"])
+    vec_env = VecEnv(LogWrapper(env, gamma=lambda p: p.gamma), num_envs)
     adam = optim.adam()  # the run's learning rate hp["lr"] is written in per step
     hparams = jconfig.hparams(config)
 
@@ -404,8 +404,6 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
             buffer=replay_init(example, int(config.buffer_size)),
             env_state=env_state,
             obs=obs,
-            episode_return=jnp.zeros((num_envs,), jnp.float32),
-            discount=jnp.ones((num_envs,), jnp.float32),
             key=key,
             step=jnp.zeros((), jnp.int32),
         )
@@ -449,19 +447,17 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
 
         # STEP the stock-augmented environments: the wrapper sets c' = (c + r) / gamma and
         # re-draws c_0 ~ U[stock_low, stock_high] after an auto-reset.
-        obs, env_state, reward, term, trunc, info = vec_env.step(
+        obs, env_state, reward, term, _, info = vec_env.step(
             k_env, state.env_state, action, train_stock_params(hp))
         reward = reward.astype(jnp.float32)
-        done = jnp.logical_or(term, trunc)
+        done = info["returned_episode"]  # terminated or truncated
         transition = Transition(
             state.obs, action, reward, info["final_observation"], term.astype(jnp.float32)
         )
         buffer = replay_add(state.buffer, transition)
-        ep_ret = state.episode_return + state.discount * reward
         finished = jnp.sum(done)
+        ep_ret = info["returned_discounted_episode_returns"]  # [num_envs], read where done
         ret_metric = jnp.sum(jnp.where(done, ep_ret, 0.0)) / jnp.maximum(finished, 1)
-        episode_return = jnp.where(done, 0.0, ep_ret)
-        discount = jnp.where(done, 1.0, state.discount * hp["gamma"])
 
         # LEARN: one gradient step on a uniform minibatch once enough data is stored.
         batch = replay_sample(buffer, k_sample, batch_size)
@@ -481,8 +477,7 @@ def make_deep_dn(config: DeepDNConfig | Any) -> sweep.Algorithm:
         )
 
         new_state = DeepDNState(
-            params, target_params, opt_state, buffer, env_state, obs,
-            episode_return, discount, key, state.step + 1,
+            params, target_params, opt_state, buffer, env_state, obs, key, state.step + 1,
         )
         metrics = {
             "loss": jnp.where(ready, loss, 0.0).astype(jnp.float32),

@@ -8,7 +8,8 @@ bootstrap with V(final_observation)).
 
 Wrappers here keep that protocol, so they stack:
 * `LogWrapper`: episode return/length carried in the state; `info["returned_episode_returns"]`,
-  `info["returned_episode_lengths"]`, `info["returned_episode"]` (bool) at episode ends.
+  `info["returned_episode_lengths"]`, `info["returned_episode"]` (bool) at episode ends; with
+  `gamma` given, also the discounted return, `info["returned_discounted_episode_returns"]`.
 * `NormalizeObservation`: running mean/variance (Welford) of one environment copy's observations
   (under `vmap`, each copy keeps its own statistics).
 * `ClipAction`: clips continuous actions to the action-space box.
@@ -24,6 +25,7 @@ Wrappers here keep that protocol, so they stack:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import chex
@@ -31,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
+from jax.typing import ArrayLike
 
 
 class GymnaxWrapper:
@@ -52,6 +55,10 @@ class GymnaxWrapper:
 
 @struct.dataclass
 class LogEnvState:
+    """`LogWrapper`'s state (one env copy; every field gets a leading `[num_envs]` under
+    `VecEnv`): the running undiscounted return (float32, reward units) and length (int32 steps)
+    of the current episode, and those of the last episode that ended (0 before any)."""
+
     env_state: Any
     episode_return: jax.Array
     episode_length: jax.Array
@@ -59,34 +66,81 @@ class LogEnvState:
     returned_episode_length: jax.Array
 
 
+@struct.dataclass
+class DiscountedLogEnvState(LogEnvState):
+    """`LogEnvState` plus the discounted return, for `LogWrapper(env, gamma=...)` (float32,
+    reward units): `discounted_return = sum_{k<t} gamma^k r_k` of the current episode after its
+    `t` steps, `discount = gamma^t` (the weight of the next reward; 1 at an episode start), and
+    `returned_discounted_episode_return`, the discounted return of the last episode that ended
+    (0 before any)."""
+
+    discounted_return: jax.Array
+    discount: jax.Array
+    returned_discounted_episode_return: jax.Array
+
+
 class LogWrapper(GymnaxWrapper):
-    """Carries the running episode return and length in the state (no host callbacks)."""
+    """Carries the running episode return and length in the state (no host callbacks).
+
+    `gamma`: None (default) logs only the undiscounted return (state `LogEnvState`). Otherwise
+    also the discounted return `G = sum_{t=0}^{T-1} gamma^t r_t` of each episode (`t = 0` the
+    first step after a reset; state `DiscountedLogEnvState`, and
+    `info["returned_discounted_episode_returns"]`, float32, like the undiscounted one). `gamma` is
+    a number, or a callable `gamma(params) -> scalar` of the env params passed to `step` (so a
+    run-time, possibly traced discount, e.g. a swept hyperparameter carried in the params), read
+    at every step. The arithmetic per step is `G <- G + discount * r`, `discount <- discount *
+    gamma`, both reset (to 0 and 1) where the episode ended.
+    """
+
+    def __init__(self, env: Any, gamma: float | Callable[[Any], ArrayLike] | None = None):
+        super().__init__(env)
+        self._gamma = gamma
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, LogEnvState]:
         obs, env_state = self._env.reset(key, params)
         z = jnp.zeros((), jnp.float32)
-        return obs, LogEnvState(env_state, z, jnp.zeros((), jnp.int32), z, jnp.zeros((), jnp.int32))
+        fields = (env_state, z, jnp.zeros((), jnp.int32), z, jnp.zeros((), jnp.int32))
+        if self._gamma is None:
+            return obs, LogEnvState(*fields)
+        return obs, DiscountedLogEnvState(*fields, z, jnp.ones((), jnp.float32), z)
 
     def step(self, key, state: LogEnvState, action, params=None):
         obs, env_state, reward, terminated, truncated, info = self._env.step(
             key, state.env_state, action, params
         )
         done = jnp.logical_or(terminated, truncated)
-        ret = state.episode_return + reward.astype(jnp.float32)
+        reward32 = reward.astype(jnp.float32)
+        ret = state.episode_return + reward32
         length = state.episode_length + 1
-        new_state = LogEnvState(
+        fields = dict(
             env_state=env_state,
             episode_return=ret * (1 - done),
             episode_length=length * (1 - done),
             returned_episode_return=jnp.where(done, ret, state.returned_episode_return),
             returned_episode_length=jnp.where(done, length, state.returned_episode_length),
         )
+        if self._gamma is None:
+            new_state = LogEnvState(**fields)
+        else:
+            g = self._gamma(params) if callable(self._gamma) else self._gamma
+            g = jnp.asarray(g, jnp.float32)
+            dret = state.discounted_return + state.discount * reward32
+            new_state = DiscountedLogEnvState(
+                **fields,
+                discounted_return=jnp.where(done, 0.0, dret),
+                discount=jnp.where(done, 1.0, state.discount * g),
+                returned_discounted_episode_return=jnp.where(
+                    done, dret, state.returned_discounted_episode_return),
+            )
         info = {
             **info,
             "returned_episode_returns": new_state.returned_episode_return,
             "returned_episode_lengths": new_state.returned_episode_length,
             "returned_episode": done,
         }
+        if self._gamma is not None:
+            info["returned_discounted_episode_returns"] = (
+                new_state.returned_discounted_episode_return)
         return obs, new_state, reward, terminated, truncated, info
 
 
