@@ -14,14 +14,19 @@ device leaves cores idle between the small ops of an RL update
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 
 import jax
 
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
-# The count the scripts' default put in XLA_FLAGS (0: none; an explicit count replaces it) and
-# whether the runtime has printed it.
-_DEFAULT = {"count": 0, "noted": False}
+# The count the scripts' default put in XLA_FLAGS (0: none; an explicit count replaces it), the
+# compilation cache the scripts' default chose (None: none) and whether the runtime has printed
+# them.
+_DEFAULT = {"count": 0, "cache": None, "noted": False}
+_OFF = ("0", "off", "false", "no", "none")
+CACHE_MAX_BYTES = 2 * 2**30  # least recently used entries are evicted above this
 
 
 def host_cores() -> int:
@@ -92,15 +97,75 @@ def configure_cpu_devices(n: int | str | None = None, *, default: str | int | No
     return count
 
 
+def host_tag() -> str:
+    """`machine-jaxversion-hash` of this host's instruction-set features (the `flags` of
+    /proc/cpuinfo): compiled CPU programs are only reused on hosts with the same tag, so a
+    cache in a home directory shared by different nodes never hands one node's AVX-512 code to
+    another."""
+    feats = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            feats = next((ln for ln in f if ln.startswith(("flags", "Features"))), feats)
+    except OSError:
+        pass
+    digest = hashlib.sha1(" ".join(sorted(feats.split())).encode()).hexdigest()[:10]
+    return f"{platform.machine()}-jax{jax.__version__}-{digest}"
+
+
+def configure_compilation_cache(path: str | None = None, *, default: str | None = None
+                                ) -> str | None:
+    """Keep compiled XLA programs on disk (JAX's persistent compilation cache), so a re-run, a
+    resumed run or a sweep of the same program skips compilation (on a 2-core CPU most of a
+    short RL run is compilation: experiments/benchmarks/RESULTS.md). The executable is the same
+    program, so results are bit-identical with and without the cache.
+
+    `path=None` reads `JAXRL_COMPILATION_CACHE` (a directory; `0`/`off` turns the cache off);
+    unset, `default` is used (None: do nothing; the scripts pass `~/.cache/jaxrl/xla` when
+    launched from the command line, see `experiments/__init__.py`, and the runtime prints the
+    choice once). Programs land in `<path>/<host_tag()>`, at most `CACHE_MAX_BYTES` (least
+    recently used evicted); only programs that took >= 1 s to compile are kept (JAX's
+    default). A cache set by JAX's own `JAX_COMPILATION_CACHE_DIR` / `jax.config` wins.
+    Returns the directory in use, or None.
+    """
+    chosen_by_default = False
+    explicit = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if explicit:
+        return explicit
+    if path is None:
+        path = os.environ.get("JAXRL_COMPILATION_CACHE", "")
+        if path.strip().lower() in _OFF:
+            return None
+        if path == "":
+            path, chosen_by_default = default, True
+    if not path:
+        return None
+    where = os.path.join(os.path.expanduser(path), host_tag())
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    if chosen_by_default:
+        _DEFAULT.update(cache=where, noted=False)
+    return where
+
+
 def default_note() -> str | None:
-    """The line saying that a default chose the CPU device count (None if none did, or if the
-    backend is not the CPU); printed once by `jaxrl.experiment.run`."""
+    """The lines saying what the scripts' defaults chose: the CPU device count (when it is > 1
+    on a CPU backend) and the compilation cache; None if no default chose anything. Printed
+    once by `jaxrl.experiment.run`."""
+    if _DEFAULT["noted"]:
+        return None
+    lines = []
     count = _DEFAULT["count"]
-    if count < 2 or _DEFAULT["noted"] or jax.default_backend() != "cpu":
+    if count >= 2 and jax.default_backend() == "cpu":
+        lines.append(f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical "
+                     "whatever the device count; JAXRL_CPU_DEVICES=1 for one device)")
+    if _DEFAULT["cache"]:
+        lines.append(f"[jaxrl] compiled programs cached in {_DEFAULT['cache']} (a re-run or "
+                     "resume of the same config skips compilation; JAXRL_COMPILATION_CACHE=0 "
+                     "turns it off)")
+    if not lines:
         return None
     _DEFAULT["noted"] = True
-    return (f"[jaxrl] {count} CPU devices (one per core; runs are bit-identical whatever the "
-            "device count; JAXRL_CPU_DEVICES=1 for one device)")
+    return "\n".join(lines)
 
 
 def maybe_initialize_distributed() -> bool:
