@@ -13,9 +13,11 @@ convergence in one vmapped program vs the loop reference one MDP at a time (`--b
 16 by default, scaled to 256 and the table says so; `--batched 256` runs them all, ~30 min).
 Prints a Markdown table.
 
-Unless `XLA_FLAGS` is already set or `--default-xla` is given, the script sets the XLA:CPU flags
-`--xla_cpu_use_fusion_emitters=false --xla_cpu_experimental_ynn_fusion_type=` (about 2x faster
-sweeps on jax 0.10.2); they must be set before jax is imported.
+Unless `XLA_FLAGS` already names them or `--default-xla` is given, the script appends the XLA:CPU
+flags `--xla_cpu_use_fusion_emitters=false --xla_cpu_experimental_ynn_fusion_type=` to
+`XLA_FLAGS` (about 2x faster sweeps on jax 0.10.2); they must be set before jax is imported.
+(Until 4 Dec 2026 the script skipped them whenever `XLA_FLAGS` existed, which it always did once
+`experiments/__init__.py` put the CPU device count there.)
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ import sys
 import time
 
 TUNED_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_cpu_experimental_ynn_fusion_type="
-if "--default-xla" not in sys.argv and "XLA_FLAGS" not in os.environ:
-    os.environ["XLA_FLAGS"] = TUNED_XLA_FLAGS
+# Appended to XLA_FLAGS (which `experiments/__init__.py` may already hold a CPU device count in)
+# unless the user set either flag or passed --default-xla.
+_flags = os.environ.get("XLA_FLAGS", "")
+if ("--default-xla" not in sys.argv and "xla_cpu_use_fusion_emitters" not in _flags
+        and "xla_cpu_experimental_ynn_fusion_type" not in _flags):
+    os.environ["XLA_FLAGS"] = f"{_flags} {TUNED_XLA_FLAGS}".strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

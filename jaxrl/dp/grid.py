@@ -32,7 +32,8 @@ The start stock c_0 is read off the grid by the same interpolation; CVaR searche
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
 
 Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, grid_sweep_probs,
-GridSolution, grid_value_iteration, grid_policy_iteration, cdf_to_probs, projection_stencil.
+GridSolution, grid_value_iteration, grid_policy_iteration, grid_policy_evaluation, cdf_to_probs,
+projection_stencil.
 """
 
 from __future__ import annotations
@@ -437,6 +438,31 @@ def _evaluate(F, op, policy, tol, max_sweeps):
 
     F, err, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
     return F, n, err
+
+
+def grid_policy_evaluation(mdp: MDP, objective: Objective, policy, stocks, support, *,
+                           tol: float = 1e-6, max_sweeps: int = 1000, dtype=jnp.float32
+                           ) -> GridSolution:
+    """Distributional evaluation of a stationary stock policy on the grid (discounted).
+
+    `policy [S, NC]` int (action at state s, stock c_j; e.g. another solver's greedy policy) is
+    evaluated from Proj(delta_0) until the CDFs change by < tol; the result's
+    `objective_value` is the objective of that policy's law from mu0 as in
+    `grid_value_iteration` (cvar: the grid search over b = -c_j, each b with its own stock
+    start), so policies of different solvers are compared by one evaluator.
+    """
+    if mdp.horizon > 0:
+        raise ValueError("grid_policy_evaluation is for horizon 0 (a stationary policy)")
+    op, F = _setup(mdp, objective, stocks, support, dtype)
+    policy = jnp.asarray(policy, jnp.int32)
+    if policy.shape != F.shape[:2]:
+        raise ValueError(f"policy must be [S, NC] = {F.shape[:2]}, got {policy.shape}")
+    F, n, res = _evaluate(F, op, policy, tol, max_sweeps)
+    converged = bool(res < tol)
+    if not converged:
+        warnings.warn(f"grid_policy_evaluation did not converge: change {float(res):.3g} >= tol "
+                      f"{tol:g} after max_sweeps={max_sweeps}", RuntimeWarning, stacklevel=2)
+    return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res))
 
 
 def grid_policy_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
