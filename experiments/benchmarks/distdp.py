@@ -6,7 +6,7 @@
 Instance: ../shared/anchors/distdp/problem.py (S=64, A=4, 128 stocks, 101 atoms, gamma 0.9).
 Times, in ONE process and interleaved: `jaxrl.dp.grid.grid_sweep_probs` and `grid_sweep` (float32,
 jitted), the loop reference `numpy_loop.sweep` (float64) and the scipy.sparse reference
-`numpy_vec.sweep` (float64, 2 threads), imported from the anchor folder (not copied). Checks
+`numpy_vec.sweep` (float64 and float32, 2 threads or `--vec-threads`), imported from the anchor folder (not copied). Checks
 agreement with the float64 loop after 3 sweeps (max abs difference of probabilities, greedy
 actions). Then control (`--control-reps`): the time to the optimal CVaR policy by the
 distributional grid VI vs the scalar stock-augmented VI on the same stock grid
@@ -53,7 +53,7 @@ def _cvar_dU(op):
     return grid.utility_weights(lambda x: jnp.minimum(x, 0.0), op.stocks, op.support)
 
 
-def single_sweep(anchor, reps):
+def single_sweep(anchor, reps, threads=2):
     import numpy_loop
     import numpy_vec
     from problem import make_problem
@@ -88,8 +88,8 @@ def single_sweep(anchor, reps):
     fns = {"ours": lambda: grid.grid_sweep_probs(eta0, op, dU),
            "ours_cdf": lambda: grid.grid_sweep(F0, op, dU),
            "ours64": ours64,
-           "vec": lambda: numpy_vec.sweep(pr["eta0"], vop, 2),
-           "vec32": lambda: numpy_vec.sweep(eta32, vop32, 2)}
+           "vec": lambda: numpy_vec.sweep(pr["eta0"], vop, threads),
+           "vec32": lambda: numpy_vec.sweep(eta32, vop32, threads)}
     times = {k: [] for k in fns}
     for _ in range(reps):  # interleaved, so a change of load hits all of them
         for k, fn in fns.items():
@@ -113,7 +113,7 @@ def single_sweep(anchor, reps):
                            float(np.abs(np.asarray(grid.cdf_to_probs(F), np.float64) - eta).max()))
     out = {k: statistics.median(v) for k, v in times.items()}
     out.update({k + "_all": v for k, v in times.items()})
-    return dict(out, compile=compile_s, setup=setup_s, loop=statistics.median(loop_ts),
+    return dict(out, threads=threads, compile=compile_s, setup=setup_s, loop=statistics.median(loop_ts),
                 loop_all=loop_ts, max_diff=max_diff, max_diff_cdf=max_diff_cdf,
                 mismatch=mismatch)
 
@@ -221,6 +221,9 @@ def main():
                     help="MDPs the loop reference solves (0: skip the batched case)")
     ap.add_argument("--tol", type=float, default=1e-6, help="batched: convergence tolerance")
     ap.add_argument("--max-sweeps", type=int, default=400, help="batched: sweep cap")
+    ap.add_argument("--vec-threads", type=int, default=2,
+                    help="threads of the scipy.sparse reference (1: with `taskset -c 0` for a "
+                    "one-core comparison)")
     ap.add_argument("--batched-reps", type=int, default=3, help="batched: repetitions")
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--control-reps", type=int, default=3,
@@ -229,7 +232,7 @@ def main():
     ap.add_argument("--default-xla", action="store_true", help="do not set the tuned XLA_FLAGS")
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.anchor))
-    r = None if args.skip_single else single_sweep(args.anchor, args.reps)
+    r = None if args.skip_single else single_sweep(args.anchor, args.reps, args.vec_threads)
     ctl = control(args.control_reps, args.alpha) if args.control_reps > 0 else None
     b = batched(args.batched, args.tol, args.max_sweeps, args.batched_reps) if args.batched else None
     load = os.getloadavg()
@@ -255,17 +258,18 @@ def _print_single(r):
     print(f"| ours `grid_sweep` (CDF in/out) s/sweep, median | {r['ours_cdf']:.3f} "
           f"({_fmt(r['ours_cdf_all'])}) |")
     print(f"| numpy_loop float64 s/sweep, median of 3 | {r['loop']:.3f} ({_fmt(r['loop_all'])}) |")
-    print(f"| numpy_vec sparse float64, 2 threads s/sweep, median | {r['vec']:.3f} "
+    print(f"| numpy_vec sparse float64, {r['threads']} threads s/sweep, median | {r['vec']:.3f} "
           f"({_fmt(r['vec_all'])}) |")
     print(f"| ours `grid_sweep_probs` float64 s/sweep, median | {r['ours64']:.3f} "
           f"({_fmt(r['ours64_all'])}) |")
-    print(f"| numpy_vec sparse float32, 2 threads s/sweep, median | {r['vec32']:.3f} "
+    print(f"| numpy_vec sparse float32, {r['threads']} threads s/sweep, median | {r['vec32']:.3f} "
           f"({_fmt(r['vec32_all'])}) |")
     print(f"| **equal precision float32: numpy_vec f32 / ours f32** | {r['vec32'] / r['ours']:.2f}x |")
     print(f"| **equal precision float64: numpy_vec f64 / ours f64** | {r['vec'] / r['ours64']:.2f}x |")
     print(f"| mixed (earlier claim): numpy_vec f64 / ours f32 | {r['vec'] / r['ours']:.2f}x |")
     print(f"| speed-up vs loop (target >= 15x) | {r['loop'] / r['ours']:.1f}x |")
-    print(f"| speed-up vs numpy_vec 2 threads (target >= 1.3x) | {r['vec'] / r['ours']:.2f}x |")
+    print(f"| speed-up vs numpy_vec {r['threads']} threads (target >= 1.3x) | "
+          f"{r['vec'] / r['ours']:.2f}x |")
     print(f"| fraction of the ~9 ms floor (0.009 s / ours) | {FLOOR_S / r['ours']:.3f} |")
     print(f"| max abs diff vs float64 loop after 3 sweeps (probabilities) | {r['max_diff']:.2e} |")
     print(f"| same through the CDF API (`grid_sweep`, cdf_to_probs) | {r['max_diff_cdf']:.2e} |")

@@ -12,8 +12,8 @@ Solvers:
   `evaluate_exact`, `classic_value_iteration`, `exact_stocks`.
 * categorical on a stock grid (`jaxrl.dp.grid`), finite horizon or discounted:
   `grid_value_iteration`, `grid_policy_iteration`, `grid_policy_evaluation` (the law of a given
-  stock policy), `make_grid_operator` + `grid_sweep` (one jitted sweep on CDFs, the benchmark
-  operator).
+  stock policy), `grid.batched_value_iteration` (many MDPs in one vmapped program),
+  `make_grid_operator` + `grid_sweep` (one jitted sweep on CDFs, the benchmark operator).
 * scalar on the exact stocks (`jaxrl.dp.scalar`, linear memory): `solve_scalar` (VI on
   (t, state, stock) with f at the horizon, CVaR outer search), `solve_var` (VaR optimization:
   threshold DP + binary search over tau), `forward_law` (exact law of a stock policy);

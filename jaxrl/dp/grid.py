@@ -32,7 +32,8 @@ The start stock c_0 is read off the grid by the same interpolation; CVaR searche
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
 
 Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, grid_sweep_probs,
-GridSolution, grid_value_iteration, grid_policy_iteration, grid_policy_evaluation, cdf_to_probs,
+GridSolution, grid_value_iteration, grid_policy_iteration, grid_policy_evaluation,
+batched_value_iteration (B MDPs in one vmapped program, compacted between rounds), cdf_to_probs,
 projection_stencil.
 """
 
