@@ -487,6 +487,8 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
         cap = jnp.minimum(jnp.asarray(out.n[idx]) + round_sweeps, max_sweeps)
         ci = _batched_run_capped(take(jax.tree.map(jnp.asarray, out), idx), ops_i, dU, tol, cap)
         ci = jax.tree.map(np.asarray, take(ci, np.arange(active.size)))
+        if not np.all(ci.n > out.n[active]):  # every running MDP sweeps at least once a round
+            raise RuntimeError("batched_value_iteration: a round made no progress")
         for field, x in zip(out._fields, ci, strict=True):
             getattr(out, field)[active] = x
         active = active[(out.err[active] >= tol) & (out.n[active] < max_sweeps)]
