@@ -32,7 +32,9 @@ The start stock c_0 is read off the grid by the same interpolation; CVaR searche
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
 
 Public API: GridOperator, make_grid_operator, utility_weights, grid_sweep, grid_sweep_probs,
-GridSolution, grid_value_iteration, grid_policy_iteration, cdf_to_probs, projection_stencil.
+GridSolution, grid_value_iteration, grid_policy_iteration, grid_policy_evaluation,
+batched_value_iteration (B MDPs in one vmapped program, compacted between rounds), cdf_to_probs,
+projection_stencil.
 """
 
 from __future__ import annotations
@@ -391,37 +393,113 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
     return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res))
 
 
+class _VICarry(NamedTuple):
+    """State of the value-iteration loop: probabilities P `[S, NC, A, K]`, sticky greedy a
+    `[S, NC]`, greedy values v `[S, NC]`, last value change err, sweeps n."""
+
+    P: jax.Array
+    a: jax.Array
+    v: jax.Array
+    err: jax.Array
+    n: jax.Array
+
+
+def _greedy_sticky(P, a_prev, u):
+    """(a, v): greedy actions `[S, NC]` kept at a_prev while within the `tie_argmax` tolerance
+    of the best, and the greedy values max_a sum_k P u."""
+    q = jnp.einsum("sjak,jk->sja", P, u)
+    m = q.max(-1)
+    tol_q = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
+    keep = jnp.take_along_axis(q, a_prev[..., None], -1)[..., 0] >= m - tol_q
+    return jnp.where(keep, a_prev, tie_argmax(q)), m
+
+
+def _vi_start(F, dU) -> _VICarry:
+    P0 = cdf_to_probs(F)
+    a0, v0 = _greedy_sticky(P0, jnp.zeros(P0.shape[:2], jnp.int32), _utility_probs(dU))
+    return _VICarry(P0, a0, v0, jnp.asarray(jnp.inf, F.dtype), jnp.asarray(0, jnp.int32))
+
+
+def _vi_run(c: _VICarry, op, dU, tol, max_sweeps) -> _VICarry:
+    """Sweeps until the greedy values change by < tol (sup norm) or n reaches max_sweeps."""
+    u = _utility_probs(dU)
+
+    def cond(c):
+        return (c.err >= tol) & (c.n < max_sweeps)
+
+    def body(c):
+        V = jnp.take_along_axis(c.P, c.a[:, :, None, None], axis=2)[:, :, 0, :]
+        P_new = _apply_probs(V, op)
+        a_new, v_new = _greedy_sticky(P_new, c.a, u)
+        return _VICarry(P_new, a_new, v_new, jnp.max(jnp.abs(v_new - c.v)), c.n + 1)
+
+    return jax.lax.while_loop(cond, body, c)
+
+
 @partial(jax.jit, static_argnames=("max_sweeps",))
 def _iterate(F, op, dU, tol, max_sweeps):
     """Sweeps from CDFs F until the greedy values max_a E f change by < tol in the sup norm
     (carried as probabilities inside). The greedy is sticky on ties: the previous sweep's action
     is kept while it is within the `tie_argmax` tolerance of the best, else the lowest such
     action is taken. Returns (F, sweeps, last value change)."""
-    u = _utility_probs(dU)
+    c = _vi_run(_vi_start(F, dU), op, dU, tol, max_sweeps)
+    return jnp.cumsum(c.P, -1), c.n, c.err
 
-    def greedy_of(P, a_prev):
-        q = jnp.einsum("sjak,jk->sja", P, u)
-        m = q.max(-1)
-        tol_q = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
-        keep = jnp.take_along_axis(q, a_prev[..., None], -1)[..., 0] >= m - tol_q
-        return jnp.where(keep, a_prev, tie_argmax(q)), m
 
-    def cond(c):
-        _, _, _, err, n = c
-        return (err >= tol) & (n < max_sweeps)
+_OP_AXES = GridOperator(0, 0, 0, 0, None, None)
 
-    def body(c):
-        P, a, v, _, n = c
-        V = jnp.take_along_axis(P, a[:, :, None, None], axis=2)[:, :, 0, :]
-        P_new = _apply_probs(V, op)
-        a_new, v_new = greedy_of(P_new, a)
-        return P_new, a_new, v_new, jnp.max(jnp.abs(v_new - v)), n + 1
 
-    P0 = cdf_to_probs(F)
-    a0, v0 = greedy_of(P0, jnp.zeros(P0.shape[:2], jnp.int32))
-    P, _, _, err, n = jax.lax.while_loop(
-        cond, body, (P0, a0, v0, jnp.asarray(jnp.inf, F.dtype), 0))
-    return jnp.cumsum(P, -1), n, err
+@partial(jax.jit, static_argnames=("max_sweeps",))
+def _batched_run(c, op, dU, tol, max_sweeps):
+    return jax.vmap(lambda ci, oi: _vi_run(ci, oi, dU, tol, max_sweeps),
+                    in_axes=(0, _OP_AXES))(c, op)
+
+
+def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
+                            tol: float = 1e-6, max_sweeps: int = 1000, round_sweeps: int = 50,
+                            compact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Discounted grid VI of B MDPs at once (`jax.vmap`), each with its own value-based stop.
+
+    Args:
+      F0: `[B, S, NC, A, K]` start CDFs. ops: `GridOperator` with `[B, ...]` leading axes on
+        lo, w, kidx, wp (shared stocks, support). dU: `[NC, K]` greedy weights.
+      round_sweeps: with `compact`, the vmapped loop runs at most this many sweeps per round;
+        between rounds the host drops the MDPs that have stopped and pads the rest to a power
+        of two (few distinct shapes to compile), so the batch no longer sweeps every MDP until
+        the slowest one stops (a vmapped while_loop computes all lanes while any is running).
+        `compact=False`: one vmapped loop to the end (the old behaviour).
+
+    Returns NumPy (F `[B, S, NC, A, K]`, sweeps `[B]`, last value change `[B]`); each MDP's
+    result is that of `grid_value_iteration`'s loop (same carry, same stopping rule).
+    """
+    B = F0.shape[0]
+    c = jax.vmap(lambda F: _vi_start(F, dU))(F0)
+    if not compact:
+        c = _batched_run(c, ops, dU, tol, max_sweeps)
+        return np.asarray(jnp.cumsum(c.P, -1)), np.asarray(c.n), np.asarray(c.err)
+    out = jax.tree.map(np.array, c)  # writable host copies
+    active = np.arange(B)
+    take = lambda tree, idx: jax.tree.map(lambda x: x[idx], tree)  # noqa: E731
+    while active.size:
+        size = 1 << int(np.ceil(np.log2(active.size)))
+        idx = np.concatenate([active, np.full(size - active.size, active[-1])])
+        ops_i = ops._replace(**{k: getattr(ops, k)[idx] for k in ("lo", "w", "kidx", "wp")})
+        cap = jnp.minimum(jnp.asarray(out.n[idx]) + round_sweeps, max_sweeps)
+        ci = _batched_run_capped(take(jax.tree.map(jnp.asarray, out), idx), ops_i, dU, tol, cap)
+        ci = jax.tree.map(np.asarray, take(ci, np.arange(active.size)))
+        if not np.all(ci.n > out.n[active]):  # every running MDP sweeps at least once a round
+            raise RuntimeError("batched_value_iteration: a round made no progress")
+        for field, x in zip(out._fields, ci, strict=True):
+            getattr(out, field)[active] = x
+        active = active[(out.err[active] >= tol) & (out.n[active] < max_sweeps)]
+    return np.asarray(jnp.cumsum(jnp.asarray(out.P), -1)), out.n, out.err
+
+
+@jax.jit
+def _batched_run_capped(c, op, dU, tol, cap):
+    """`_batched_run` with a per-MDP sweep cap `[B]` (traced: one compile per batch size)."""
+    return jax.vmap(lambda ci, oi, m: _vi_run(ci, oi, dU, tol, m),
+                    in_axes=(0, _OP_AXES, 0))(c, op, cap)
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
@@ -437,6 +515,31 @@ def _evaluate(F, op, policy, tol, max_sweeps):
 
     F, err, n = jax.lax.while_loop(cond, body, (F, jnp.asarray(jnp.inf, F.dtype), 0))
     return F, n, err
+
+
+def grid_policy_evaluation(mdp: MDP, objective: Objective, policy, stocks, support, *,
+                           tol: float = 1e-6, max_sweeps: int = 1000, dtype=jnp.float32
+                           ) -> GridSolution:
+    """Distributional evaluation of a stationary stock policy on the grid (discounted).
+
+    `policy [S, NC]` int (action at state s, stock c_j; e.g. another solver's greedy policy) is
+    evaluated from Proj(delta_0) until the CDFs change by < tol; the result's
+    `objective_value` is the objective of that policy's law from mu0 as in
+    `grid_value_iteration` (cvar: the grid search over b = -c_j, each b with its own stock
+    start), so policies of different solvers are compared by one evaluator.
+    """
+    if mdp.horizon > 0:
+        raise ValueError("grid_policy_evaluation is for horizon 0 (a stationary policy)")
+    op, F = _setup(mdp, objective, stocks, support, dtype)
+    policy = jnp.asarray(policy, jnp.int32)
+    if policy.shape != F.shape[:2]:
+        raise ValueError(f"policy must be [S, NC] = {F.shape[:2]}, got {policy.shape}")
+    F, n, res = _evaluate(F, op, policy, tol, max_sweeps)
+    converged = bool(res < tol)
+    if not converged:
+        warnings.warn(f"grid_policy_evaluation did not converge: change {float(res):.3g} >= tol "
+                      f"{tol:g} after max_sweeps={max_sweeps}", RuntimeWarning, stacklevel=2)
+    return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res))
 
 
 def grid_policy_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
