@@ -29,6 +29,17 @@ def test_programs_cover_the_ratios_fixed_target_and_one_grid_program():
     assert f.cfg.lr == 0.0 and f.cfg.props_num_steps == 64 and len(f.grid["props_lr"]) == 2
 
 
+@pytest.mark.parametrize("task,env", [("acrobot", "Acrobot-v1"), ("pendulum", "Pendulum-v1")])
+def test_other_task_variants_keep_the_ratio_settings_on_their_env(task, env):
+    _, progs = ps.validate(cfgs.get_config(task))
+    assert [p.name for p in progs] == ["ppo_buffer", "fixed_target", "ratio_2", "ratio_4",
+                                       "ratio_8", "ratio_16", "grid"]
+    assert {p.cfg.env_name for p in progs} == {env}
+    c = {p.name: p for p in progs}["ratio_8"].cfg
+    assert (c.props_lr, c.props_target_kl, c.props_kl_coef, c.props_num_steps) == (
+        1e-3, 0.05, 0.3, 32)
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("ratios", (3,), r"^config\.ratios must be positive integers dividing"),
     ("grid_ratio", 0, r"^config\.grid_ratio must be positive"),

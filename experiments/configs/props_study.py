@@ -17,6 +17,8 @@ Programs (16 seeds each, n = 256 per target batch, b = 2, 24 target updates = 6,
 PROPS behavior update 16 epochs x 8 minibatches, PPO 10 epochs x 8 minibatches (the `:quick`
 sizes of experiments/configs/props.py). `:tiny` is a seconds-long smoke run (2 seeds).
 `:mb4`: the follow-up with 4 behavior minibatches (n/m = 4 only, fixed target over lr_PROPS).
+`:acrobot`, `:pendulum`: the ratios and the fixed target on Acrobot-v1 / Pendulum-v1 (grid cut
+to one point, no fixed grid).
 """
 
 import dataclasses
@@ -65,7 +67,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.grid = ml_collections.ConfigDict({"props_lr": (3e-3,), "props_kl_coef": (0.1,)})
         c.fixed_grid = ml_collections.ConfigDict({"props_lr": (1e-3, 3e-3, 1e-2),
                                                   "props_kl_coef": (0.1,)})
+    elif arg in ("acrobot", "pendulum"):
+        # the n/m ratios and the fixed target on another task, same settings; the grid program
+        # reduced to the ratio runs' own point and no fixed grid (CPU time)
+        algo = dataclasses.replace(algo, env_name={"acrobot": "Acrobot-v1",
+                                                   "pendulum": "Pendulum-v1"}[arg])
+        c.grid = ml_collections.ConfigDict({"props_lr": (1e-3,)})
+        c.fixed_grid = ml_collections.ConfigDict({})
     elif arg not in (None, ""):
-        raise ValueError(f"unknown props_study config variant {arg!r}; valid: tiny, mb4")
+        raise ValueError(f"unknown props_study config variant {arg!r}; valid: tiny, mb4, "
+                         "acrobot, pendulum")
     c.algo = jconfig.to_config_dict(algo)
     return c
