@@ -66,7 +66,11 @@ class TensorBoardLogger:
     def start(self, step: int) -> None:
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(self.logdir, purge_step=step + 1 if step else None)
+        # The file name carries the start step: tensorboardX names files by the second and the
+        # host only, so a resume within the same second would otherwise reopen (and truncate)
+        # the first invocation's file.
+        self.writer = SummaryWriter(self.logdir, purge_step=step + 1 if step else None,
+                                    filename_suffix=f".from{step:012d}")
 
     def write(self, kind: str, steps: Sequence[int], runs: Sequence[Mapping[str, Any]],
               metrics: Mapping[str, np.ndarray]) -> None:
