@@ -449,12 +449,6 @@ def _iterate(F, op, dU, tol, max_sweeps):
 _OP_AXES = GridOperator(0, 0, 0, 0, None, None)
 
 
-@partial(jax.jit, static_argnames=("max_sweeps",))
-def _batched_run(c, op, dU, tol, max_sweeps):
-    return jax.vmap(lambda ci, oi: _vi_run(ci, oi, dU, tol, max_sweeps),
-                    in_axes=(0, _OP_AXES))(c, op)
-
-
 def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
                             tol: float = 1e-6, max_sweeps: int = 1000, round_sweeps: int = 50,
                             compact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -475,7 +469,7 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
     B = F0.shape[0]
     c = jax.vmap(lambda F: _vi_start(F, dU))(F0)
     if not compact:
-        c = _batched_run(c, ops, dU, tol, max_sweeps)
+        c = _batched_run_capped(c, ops, dU, tol, jnp.full((B,), max_sweeps, jnp.int32))
         return np.asarray(jnp.cumsum(c.P, -1)), np.asarray(c.n), np.asarray(c.err)
     out = jax.tree.map(np.array, c)  # writable host copies
     active = np.arange(B)
@@ -485,7 +479,7 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
         idx = np.concatenate([active, np.full(size - active.size, active[-1])])
         ops_i = ops._replace(**{k: getattr(ops, k)[idx] for k in ("lo", "w", "kidx", "wp")})
         cap = jnp.minimum(jnp.asarray(out.n[idx]) + round_sweeps, max_sweeps)
-        ci = _batched_run_capped(take(jax.tree.map(jnp.asarray, out), idx), ops_i, dU, tol, cap)
+        ci = _batched_run_capped(jax.tree.map(jnp.asarray, take(out, idx)), ops_i, dU, tol, cap)
         ci = jax.tree.map(np.asarray, take(ci, np.arange(active.size)))
         if not np.all(ci.n > out.n[active]):  # every running MDP sweeps at least once a round
             raise RuntimeError("batched_value_iteration: a round made no progress")
@@ -497,7 +491,8 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
 
 @jax.jit
 def _batched_run_capped(c, op, dU, tol, cap):
-    """`_batched_run` with a per-MDP sweep cap `[B]` (traced: one compile per batch size)."""
+    """`_vi_run` vmapped over B MDPs, each with its own sweep cap `[B]` (traced: one compile
+    per batch size)."""
     return jax.vmap(lambda ci, oi, m: _vi_run(ci, oi, dU, tol, m),
                     in_axes=(0, _OP_AXES, 0))(c, op, cap)
 
