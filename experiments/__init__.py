@@ -24,13 +24,6 @@ from jaxrl.distributed import (
 logging.set_verbosity(logging.WARNING)
 # `python -m experiments.x` imports this package while sys.argv[0] is still "-m".
 _SCRIPT = sys.argv[:1] == ["-m"]
-# PROPS studies hung with two CPU devices (every thread waiting in the first chunk, 2026-12-04,
-# at 655168b too; one device runs): probably jaxlib's CPU-runtime deadlock of concurrent LAPACK
-# calls (experiments/benchmarks/lapack_vmap_deadlock.py). These scripts keep one device by
-# default; JAXRL_CPU_DEVICES still overrides.
-_ONE_DEVICE = {"experiments.props", "experiments.props_study"}
-_argv = getattr(sys, "orig_argv", [])
-_module = _argv[_argv.index("-m") + 1] if "-m" in _argv[:-1] else ""
-configure_cpu_devices(default=(1 if _module in _ONE_DEVICE else "auto") if _SCRIPT else None)
+configure_cpu_devices(default="auto" if _SCRIPT else None)
 configure_compilation_cache(default="~/.cache/jaxrl/xla" if _SCRIPT else None)
 maybe_initialize_distributed()

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl import linalg
 from jaxrl.bayes_pg import bpg, estimators, policies
 from jaxrl.envs.lqr import LQR, LQRParams, lqr_exact_gradient, lqr_trajectory_fisher
 
@@ -80,7 +81,7 @@ def truth(theta: jax.Array, params: LQRParams) -> dict[str, jax.Array]:
     """Exact gradient `[2]`, exact natural gradient `G^{-1} grad` `[2]` and `G` `[2, 2]`."""
     g = lqr_trajectory_fisher(theta, params)
     grad = lqr_exact_gradient(theta, params)
-    return {"gradient": grad, "natural_gradient": jnp.linalg.solve(g, grad), "fisher": g}
+    return {"gradient": grad, "natural_gradient": linalg.solve(g, grad), "fisher": g}
 
 
 def error_stats(estimates: dict[str, jax.Array], theta: jax.Array, params: LQRParams,

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl import linalg
+
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]  # (x [D], sigma []) -> D(x; sigma) [D]
 
 
@@ -78,7 +80,7 @@ def validate_gmm(weights, means, covs, atol: float = 1e-5) -> GMM:
 def gaussian_score(x: jax.Array, sigma: jax.Array, mean: jax.Array, cov: jax.Array) -> jax.Array:
     """Score of `N(mean, cov) * N(0, sigma^2 I)` at `x`. Shapes: `x, mean: [D]`, `cov: [D, D]`."""
     d = x.shape[-1]
-    return jnp.linalg.solve(cov + sigma**2 * jnp.eye(d, dtype=x.dtype), mean - x)
+    return linalg.solve(cov + sigma**2 * jnp.eye(d, dtype=x.dtype), mean - x)
 
 
 def gaussian_logpdf(x: jax.Array, mean: jax.Array, cov: jax.Array) -> jax.Array:
@@ -105,7 +107,7 @@ def gmm_score(x: jax.Array, sigma: jax.Array, gmm: GMM) -> jax.Array:
     covs = gmm.covs + sigma**2 * jnp.eye(d, dtype=x.dtype)
     logp = jax.vmap(gaussian_logpdf, in_axes=(None, 0, 0))(x, gmm.means, covs)
     resp = jax.nn.softmax(logp + jnp.log(gmm.weights))
-    comp = jax.vmap(lambda m, c: jnp.linalg.solve(c, m - x))(gmm.means, covs)
+    comp = jax.vmap(lambda m, c: linalg.solve(c, m - x))(gmm.means, covs)
     return resp @ comp
 
 

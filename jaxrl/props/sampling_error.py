@@ -27,6 +27,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jaxrl import linalg
+
 
 def masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     """Mean of `x` over rows with `mask` (all rows when `mask` is None); 0 when none is valid."""
@@ -119,7 +121,7 @@ def softmax_sampling_error(
         g = jax.grad(nll)(theta)
         h = jax.hessian(nll)(theta)
         mu = 1e-6 * jnp.trace(h) / n_par + 1e-10
-        d = -jnp.linalg.solve(h + mu * jnp.eye(n_par), g)
+        d = -linalg.solve(h + mu * jnp.eye(n_par), g)
         cands = theta[None] + halvings[:, None] * d[None]
         vals = jax.vmap(nll)(cands)
         best = jnp.argmin(vals)
@@ -159,7 +161,7 @@ def gaussian_sampling_error(
                         axis=1)
     w = jnp.ones(x.shape[:1]) if mask is None else mask.astype(x.dtype)
     sw = jnp.sqrt(w)[:, None]
-    coef = jnp.linalg.lstsq(x * sw, actions * sw)[0]
+    coef = linalg.lstsq(x * sw, actions * sw)
     resid = actions - x @ coef
     var = jnp.maximum((w[:, None] * resid ** 2).sum(0) / jnp.maximum(w.sum(), 1.0), 1e-12)
 
