@@ -57,7 +57,7 @@ import numpy as np
 from jaxrl import distributed, sweep
 from jaxrl.checkpoint import Checkpointer, CheckpointError  # noqa: F401 (re-export)
 from jaxrl.distributed import maybe_initialize_distributed  # noqa: F401 (re-export)
-from jaxrl.metrics import MetricWriter, read_metrics, write_json
+from jaxrl.metrics import BackgroundWrites, MetricWriter, read_metrics, write_json
 
 # Lanes per device by backend. CPU: 8 (the width at which a vmapped RL update was measured to
 # round identically for every position; see README "The one runtime" for the measured cost).
@@ -646,7 +646,9 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
     timings: dict[str, list[float]] = {"compute": [], "host": [], "eval": [], "checkpoint": []}
     clock = time.perf_counter
     ends = [e for e in plan if e > step]
-    with sweep.ProgressBar(algo, engine.num_runs, progress, progress_metric, step) as bar:
+    writes = BackgroundWrites()
+    with contextlib.closing(writes), sweep.ProgressBar(algo, engine.num_runs, progress,
+                                                      progress_metric, step) as bar:
         for end in ends:
             length = end - step
             t0 = clock()
@@ -658,7 +660,7 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
             chunks += 1
             done = step == algo.num_updates
             if workdir is not None and is_main:
-                writers["train"].append(steps, ms, _intact(ckpt))
+                writes.submit(writers["train"].append, steps, ms, _intact(ckpt))
             else:
                 for k, v in ms.items():
                     collected.setdefault(k, []).append(v)
@@ -673,8 +675,8 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
                 index = (step - 1) // eval_every if step % eval_every else step // eval_every - 1
                 ev = engine.eval(groups, index)
                 if workdir is not None and is_main:
-                    writers["eval"].append([step], {k: v[:, None] for k, v in ev.items()},
-                                           _intact(ckpt))
+                    writes.submit(writers["eval"].append, [step],
+                                  {k: v[:, None] for k, v in ev.items()}, _intact(ckpt))
                 else:
                     eval_steps.append(step)
                     for k, v in ev.items():
@@ -692,6 +694,7 @@ def _loop(engine: Engine, plan: list[int], eval_every: int | None, workdir: str 
                 t_ckpt = clock()
                 host = engine.to_host(groups)
                 if is_main:
+                    writes.wait()  # the rows up to `step` are on disk before its checkpoint
                     ckpt.save(step, host, stored)
                 _barrier(f"ckpt{step}")
                 t_ckpt = clock() - t_ckpt

@@ -13,7 +13,8 @@ import csv
 import errno
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,36 @@ class MetricWriter:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+class BackgroundWrites:
+    """Runs file writes (`MetricWriter.append` blocks) on one background thread, in order, at
+    most one in flight, so formatting a chunk's rows overlaps the next chunk's compute.
+
+    `submit` first waits for the previous write, so host memory holds at most one pending
+    block and the rows reach the file in submission order. `wait` blocks until the pending write
+    is on disk and re-raises its error (e.g. `DiskFullError`) in the caller's thread; the
+    runtime calls it before every checkpoint (a checkpoint never runs ahead of its rows), before
+    reading the files back and when leaving the loop, whatever the reason."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="jaxrl-writes")
+        self._pending: Future | None = None
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _well_formed(fields: list[str]) -> bool:

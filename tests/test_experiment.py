@@ -377,3 +377,41 @@ def test_auto_chunk_size_gives_equal_chunks_when_a_divisor_is_near_the_target():
             else:
                 assert d == t, (n, e, d)
     assert auto_chunk_size(976) == 61  # PPO CartPole: 16 chunks of 61, not 20 x 48 + 16
+
+
+def test_background_writes_keep_order_bound_memory_and_reraise():
+    """`BackgroundWrites`: blocks land in submission order, a submit waits for the previous
+    block (never two in flight), and a failed write re-raises in the caller at the next wait."""
+    import threading
+    import time
+
+    from jaxrl.metrics import BackgroundWrites
+
+    out, in_flight, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    def write(i, delay):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(delay)
+        out.append(i)
+        with lock:
+            in_flight[0] -= 1
+
+    w = BackgroundWrites()
+    for i in range(6):
+        w.submit(write, i, 0.02 * (6 - i))  # later blocks faster: order must still hold
+        assert len(out) == i  # the previous blocks are all on "disk": one pending at most
+    w.wait()
+    assert out == list(range(6)) and peak[0] == 1
+
+    def boom():
+        raise OSError(28, "No space left on device")
+
+    w.submit(boom)
+    with pytest.raises(OSError, match="No space"):
+        w.wait()
+    w.submit(write, 7, 0.0)
+    w.close()
+    assert out[-1] == 7
