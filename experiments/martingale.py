@@ -22,6 +22,14 @@ Mode "full" (default, `:quick`, `:tiny`) runs three experiments, every one vmapp
      `gap_ml_clstd1`); the time-dependent MLP trained on the martingale loss is a runtime
      algorithm (one update = one Adam step) in `DIR/black_scholes_mlp/` (seeds `seed + 3000 ...`).
   `DIR/config.json` holds the config, `DIR/summary.json` every figure of the report.
+Mode "ergodic_lq" (`:ergodic_lq`, `:ergodic_lq_tiny`): policy evaluation of the entropy-regularised
+optimal policy of the ergodic linear-quadratic example of Jia & Zhou's follow-up ("Policy
+gradient and actor-critic learning in continuous time and space", arXiv:2111.11232v2, Sec. 5.2,
+Appendix B2) in its setting (A = -1, B = C = 0, D = 1, M = N = Q = 2, R = P = 1, gamma = 0.1,
+x0 = 0, dt = 0.01, one path of length T = 10^6 per seed, TD(0) with step 0.001 / max(1, log t));
+`jaxrl.martingale.ergodic`. Writes DIR/ergodic_lq/metrics.csv (one row per (seed, horizon):
+TD(0) and ergodic CLSTD estimates of (th0, th1, V), the average reward so far) and
+DIR/summary.json (closed forms and the per-horizon means / CIs).
 Mode "ou" (`:ou`) evaluates one OU case (a, b, sigma, q, rho, dt, seed) through the runtime in
 DIR and writes `true_params` and each method's estimated (A, B, C) with features
 (x^2/2, x, 1) to DIR/summary.json.
@@ -47,7 +55,7 @@ from jaxrl import config as jconfig
 from jaxrl import experiment, stats
 from jaxrl import martingale as mg
 from jaxrl.envs import diffusions as dif
-from jaxrl.martingale import algorithms
+from jaxrl.martingale import algorithms, ergodic
 from jaxrl.metrics import MetricWriter, json_safe, write_json
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -61,7 +69,7 @@ BM_METHODS = ("ml", "ctd0", "clstd", "mstde")
 BS_METHODS = ("ml", "clstd0", "clstd1", "mstde")
 MAX_POINTS = 60_000_000  # paths x steps x seeds x dts allowed in one study
 BM_SEED_OFFSET, BS_SEED_OFFSET, MLP_SEED_OFFSET = 1000, 2000, 3000
-LQ_SEED_OFFSET, MLP_OU_SEED_OFFSET = 4000, 5000
+LQ_SEED_OFFSET, MLP_OU_SEED_OFFSET, ERG_SEED_OFFSET = 4000, 5000, 6000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,8 +79,8 @@ LQ_SEED_OFFSET, MLP_OU_SEED_OFFSET = 4000, 5000
 
 def validate(c: ml_collections.ConfigDict) -> None:
     """Raise a one-line ValueError naming the first bad field (before any file is written)."""
-    if c.mode not in ("full", "ou"):
-        raise ValueError(f"config.mode must be 'full' or 'ou', got {c.mode!r}")
+    if c.mode not in ("full", "ou", "ergodic_lq"):
+        raise ValueError(f"config.mode must be 'full', 'ou' or 'ergodic_lq', got {c.mode!r}")
     for name in ("a", "b", "sigma", "q", "rho", "x0_mean", "x0_std"):
         if not math.isfinite(float(c[name])):
             raise ValueError(f"config.{name} must be finite, got {c[name]!r}")
@@ -134,6 +142,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
     if float(c.dt) > float(c.t_fit):
         raise ValueError(f"config.dt must be <= config.t_fit={c.t_fit}, got {c.dt}")
     common.validate_runtime(c)
+    if c.mode == "ergodic_lq":
+        validate_ergodic(c)
+        return
     steps = ou_num_steps(c, float(c.dt))
     if c.mode == "ou":
         if steps * int(c.num_paths) > MAX_POINTS:
@@ -620,6 +631,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     validate(config)
     if config.mode == "ou":
         return run_ou_case(config, workdir)
+    if config.mode == "ergodic_lq":
+        os.makedirs(workdir, exist_ok=True)
+        summary = {"ergodic_lq": run_ergodic_lq(config, workdir)}
+        if jax.process_index() == 0:
+            write_json(os.path.join(workdir, "config.json"), config.to_dict())
+            write_json(os.path.join(workdir, "summary.json"), summary)
+        return summary
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "config.json"), config.to_dict())
@@ -754,6 +772,105 @@ def report(summary: dict[str, Any], name: str = "martingale") -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# 6. Ergodic LQ of the follow-up paper (policy evaluation of its optimal exploratory policy).
+# ---------------------------------------------------------------------------------------------
+
+ERG_PARAMS = ("th0", "th1", "V")
+
+
+def validate_ergodic(c: ml_collections.ConfigDict) -> None:
+    for name in ("erg_dt", "erg_lr", "erg_lr_v", "erg_gamma"):
+        v = float(c[name])
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"config.{name} must be a finite number > 0, got {c[name]!r}")
+    for name in ("erg_seeds", "erg_chunks", "erg_chunk"):
+        if int(c[name]) < 1:
+            raise ValueError(f"config.{name} must be >= 1, got {c[name]!r}")
+    marks = tuple(int(v) for v in c.erg_report_chunks)
+    if not marks or any(v < 1 or v > int(c.erg_chunks) for v in marks):
+        raise ValueError(f"config.erg_report_chunks must lie in 1..{c.erg_chunks}, got {marks}")
+    ergodic.optimal_policy(ergodic.LQModel(*[float(v) for v in c.erg_model]),
+                           float(c.erg_gamma))
+
+
+def run_ergodic_lq(c: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """TD(0) and ergodic CLSTD on one long path per seed (`seed + 6000 ...`), float64."""
+    model = ergodic.LQModel(*[float(v) for v in c.erg_model])
+    opt = ergodic.optimal_policy(model, float(c.erg_gamma))
+    dt = float(c.erg_dt)
+    cont = np.array(ergodic.policy_value(model, opt.policy))
+    chain = np.array(ergodic.policy_value(model, opt.policy, dt))
+    seeds = list(range(int(c.seed) + ERG_SEED_OFFSET,
+                       int(c.seed) + ERG_SEED_OFFSET + int(c.erg_seeds)))
+    chunk, n_chunks = int(c.erg_chunk), int(c.erg_chunks)
+    t0 = time.time()
+    with jax.enable_x64(True):
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+        fn = jax.jit(jax.vmap(lambda k: ergodic.simulate_pe(
+            k, model, opt.policy, dt, n_chunks, chunk, float(c.erg_lr), float(c.erg_lr_v))))
+        res = jax.tree.map(lambda a: np.asarray(a, np.float64), fn(keys))
+    wall = time.time() - t0
+    marks = sorted(int(v) for v in c.erg_report_chunks)
+    rows, table = [], {}
+    out: dict[str, Any] = {
+        "model": dict(model._asdict()), "gamma": float(c.erg_gamma), "dt": dt,
+        "k2": opt.k2, "k1": opt.k1, "value_omniscient": opt.value,
+        "value_less_exploration": opt.value_explore, "policy": dict(opt.policy._asdict()),
+        "truth_cont": cont.tolist(), "truth_chain": chain.tolist(), "num_seeds": len(seeds),
+        "lr": float(c.erg_lr), "lr_v": float(c.erg_lr_v), "wall_s": wall, "horizons": [],
+        "methods": {}}
+    for mk in marks:
+        horizon = mk * chunk * dt
+        out["horizons"].append(horizon)
+        rows += [{"seed": s, "horizon": horizon} for s in seeds]
+        per = {"td": res.td[:, mk - 1], "clstd": res.lstd[:, mk - 1]}
+        for m, est in per.items():
+            mo = out["methods"].setdefault(m, {})
+            for i, name in enumerate(ERG_PARAMS):
+                table.setdefault(f"{m}_{name}", []).append(est[:, i])
+                mo.setdefault(name, []).append(float(est[:, i].mean()))
+                mo.setdefault(f"{name}_sd", []).append(float(est[:, i].std(ddof=1)))
+            err_c = np.linalg.norm(est - chain, axis=1)
+            err_0 = np.linalg.norm(est - cont, axis=1)
+            table.setdefault(f"{m}_err_chain", []).append(err_c)
+            table.setdefault(f"{m}_err_cont", []).append(err_0)
+            mo.setdefault("err_chain", []).append(float(err_c.mean()))
+            mo.setdefault("err_chain_ci", []).append(
+                list(stats.bootstrap_ci(err_c, statistic="mean", reps=1000, seed=0)))
+        avg = res.avg_reward[:, mk - 1]
+        table.setdefault("avg_reward", []).append(avg)
+        out.setdefault("avg_reward", []).append(float(avg.mean()))
+        out.setdefault("avg_reward_sd", []).append(float(avg.std(ddof=1)))
+    if jax.process_index() == 0:
+        write_table(os.path.join(workdir, "ergodic_lq", "metrics.csv"), rows,
+                    {k: np.concatenate(v) for k, v in table.items()}, chunk * n_chunks)
+    return out
+
+
+def report_ergodic(e: dict[str, Any]) -> str:
+    lines = [
+        "Ergodic LQ (Jia & Zhou, arXiv:2111.11232v2, Sec. 5.2 / App. B2): policy evaluation of "
+        f"the optimal exploratory policy N({e['policy']['phi1']:.5f} x "
+        f"{e['policy']['phi2']:+.5f}, {e['policy']['var']:.5f}); closed form (k2, k1) = "
+        f"({e['k2']:.5f}, {e['k1']:.5f}), V* = {e['value_omniscient']:.5f}, "
+        f"V* - gamma/2 = {e['value_less_exploration']:.5f}; the Euler chain at dt = {e['dt']}: "
+        f"({e['truth_chain'][0]:.5f}, {e['truth_chain'][1]:.5f}, {e['truth_chain'][2]:.5f}). "
+        f"{e['num_seeds']} seeds, one path each; mean (sd) over seeds.", "",
+        "| T | method | th0 | th1 | V | err vs chain (95% CI) |", "|---|---|---|---|---|---|"]
+    for j, h in enumerate(e["horizons"]):
+        for m in ("td", "clstd"):
+            mo = e["methods"][m]
+            ci = mo["err_chain_ci"][j]
+            cells = " | ".join(f"{mo[p][j]:.4f} ({mo[p + '_sd'][j]:.4f})" for p in ERG_PARAMS)
+            lines.append(f"| {h:g} | {m} | {cells} | {mo['err_chain'][j]:.4f} "
+                         f"({ci[0]:.4f}-{ci[1]:.4f}) |")
+    lines += ["", "| T | average reward so far (sd) |", "|---|---|"]
+    lines += [f"| {h:g} | {a:.4f} ({s:.4f}) |" for h, a, s in
+              zip(e["horizons"], e["avg_reward"], e["avg_reward_sd"], strict=True)]
+    return "\n".join(lines)
+
+
 def reproduce(root: str) -> str:
     """Run the quick variant into `root/martingale` and return its Markdown section."""
     from experiments.configs import martingale as cfg
@@ -768,6 +885,8 @@ def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
     summary = run(config, workdir)
     if config.mode == "ou":
         print(json.dumps(json_safe(summary), indent=1))
+    elif config.mode == "ergodic_lq":
+        print(report_ergodic(summary["ergodic_lq"]))
     else:
         print(report(summary))
 

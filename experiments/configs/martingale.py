@@ -17,6 +17,12 @@ The iterative parts (CTD(0)/CGTD passes on the OU and Brownian studies, the MLP 
 martingale loss) run on the one runtime (`jaxrl.experiment.run`) in DIR/ou, DIR/brownian and
 DIR/black_scholes_mlp; re-running the same command resumes them from their checkpoints.
 
+Ergodic LQ of the follow-up paper (`:ergodic_lq`, 8 seeds x one path of T = 10^6 at dt = 0.01,
+a few minutes; `:ergodic_lq_tiny` for tests): TD(0) and ergodic CLSTD evaluation of its optimal
+exploratory policy against the closed forms (`jaxrl.martingale.ergodic`):
+  python -m experiments.martingale --config=experiments/configs/martingale.py:ergodic_lq \
+      --workdir=DIR
+
 Any OU case of the family dX = a (b - X) dt + sigma dW, reward x^2/2 + q x, discount rho
 (`:ou`, one mesh size and seed; writes DIR/summary.json with `true_params` (A, B, C) of
 J(x) = A x^2/2 + B x + C and the estimates of `ml`, `ctd0`, `clstd`, `mstde`, `cgtd`):
@@ -83,6 +89,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.mlp_ctd_epochs = 20
     c.mlp_ctd_lr = 0.5
     c.mlp_seeds = 8
+    # Ergodic LQ of the follow-up (arXiv:2111.11232v2 Sec. 5.2): (A, B, C, D, M, R, N, P, Q),
+    # temperature, mesh, TD(0) step sizes (the paper gives 0.001 for theta; lr_v is ours),
+    # one path of erg_chunks x erg_chunk steps per seed; estimates reported after these chunks.
+    c.erg_model = (-1.0, 0.0, 0.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0)
+    c.erg_gamma = 0.1
+    c.erg_dt = 0.01
+    c.erg_lr = 1e-3
+    c.erg_lr_v = 1e-3
+    c.erg_seeds = 8
+    c.erg_chunk = 10_000
+    c.erg_chunks = 10_000  # T = 10^6 time units at dt = 0.01, the paper's length
+    c.erg_report_chunks = (1, 10, 100, 1000, 10_000)
     common.add_runtime_fields(c)
     if arg == "quick":
         c.dts = (0.4, 0.2, 0.1, 0.05)
@@ -129,10 +147,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.chunk_size = 1
         c.checkpoint_every = 1
         c.progress = False
+    elif arg in ("ergodic_lq", "ergodic_lq_tiny"):
+        c.mode = "ergodic_lq"
+        c.progress = False
+        if arg == "ergodic_lq_tiny":
+            c.erg_seeds = 2
+            c.erg_chunk = 1000
+            c.erg_chunks = 20
+            c.erg_report_chunks = (10, 20)
     elif arg == "ou":
         c.mode = "ou"
         c.lane_width = 0  # one run: plain vmap, no lane of 8 copies
         c.progress = False
     elif arg not in (None, ""):
-        raise ValueError(f"unknown martingale config variant {arg!r}; valid: quick, tiny, ou")
+        raise ValueError(f"unknown martingale config variant {arg!r}; valid: quick, tiny, ou, "
+                         "ergodic_lq, ergodic_lq_tiny")
     return c
