@@ -119,7 +119,8 @@ def _model2_gram(scores: jax.Array, fisher: jax.Array) -> jax.Array:
 
 def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
                noise: float | jax.Array = 1.0, mask: jax.Array | None = None,
-               signal_scale: float | jax.Array = 1.0) -> GradientPosterior:
+               signal_scale: float | jax.Array = 1.0,
+               noise_diag: jax.Array | None = None) -> GradientPosterior:
     """BPG Model 1 posterior of the gradient (JMLR 2016 Sec. 4.1, Table 1).
 
     Args:
@@ -131,9 +132,11 @@ def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
         covariance is `a (b_0 - b^T (K + (b / a) I)^{-1} b) I` (`evidence_fit` fits `a`, `b`).
         `noise` and `signal_scale` may also be `[n]`: one GP per component of `R u` with its
         own scale and noise (then the covariance is diagonal, component `j` with `a_j`, `b_j`).
+      noise_diag: optional `[M]` positive `d`: heteroscedastic noise `Sigma = b diag(d)`.
     """
     _check(returns, scores)
     n = scores.shape[1]
+    d = jnp.ones_like(returns) if noise_diag is None else noise_diag
     w = _weights(returns, mask)
     k, g_inv = _model1_gram(scores, fisher)
     b, b0 = bq_model1_integrals(scores, g_inv)
@@ -143,7 +146,7 @@ def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
     scale = jnp.broadcast_to(jnp.asarray(signal_scale, scores.dtype), (n,))
 
     def component(r, yj):
-        post = gp.bq_posterior(kw, w * b, b0, yj, r)
+        post = gp.bq_posterior(kw, w * b, b0, yj, jnp.diag(r * d))
         return post.mean, post.cov
 
     mean, var = jax.vmap(component)(ratio, y.T)
@@ -152,37 +155,76 @@ def bpg_model1(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
 
 def bpg_model2(returns: jax.Array, scores: jax.Array, fisher: jax.Array,
                noise: float | jax.Array = 1.0, mask: jax.Array | None = None,
-               signal_scale: float | jax.Array = 1.0) -> GradientPosterior:
+               signal_scale: float | jax.Array = 1.0, noise_diag: jax.Array | None = None,
+               center: bool = False) -> GradientPosterior:
     """BPG Model 2 posterior of the gradient (JMLR 2016 Sec. 4.2, Table 1).
 
-    Args as in `bpg_model1`; covariance `a (G - U^T (K + (b / a) I)^{-1} U)`.
+    Args as in `bpg_model1`; covariance `a (G - U^T (K + (b / a) D)^{-1} U)` (`D` =
+    `diag(noise_diag)`, default `I`).
+
+    `center`: the GP on `R` gets a constant prior mean `mu` with a flat prior, integrated out.
+    Since `int mu grad Pr = 0` the target is unchanged; the posterior is `mean = U^T C (R - mu_hat
+    1)` (`mu_hat` the GLS mean `1^T C R / 1^T C 1`, `C = (K + (b / a) D)^{-1}`) and the
+    covariance gains `a w w^T / (1^T C 1)`, `w = U^T C 1` (the uncertainty of `mu`).
     """
     _check(returns, scores)
     w = _weights(returns, mask)
     k = _model2_gram(scores, fisher)
     bmat, b0 = bq_model2_integrals(scores, fisher)
-    post = gp.bq_posterior(k * w[:, None] * w[None, :], bmat * w, b0, w * returns,
-                           noise / signal_scale)
-    return GradientPosterior(post.mean, signal_scale * post.cov)
+    d = jnp.ones_like(returns) if noise_diag is None else noise_diag
+    kw = k * w[:, None] * w[None, :]
+    sigma = jnp.diag((noise / signal_scale) * d)
+    if not center:
+        post = gp.bq_posterior(kw, bmat * w, b0, w * returns, sigma)
+        return GradientPosterior(post.mean, signal_scale * post.cov)
+    a = (kw + sigma) * w[:, None] * w[None, :] + jnp.diag(1.0 - w)
+    chol, _ = gp.jittered_cholesky(a)
+    c1 = gp.cho_solve(chol, w)
+    mu = (c1 @ (w * returns)) / (c1 @ w)
+    bw = bmat * w
+    mean = bw @ gp.cho_solve(chol, w * (returns - mu))
+    wv = bw @ c1
+    cov = b0 - bw @ gp.cho_solve(chol, bw.T) + jnp.outer(wv, wv) / (c1 @ w)
+    return GradientPosterior(mean, signal_scale * 0.5 * (cov + cov.T))
+
+
+def noise_profile(model: int, scores: jax.Array, fisher: jax.Array,
+                  mask: jax.Array | None = None) -> jax.Array:
+    """Heteroscedastic noise shape `d: [M]` for `Sigma = b diag(d)`: the prior signal variance
+    at each trajectory, `d_i = k(u_i, u_i)` (Model 1: `(1 + u_i^T G^{-1} u_i)^2`, Model 2:
+    `u_i^T G^{-1} u_i`), normalized to mean 1 over the kept episodes (noise proportional to
+    signal: the return's spread grows with the trajectory's score norm)."""
+    g_inv = inv_psd(fisher)
+    q = jnp.einsum("mi,ij,mj->m", scores, g_inv, scores)
+    d = (1.0 + q) ** 2 if model == 1 else q
+    w = jnp.ones_like(d) if mask is None else mask.astype(d.dtype)
+    d = jnp.maximum(d, 1e-6 * jnp.max(d))
+    return jnp.where(w > 0, d / (jnp.sum(w * d) / jnp.sum(w)), 1.0)
 
 
 def evidence_fit(model: int, returns: jax.Array, scores: jax.Array, fisher: jax.Array,
-                 mask: jax.Array | None = None) -> gp.EvidenceFit:
+                 mask: jax.Array | None = None, noise_diag: jax.Array | None = None,
+                 center: bool = False) -> gp.EvidenceFit:
     """Type-II maximum likelihood of BPG's signal scale `a` and noise `b` on one batch.
 
     Model 1 observes `Y = [R_i u_i]: [M, n]`, each column `~ N(0, a K + b I)` (`K` the quadratic
     Fisher kernel matrix; the `n` components are independent GPs sharing the kernel, scale and
     noise, the papers' model; a per-component fit measured no better coverage). Model 2
     observes `y = R: [M] ~ N(0, a K + b I)` (`K` the Fisher kernel matrix).
-    Masked episodes are left out.
+    Masked episodes are left out. `noise_diag`: heteroscedastic noise `b diag(d)` (see
+    `noise_profile`); `center` (Model 2 only): constant prior mean integrated out (restricted
+    evidence; `bpg_model2(..., center=True)`).
     """
     _check(returns, scores)
     valid = None if mask is None else mask.astype(bool)
     if model == 1:
+        if center:
+            raise ValueError("center is a Model 2 option")
         k, _ = _model1_gram(scores, fisher)
-        return gp.fit_scale_noise(k, returns[:, None] * scores, valid)
+        return gp.fit_scale_noise(k, returns[:, None] * scores, valid, noise_diag=noise_diag)
     if model == 2:
-        return gp.fit_scale_noise(_model2_gram(scores, fisher), returns, valid)
+        return gp.fit_scale_noise(_model2_gram(scores, fisher), returns, valid,
+                                  noise_diag=noise_diag, center=center)
     raise ValueError(f"model must be 1 or 2, got {model!r}")
 
 

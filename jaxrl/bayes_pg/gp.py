@@ -382,11 +382,19 @@ def profile_evidence_fit(quad_logdet: QuadLogdet, num_obs: jax.Array, num_out: i
     return EvidenceFit(scale, scale * r, profile(x), at_bound)
 
 
-def dense_quad_logdet(k: jax.Array, y: jax.Array, valid: jax.Array | None = None) -> QuadLogdet:
-    """`r -> (sum_j y_j^T (K + r I)^{-1} y_j, log det(K + r I))` over the valid rows.
+def dense_quad_logdet(k: jax.Array, y: jax.Array, valid: jax.Array | None = None,
+                      noise_diag: jax.Array | None = None, center: bool = False) -> QuadLogdet:
+    """`r -> (sum_j y_j^T (K + r D)^{-1} y_j, log det(K + r D))` over the valid rows.
 
     k: `[N, N]`; y: `[N]` or `[N, p]`; valid: optional `[N]` bool (invalid rows and columns of
     `K` and rows of `y` are zeroed and their `log r` terms removed from the determinant).
+    `noise_diag`: optional `[N]` positive `D` (heteroscedastic noise `b D`; default `D = I`).
+
+    With `center` (one column `y` only) the model gets a constant prior mean `mu` with a flat
+    prior, integrated out: the quadratic form is that of the generalized-least-squares residual
+    `y - mu_hat 1`, `mu_hat = 1^T C y / 1^T C 1` (`C = (K + r D)^{-1}`), and `log(1^T C 1)`
+    is added to the log determinant; pass `num_obs - 1` observations to
+    `profile_evidence_fit` (the restricted / REML evidence, Rasmussen & Williams Sec. 2.7).
     """
     n = k.shape[0]
     if valid is None:
@@ -394,16 +402,35 @@ def dense_quad_logdet(k: jax.Array, y: jax.Array, valid: jax.Array | None = None
     vm = valid.astype(k.dtype)
     k = k * vm[:, None] * vm[None, :]
     y = y * (vm if y.ndim == 1 else vm[:, None])
-    eye = jnp.eye(n, dtype=k.dtype)
+    d = jnp.ones((n,), k.dtype) if noise_diag is None else jnp.where(valid, noise_diag, 1.0)
     n_invalid = n - jnp.sum(vm)
+    if center and y.ndim != 1:
+        raise ValueError("center needs a single output column")
 
     def f(r):
-        chol = cholesky_lower(k + r * eye)
+        chol = cholesky_lower(k + r * jnp.diag(d))
         z = solve_lower(chol, y)
         ld = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n_invalid * jnp.log(r)
-        return jnp.sum(z**2), ld
+        if not center:
+            return jnp.sum(z**2), ld
+        z1 = solve_lower(chol, vm)
+        s11 = z1 @ z1
+        return z @ z - (z1 @ z) ** 2 / s11, ld + jnp.log(s11)
 
     return f
+
+
+def gls_mean(k: jax.Array, y: jax.Array, noise: jax.Array, valid: jax.Array | None = None
+             ) -> jax.Array:
+    """Generalized-least-squares constant mean `1^T C y / 1^T C 1`, `C = (K + Sigma)^{-1}` over
+    the valid rows (`noise`: scalar variance or `[N, N]` covariance; `y: [N]`)."""
+    n = k.shape[0]
+    vm = jnp.ones((n,), k.dtype) if valid is None else valid.astype(k.dtype)
+    sigma = noise * jnp.eye(n, dtype=k.dtype) if jnp.ndim(noise) == 0 else noise
+    a = (k + sigma) * vm[:, None] * vm[None, :] + jnp.diag(1.0 - vm)
+    chol, _ = jittered_cholesky(a)
+    c1 = cho_solve(chol, vm)
+    return (c1 @ (y * vm)) / (c1 @ vm)
 
 
 def sparse_quad_logdet(k_dict: jax.Array, coeffs: jax.Array, y: jax.Array,
@@ -436,13 +463,27 @@ def sparse_quad_logdet(k_dict: jax.Array, coeffs: jax.Array, y: jax.Array,
 
 
 def fit_scale_noise(k: jax.Array, y: jax.Array, valid: jax.Array | None = None,
-                    ratio_range: tuple[float, float] = (1e-4, 1e4)) -> EvidenceFit:
-    """Evidence-maximizing `(a, b)` of `y ~ N(0, a K + b I)`, `k: [N, N]`, `y: [N]` or `[N, p]`
-    (columns independent), `valid: [N]` optional. The ratio `b / a` is searched in
-    `ratio_range` times the mean kernel diagonal over valid points."""
+                    ratio_range: tuple[float, float] = (1e-4, 1e4),
+                    noise_diag: jax.Array | None = None, center: bool = False) -> EvidenceFit:
+    """Evidence-maximizing `(a, b)` of `y ~ N(0, a K + b D)`, `k: [N, N]`, `y: [N]` or `[N, p]`
+    (columns independent), `valid: [N]` optional, `D = diag(noise_diag)` (default `I`). The
+    ratio `b / a` is searched in `ratio_range` times the mean kernel diagonal over valid points.
+    `center`: constant prior mean integrated out (restricted evidence, see
+    `dense_quad_logdet`); then `a` is the restricted estimate `q / (N - 1)`."""
     vm = jnp.ones((k.shape[0],), bool) if valid is None else valid
     n_valid = jnp.sum(vm.astype(k.dtype))
     s0 = jnp.maximum(jnp.sum(jnp.diag(k) * vm) / n_valid, jnp.finfo(k.dtype).tiny)
-    return profile_evidence_fit(dense_quad_logdet(k, y, vm), n_valid,
+    return profile_evidence_fit(dense_quad_logdet(k, y, vm, noise_diag, center),
+                                n_valid - (1 if center else 0),
                                 1 if y.ndim == 1 else y.shape[1],
                                 ratio_range[0] * s0, ratio_range[1] * s0)
+
+
+def student_t_dof(num_obs: jax.Array, num_out: int = 1, center: bool = False) -> jax.Array:
+    """Degrees of freedom of the Student-t marginal posterior when the common scale `s^2` of
+    signal and noise (`K + Sigma = s^2 (K0 + r D)`) has the Jeffreys prior `p(s^2) ~ 1 / s^2`
+    and is integrated out: `s^2 | y, r ~ InvGamma(P / 2, q / 2)` with `P = num_obs num_out`
+    (minus 1 with a flat-prior constant mean), so a quadrature posterior `N(m, s^2 V)` becomes
+    `t_P(m, (q / P) V)`, i.e. the plug-in covariance `a V` (`a = q / P`, `EvidenceFit.scale`)
+    with `P` degrees of freedom."""
+    return num_obs * num_out - (1 if center else 0)

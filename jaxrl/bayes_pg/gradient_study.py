@@ -12,9 +12,10 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from jaxrl import linalg
-from jaxrl.bayes_pg import bpg, estimators, policies
+from jaxrl.bayes_pg import bpg, estimators, gp, policies
 from jaxrl.envs.lqr import LQR, LQRParams, lqr_exact_gradient, lqr_trajectory_fisher
 
 ESTIMATORS = estimators.ESTIMATORS  # the one registry (name -> EstimatorSpec)
@@ -107,25 +108,100 @@ def _angle_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def coverage(mean: np.ndarray, cov: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
-             samples: int = 2000) -> dict[str, np.ndarray]:
-    """Calibration of Gaussian gradient posteriors over repetitions (host NumPy).
+             samples: int = 2000, dof: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Calibration of Gaussian (or, with `dof`, Student-t) gradient posteriors over repetitions
+    (host NumPy).
 
     Args:
-      mean: `[R, n]` posterior means, cov: `[R, n, n]` posterior covariances, truth: `[n]`.
+      mean: `[R, n]` posterior means, cov: `[R, n, n]` posterior covariances (the Student-t
+        scale matrix when `dof` is given), truth: `[n]`, dof: optional `[R]` degrees of freedom
+        of a multivariate Student-t posterior `t_dof(mean, cov)`.
     Returns:
       `z: [R, n]` standardized errors `(mean - truth) / sd`; `inside: [R, n]` bool, the marginal
-      95% interval `mean +- 1.96 sd` holds the true component; `angle_inside: [R]` bool, the
-      angle between mean and truth is within the posterior's 95% angle quantile (the angle
-      between a posterior draw and the mean, from `samples` draws).
+      95% interval `mean +- q sd` holds the true component (`q` = 1.96, or the t quantile
+      `t_dof(0.975)`); `angle_inside: [R]` bool, the angle between mean and truth is within the
+      posterior's 95% angle quantile (the angle between a posterior draw and the mean, from
+      `samples` draws).
     """
     mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (mean - truth) / sd
-    inside = np.abs(mean - truth) <= Z95 * sd
+    if dof is None:
+        q95 = np.full((mean.shape[0], 1), Z95)
+    else:
+        q95 = stats.t.ppf(0.975, np.asarray(dof, np.float64))[:, None]
+    inside = np.abs(mean - truth) <= q95 * sd
     w, v = np.linalg.eigh(0.5 * (cov + np.swapaxes(cov, 1, 2)))
     root = v * np.sqrt(np.maximum(w, 0.0))[:, None, :]
     eps = rng.standard_normal((mean.shape[0], samples, mean.shape[1]))
+    if dof is not None:  # multivariate t draws: normal / sqrt(chi2_dof / dof)
+        nu = np.asarray(dof, np.float64)[:, None]
+        fin = np.isfinite(nu)
+        nu_f = np.where(fin, nu, 1.0)
+        chi = np.where(fin, rng.chisquare(nu_f, (mean.shape[0], samples)) / nu_f, 1.0)
+        eps = eps / np.sqrt(chi)[:, :, None]
     draws = mean[:, None, :] + np.einsum("rij,rsj->rsi", root, eps)
     q = np.quantile(_angle_np(draws, mean[:, None, :]), 0.95, axis=1)
     return {"z": z, "inside": inside, "angle_inside": _angle_np(mean, truth[None]) <= q}
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration diagnostic (issue 19 item 1): which modelling choice costs coverage.
+# ---------------------------------------------------------------------------------------------
+
+# name -> (model, heteroscedastic noise, constant prior mean integrated out, Student-t marginal)
+CALIBRATION_VARIANTS: dict[str, tuple[int, bool, bool, bool]] = {
+    "bpg1": (1, False, False, False),
+    "bpg1_t": (1, False, False, True),
+    "bpg1_het_t": (1, True, False, True),
+    "bpg2": (2, False, False, False),
+    "bpg2_t": (2, False, False, True),
+    "bpg2_het_t": (2, True, False, True),
+    "bpg2_mean": (2, False, True, False),
+    "bpg2_mean_t": (2, False, True, True),
+    "bpg2_mean_het_t": (2, True, True, True),
+}
+
+
+def calibration_variants(key: jax.Array, theta: jax.Array, params: LQRParams,
+                         num_episodes: int, fisher_mode: str = "steps",
+                         names: tuple[str, ...] = tuple(CALIBRATION_VARIANTS),
+                         num_drawn: int | None = None) -> dict[str, jax.Array]:
+    """BPG posteriors on one batch under the calibration variants (`CALIBRATION_VARIANTS`).
+
+    Every variant fits its GP's signal scale and noise by evidence on the batch. The switches
+    separate the suspected causes of under-coverage: `fisher_mode` "exact" vs "steps" (error in
+    the estimated `G`); heteroscedastic noise `b diag(d)` with `d = bpg.noise_profile` (vs `b I`);
+    for Model 2 a constant prior mean with a flat prior integrated out (vs zero mean); the
+    Student-t marginal from integrating the common scale `s^2` of signal and noise under the
+    Jeffreys prior (vs the plug-in Gaussian; `gp.student_t_dof`). Returns `{name: [2]}` means,
+    `<name>_cov: [2, 2]` (the t scale matrix for t variants, which equals the plug-in
+    covariance) and `<name>_dof` (`inf` for Gaussian variants). `num_drawn` (>= num_episodes)
+    episodes are drawn and the first `num_episodes` kept (the study draws 40 and keeps the first
+    M, so with its keys the plain variants reproduce its episodes).
+    """
+    if fisher_mode not in ("exact", "steps"):
+        raise ValueError(f"fisher_mode must be 'exact' or 'steps', got {fisher_mode!r}")
+    env, pol = LQR(), policies.gaussian_linear_policy()
+    ep = policies.collect_episodes(env, params, pol, theta, key, num_drawn or num_episodes,
+                                   params.max_steps_in_episode)
+    ep = jax.tree.map(lambda x: x[:num_episodes], ep)
+    r, u = ep.returns, ep.trajectory_scores
+    g = (lqr_trajectory_fisher(theta, params) if fisher_mode == "exact"
+         else bpg.fisher_from_steps(ep.scores))
+    out = {}
+    for name in names:
+        model, het, center, student = CALIBRATION_VARIANTS[name]
+        d = bpg.noise_profile(model, u, g) if het else None
+        f = bpg.evidence_fit(model, r, u, g, noise_diag=d, center=center)
+        if model == 1:
+            post = bpg.bpg_model1(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d)
+        else:
+            post = bpg.bpg_model2(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d,
+                                  center=center)
+        dof = gp.student_t_dof(num_episodes, u.shape[1] if model == 1 else 1, center)
+        out[name], out[f"{name}_cov"] = post.mean, post.cov
+        out[f"{name}_dof"] = jnp.asarray(dof if student else jnp.inf, r.dtype)
+        out[f"{name}_at_bound"] = f.at_bound
+    return out
