@@ -21,13 +21,18 @@ Two parts (see experiments/configs/bayes_pg.py for commands, expected results an
    `<est>_sd_sigma` (posterior standard deviations), `<est>_in95_lam`, `<est>_in95_sigma`,
    `<est>_angle_in95` (0/1 coverage), `<est>_gp_scale`, `<est>_gp_noise`; `bac_dict_size`
    (non-MC cells empty at the MC-only reference M).
-2. Policy learning: BPG / BAC / MC-PG on the LQR (and optionally CartPole-v1) over seeds (and
+2. Policy learning: BPG / BAC / MC-PG on the LQR (and mountain car, `MountainCarNormalized-v0`
+   with the 4 x 4 RBF Boltzmann policy, `mode=learn` in the `mountaincar` variant; optionally
+   CartPole-v1) over seeds (and
    a grid over the `LearnConfig` floats, `config.sweep`, e.g. the fixed step sizes), each (env,
    estimator) one program of the one runtime, `experiment.run`, in its own workdir
    `learning/<env>/<estimator>/` (checkpointed, resumed by re-running the same command;
    metrics.csv / summary.json in the standard schema). Each estimator is reported at its best
-   grid point (fastest median number of updates to `config.lqr_target` when set, else the IQM
-   of the final return; the same seeds) and at every grid point.
+   grid point (fastest median number of updates to `config.<env prefix>_target` when set (on
+   the trailing mean of `_target_window` updates), else the IQM of the final return; the same
+   seeds) and at every grid point, with P(faster) against MC and MC + baseline.
+
+`config.mode`: `study` (both parts), `learn` (the learning part only) or `gradient` (below).
 
 `summary.json` at the top of the workdir holds both parts (the `gradient` variant: the exact
 gradient and each estimator's mean estimate and mean angle at one M).
@@ -69,7 +74,10 @@ DIGEST_ANGLES = {
     40: (20.3, 3.0, 16.9),
 }
 LABELS = estimators.LABELS
-LEARN_ENVS = ("LQR-v0", "CartPole-v1")
+# Learning environments -> the prefix of their per-program config fields (`<prefix>_updates`,
+# `_episodes`, `_max_steps` (the LQR uses `horizon`), `_gamma` (the LQR's is 1), `_target`,
+# `_target_window`).
+LEARN_ENVS = {"LQR-v0": "lqr", "CartPole-v1": "cartpole", "MountainCarNormalized-v0": "mountaincar"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +92,8 @@ class Plan:
 def validate(c: ml_collections.ConfigDict) -> Plan:
     """One-line `ValueError` naming the field for every bad value (before any file is written
     or anything compiles); returns the `Plan`."""
-    if c.mode not in ("study", "gradient"):
-        raise ValueError(f"config.mode must be study or gradient, got {c.mode!r}")
+    if c.mode not in ("study", "gradient", "learn"):
+        raise ValueError(f"config.mode must be study, gradient or learn, got {c.mode!r}")
     if not c.sigma > 0:
         raise ValueError(f"config.sigma must be > 0, got {c.sigma}")
     if c.horizon < 1:
@@ -116,19 +124,25 @@ def validate(c: ml_collections.ConfigDict) -> Plan:
         raise ValueError("config.episode_counts must not be empty")
     seeds = common.seeds_from_config(c)
     common.validate_runtime(c)
-    for f in ("lqr_updates", "cartpole_updates", "cartpole_max_steps"):
-        if int(c[f]) < 1:
-            raise ValueError(f"config.{f} must be >= 1, got {c[f]!r}")
-    for f in ("lqr_episodes", "cartpole_episodes"):
-        lo = 2 if "mc_baseline" in c.learn_estimators else 1
-        if int(c[f]) < lo:
-            why = " (mc_baseline's leave-one-out baseline needs two episodes)" if lo == 2 else ""
-            raise ValueError(f"config.{f} must be >= {lo}{why}, got {c[f]!r}")
-    if not 0.0 < float(c.gamma_cartpole) <= 1.0:
-        raise ValueError(f"config.gamma_cartpole must be in (0, 1], got {c.gamma_cartpole!r}")
     for e in c.learn_envs:
         if e not in LEARN_ENVS:
-            raise ValueError(f"config.learn_envs entries must be LQR-v0 or CartPole-v1, got {e!r}")
+            raise ValueError(f"config.learn_envs entries must be in {tuple(LEARN_ENVS)}, got {e!r}")
+    lo = 2 if "mc_baseline" in c.learn_estimators else 1
+    for e in c.learn_envs:
+        p = LEARN_ENVS[e]
+        fields = ("updates",) if e == "LQR-v0" else ("updates", "max_steps")
+        for f in fields:
+            if int(c[f"{p}_{f}"]) < 1:
+                raise ValueError(f"config.{p}_{f} must be >= 1, got {c[f'{p}_{f}']!r}")
+        if int(c[f"{p}_episodes"]) < lo:
+            why = " (mc_baseline's leave-one-out baseline needs two episodes)" if lo == 2 else ""
+            raise ValueError(f"config.{p}_episodes must be >= {lo}{why}, got "
+                             f"{c[f'{p}_episodes']!r}")
+        if e != "LQR-v0" and not 0.0 < float(c[f"{p}_gamma"]) <= 1.0:
+            raise ValueError(f"config.{p}_gamma must be in (0, 1], got {c[f'{p}_gamma']!r}")
+        if int(c.get(f"{p}_target_window", 1)) < 1:
+            raise ValueError(f"config.{p}_target_window must be >= 1, got "
+                             f"{c[f'{p}_target_window']!r}")
     for e in c.learn_estimators:
         if e not in learn.ESTIMATORS:
             raise ValueError(
@@ -137,10 +151,10 @@ def validate(c: ml_collections.ConfigDict) -> Plan:
     for k in c.algo:
         if k in bpg_configs.PER_PROGRAM:
             raise ValueError(f"config.algo.{k} is set per program (see the config file); use "
-                             "learn_envs / learn_estimators / lqr_* / cartpole_*")
+                             "learn_envs / learn_estimators / lqr_* / cartpole_* / mountaincar_*")
     programs = []
     grid = {}
-    if c.mode == "study" and c.learn_envs:
+    if c.mode in ("study", "learn") and c.learn_envs:
         grid = common.grid_from_config(c)
         for env in c.learn_envs:
             for est in c.learn_estimators:
@@ -417,13 +431,16 @@ def plot_gradient(path: str, table: dict, counts: list[int], ref: list[int],
 
 def learn_config(c: ml_collections.ConfigDict, env: str, estimator: str) -> learn.LearnConfig:
     """The `LearnConfig` of one program: `config.algo` plus the per-program fields."""
+    p = LEARN_ENVS[env]
     if env == "LQR-v0":
         per = dict(max_steps=int(c.horizon), num_updates=int(c.lqr_updates),
                    num_episodes=int(c.lqr_episodes), gamma=1.0)
     else:
-        per = dict(max_steps=int(c.cartpole_max_steps), num_updates=int(c.cartpole_updates),
-                   num_episodes=int(c.cartpole_episodes), gamma=float(c.gamma_cartpole))
-    return learn.as_config({**c.algo.to_dict(), **per, "env": env, "estimator": estimator})
+        per = dict(max_steps=int(c[f"{p}_max_steps"]), num_updates=int(c[f"{p}_updates"]),
+                   num_episodes=int(c[f"{p}_episodes"]), gamma=float(c[f"{p}_gamma"]))
+    extra = c.get(f"{p}_algo") or {}
+    algo = {**c.algo.to_dict(), **(extra.to_dict() if hasattr(extra, "to_dict") else extra)}
+    return learn.as_config({**algo, **per, "env": env, "estimator": estimator})
 
 
 def program_workdir(workdir: str, env: str, estimator: str) -> str:
@@ -447,17 +464,11 @@ def _point_runs(result: experiment.Result, point: dict) -> list[int]:
             if all(r.get(k) == v for k, v in point.items())]
 
 
-def iterations_to_target(ret: np.ndarray, target: float) -> np.ndarray:
-    """Per run, the number of updates taken before the return first reaches `target`
-    (`ret: [runs, updates]`, the return of the policy each update starts from, so `ret[:, 0]`
-    is the initial policy's); `inf` when never reached (failed runs count as never)."""
-    hit = np.nan_to_num(ret, nan=-np.inf) >= target
-    first = np.argmax(hit, axis=1).astype(float)
-    return np.where(hit.any(axis=1), first, np.inf)
+iterations_to_target = stats.iterations_to_target  # (one definition, in jaxrl.stats)
 
 
 def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict,
-                    target: float | None = None) -> dict:
+                    target: float | None = None, window: int = 1) -> dict:
     """`experiment.summarize` of the final return (last 10% of updates) and of the mean return
     over all updates (a speed-of-learning measure that still separates methods whose final
     returns tie), and the figures of the best grid point (by final IQM, on the same seeds:
@@ -472,7 +483,7 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
     if target is not None:  # best grid point = fastest to the target (median), then final IQM
         def speed(i):
             runs = _point_runs(result, {k: final["aggregate"][i][k] for k in names})
-            its = iterations_to_target(result.metrics["return"][runs], target)
+            its = iterations_to_target(result.metrics["return"][runs], target, window)
             return (-float(np.median(its)), iqm(final["aggregate"][i]))
         best_i = max(range(len(final["aggregate"])), key=speed)
     else:
@@ -500,7 +511,7 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
         "final_iqm_per_point": {experiment.grid_label({k: a[k] for k in names}): a["iqm"]
                                 for a in final["aggregate"]},
         "_finals": finals, "_curve": (np.asarray(result.env_steps), ret),
-        **({} if target is None else _target_summary(result, grid, target, ret)),
+        **({} if target is None else _target_summary(result, grid, target, ret, window)),
     }
 
 
@@ -509,17 +520,19 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def _target_summary(result: experiment.Result, grid: dict, target: float, ret: np.ndarray
-                    ) -> dict:
+def _target_summary(result: experiment.Result, grid: dict, target: float, ret: np.ndarray,
+                    window: int = 1) -> dict:
     """Updates to reach `target` at the best point (median over seeds, fraction reached) and
     the median at every grid point (None = not reached by at least half the seeds)."""
-    its = iterations_to_target(ret, target)
+    its = iterations_to_target(ret, target, window)
     per = {}
     for a in experiment.summarize(result, "return")["aggregate"]:
         point = {k: a[k] for k in sorted(grid)}
-        i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target)
+        i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target,
+                                 window)
         per[experiment.grid_label(point)] = _finite(np.median(i))
-    return {"target": target, "iters_to_target_median": _finite(np.median(its)),
+    return {"target": target, "target_window": int(window),
+            "iters_to_target_median": _finite(np.median(its)),
             "iters_to_target_per_seed": [_finite(x) for x in its],
             "frac_reached_target": float(np.mean(np.isfinite(its))),
             "iters_to_target_per_point": per}
@@ -538,8 +551,10 @@ def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
         res = run_program(c, lc, plan.seeds, plan.grid, sub, stop_after_chunks)
         if res.interrupted_at is not None:
             return {"interrupted_at": int(res.interrupted_at), "program": [env, est]}
-        target = c.lqr_target if env == "LQR-v0" else c.cartpole_target
-        entry = program_summary(res, lc, plan.grid, None if target is None else float(target))
+        p = LEARN_ENVS[env]
+        target, window = c.get(f"{p}_target"), int(c.get(f"{p}_target_window", 1))
+        entry = program_summary(res, lc, plan.grid, None if target is None else float(target),
+                                window)
         experiment.finish(sub, res, {
             "env": env, "estimator": est,
             "final_return": experiment.summarize(res, "return"),
@@ -555,6 +570,18 @@ def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
             if est != ref:
                 d[est][f"prob_improvement_vs_{ref}"] = float(
                     stats.probability_of_improvement(f, finals[ref]))
+        for r in ("mc", "mc_baseline"):
+            if r not in d or "iters_to_target_per_seed" not in d[r]:
+                continue
+            cap = float(d[r]["updates"]) + 1.0  # never reached = slower than any reach
+            speed_ref = -np.asarray([cap if x is None else x
+                                     for x in d[r]["iters_to_target_per_seed"]])
+            for est, v in d.items():
+                if est != r:
+                    mine = -np.asarray([cap if x is None else x
+                                        for x in v["iters_to_target_per_seed"]])
+                    pt, lo, hi = stats.probability_of_improvement_ci(mine, speed_ref)
+                    v[f"prob_faster_vs_{r}"] = [pt, lo, hi]
         ylabel = "exact expected return" if env == "LQR-v0" else "mean episode return"
         plotting.plot_curves(
             os.path.join(workdir, "plots", f"learning_{env}.png"), curves[env],
@@ -582,11 +609,13 @@ def run(c: ml_collections.ConfigDict, workdir: str, stop_after_chunks: int | Non
         if c.mode == "gradient":
             summary = gradient_mode(c, workdir)
         else:
-            summary = {"gradient": gradient_study_run(c, workdir)}
-            for mode in c.other_fisher:
-                if mode != c.fisher:
-                    summary[f"gradient_fisher_{mode}"] = gradient_study_run(
-                        c, workdir, mode, f"gradient_fisher_{mode}")
+            summary = {}
+            if c.mode == "study":
+                summary["gradient"] = gradient_study_run(c, workdir)
+                for mode in c.other_fisher:
+                    if mode != c.fisher:
+                        summary[f"gradient_fisher_{mode}"] = gradient_study_run(
+                            c, workdir, mode, f"gradient_fisher_{mode}")
             if plan.programs:
                 learning = learning_study(c, plan, workdir, stop_after_chunks)
                 if "interrupted_at" in learning:
@@ -687,11 +716,14 @@ def report(summary: dict, name: str = NAME) -> str:
     lines = [
         "## Bayesian policy gradient and Bayesian actor-critic (Ghavamzadeh, Engel & Valko 2016)",
         "",
-        "Gradient estimates on the paper's LQR at (lambda, sigma) = (-0.2, 1), exact gradient "
-        "(-180.07, -100.06). The primary result uses the Fisher information estimated from the "
-        "batch; the exact-G figures are an oracle.",
-        "",
     ]
+    if "gradient" in summary:
+        lines += [
+            "Gradient estimates on the paper's LQR at (lambda, sigma) = (-0.2, 1), exact gradient "
+            "(-180.07, -100.06). The primary result uses the Fisher information estimated from "
+            "the batch; the exact-G figures are an oracle.",
+            "",
+        ]
     for key, g in gradient_parts(summary):
         lines += gradient_tables(g)
         lines += [f"![gradient error {g['fisher_mode']}]({name}/plots/{key}_error.png)", ""]
@@ -707,9 +739,9 @@ def report(summary: dict, name: str = NAME) -> str:
         for env, d in summary["learning"].items():
             lines += [
                 "| env | estimator | final IQM [95% CI] | mean over training IQM [95% CI] | "
-                "updates to target: median (reached) | best grid point | per point: final "
-                "IQM; median updates to target |",
-                "|---|---|---|---|---|---|---|",
+                "updates to target: median (reached) | P(faster) vs MC / vs MC+baseline [95% CI] "
+                "| best grid point | per point: final IQM; median updates to target |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for est, v in d.items():
                 per = ", ".join(
@@ -718,10 +750,14 @@ def report(summary: dict, name: str = NAME) -> str:
                 tt = ("-" if "target" not in v else
                       f"{_num(v['iters_to_target_median'], '.0f')} "
                       f"({v['frac_reached_target']:.2f})")
+                pf = " / ".join(
+                    "-" if f"prob_faster_vs_{r}" not in v else
+                    "{:.2f} [{:.2f}, {:.2f}]".format(*v[f"prob_faster_vs_{r}"])
+                    for r in ("mc", "mc_baseline"))
                 lines.append(
                     f"| {env} | {LABELS[est]} | {_num(v['final_iqm'])} [{_num(v['final_iqm_lo'])}, "
                     f"{_num(v['final_iqm_hi'])}] | {_num(v['train_mean_iqm'])} "
-                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | {tt} | "
+                    f"[{_num(v['train_mean_lo'])}, {_num(v['train_mean_hi'])}] | {tt} | {pf} | "
                     f"{experiment.grid_label(v.get('best_point', {}))} | {per} |")
             lines.append("")
         for env in summary["learning"]:
@@ -737,7 +773,10 @@ def _num(x, fmt: str = ".2f") -> str:
 
 
 def honest_statement(summary: dict) -> str:
-    """A plain-language verdict computed from the measured tables."""
+    """A plain-language verdict computed from the measured tables (the learning part alone
+    for a `mode=learn` summary)."""
+    if "gradient" not in summary:
+        return "**Verdict (measured here).**" + learning_statement(summary)
     g = summary["gradient"]
     t = g["table"]
     m_mid = 10 if "10" in t else g["episode_counts"][0]
@@ -781,7 +820,34 @@ def learning_statement(summary: dict) -> str:
             f" Policy learning on {env} at each estimator's best grid point: MC+baseline "
             f"{_num(ref['final_iqm'])}; " + "; ".join(parts) + "."
         )
+        out.append(speed_statement(env, d))
     return "".join(out)
+
+
+def _speed_word(p: list[float]) -> str:
+    """`faster` / `slower` when the 95% CI of P(faster) excludes 1/2, else `not resolved`."""
+    return "faster" if p[1] > 0.5 else "slower" if p[2] < 0.5 else "not resolved"
+
+
+def speed_statement(env: str, d: dict) -> str:
+    """Does each Bayesian estimator reach the target in fewer updates than MC (without and with
+    a baseline)? P(faster) = probability of improvement on the per-seed number of updates to
+    the target (never reached = slower than any reach) with its 95% bootstrap CI; the verdict
+    is `faster` / `slower` only when the CI excludes 1/2."""
+    parts = []
+    for est in ("bpg1", "bpg2", "bac"):
+        v = d.get(est, {})
+        cells = [f"vs {LABELS[r]} P(faster) = {v[f'prob_faster_vs_{r}'][0]:.2f} "
+                 f"[{v[f'prob_faster_vs_{r}'][1]:.2f}, {v[f'prob_faster_vs_{r}'][2]:.2f}] "
+                 f"({_speed_word(v[f'prob_faster_vs_{r}'])})"
+                 for r in ("mc", "mc_baseline") if f"prob_faster_vs_{r}" in v]
+        if cells:
+            parts.append(f"{LABELS[est]} " + ", ".join(cells))
+    if not parts:
+        return ""
+    target = next(v["target"] for v in d.values() if "target" in v)
+    return (f" Updates to reach {target:g} on {env} (each at its best step size): "
+            + "; ".join(parts) + ".")
 
 
 def reproduce(root: str) -> str:

@@ -612,3 +612,23 @@ def normalize_scores(scores: ArrayLike, low: ArrayLike, high: ArrayLike) -> np.n
             f"at index {tuple(int(i) for i in bad)}"
         )
     return (s - lo) / span
+
+
+def iterations_to_target(ret: ArrayLike, target: float, window: int = 1) -> np.ndarray:
+    """Per run, the number of updates (learning-curve points) taken before the return first
+    reaches `target` (`ret: [runs, updates]`, the return of the policy each update starts from,
+    so `ret[:, 0]` is the initial policy's); `inf` when never reached (NaN = a failed run's
+    update, never a hit).
+
+    `window > 1` judges the trailing mean of the last `window` updates' returns (the first
+    `window - 1` updates cannot count): with a noisy metric (a batch mean of episode returns)
+    the first crossing of the raw curve is biased early by the noise."""
+    ret = np.nan_to_num(np.asarray(ret, np.float64), nan=-np.inf)
+    if window > ret.shape[1]:
+        return np.full(ret.shape[0], np.inf)
+    if window > 1:  # the mean of updates i - window + 1 .. i, at index i (-inf: too early)
+        means = np.lib.stride_tricks.sliding_window_view(ret, window, axis=1).mean(axis=-1)
+        ret = np.concatenate([np.full((ret.shape[0], window - 1), -np.inf), means], axis=1)
+    hit = ret >= target
+    first = np.argmax(hit, axis=1).astype(float)
+    return np.where(hit.any(axis=1), first, np.inf)

@@ -123,12 +123,14 @@ def test_learn_config_marks_hparams_and_validation_names_the_field():
     # hparams are exactly the sweepable floats, with the dataclass defaults
     assert learn.make_learner(cfg).hparams == {
         "lr": 0.05, "gp_noise": 1.0, "gamma": 1.0, "bac_noise": 1.0, "bac_c_x": 1.0,
-        "bac_c_f": 1.0, "bac_lengthscale": 1.0, "bac_nu": 0.1}
+        "bac_c_f": 1.0, "bac_lengthscale": 1.0, "bac_nu": 0.1, "fisher_ridge": 1e-6}
     for bad, field in ((dict(num_episodes=0), "config.algo.num_episodes"),
                        (dict(estimator="mc_baseline", num_episodes=1), "config.algo.num_episodes"),
                        (dict(estimator="ppo"), "config.algo.estimator"),
                        (dict(lr=0.0), "config.algo.lr"), (dict(gamma=1.5), "config.algo.gamma"),
-                       (dict(bac_nu=-0.1), "config.algo.bac_nu")):
+                       (dict(bac_nu=-0.1), "config.algo.bac_nu"),
+                       (dict(fisher_ridge=-1e-3), "config.algo.fisher_ridge"),
+                       (dict(env="MountainCar-v9"), "config.algo.env")):
         with pytest.raises(ValueError, match=field.replace(".", r"\.")) as e:
             learn.make_learner(dataclasses.replace(cfg, **bad))
         assert "\n" not in str(e.value)

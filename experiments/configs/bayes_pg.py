@@ -33,6 +33,14 @@ Commands (from the repository root):
   hyperparameters fitted (`--config.fit_gp=False`: the papers' fixed scale 1, noise 1). Takes
   seconds to a minute.
 
+  Mountain car (`:mountaincar`, learning only: MC / MC+baseline / BPG1 / BPG2 / BAC, fixed
+  steps lr in {1e-4, 3e-4, 1e-3, 3e-3, 1e-2}, 32 seeds x 300 updates of 10 episodes (<= 200
+  steps each) from the uniform random policy; updates until the 10-update trailing mean return
+  reaches -70; `jaxrl.envs.mountain_car`; about 10 minutes on the 2-core machine):
+    python -m experiments.bayes_pg --config=experiments/configs/bayes_pg.py:mountaincar \
+      --workdir=/tmp/bpg_mc
+  (`:mountaincar_tiny`: the same with 2 seeds x 3 updates, for the tests.)
+
   Tiny (`:tiny`, seconds of compute, most of it compiling: the gradient study at M = 10 with 20
   repetitions and the learning runtime on the LQR, MC and MC+baseline x 2 seeds x 4 updates, one
   update per chunk and a checkpoint after every chunk; used by the kill-and-resume test).
@@ -44,7 +52,8 @@ program, `learning/<env>/<estimator>/` (`config.json`, `metrics.csv`, `summary.j
 
 Policy learning settings shared by every program are `config.algo.*` (`jaxrl.bayes_pg.learn.
 LearnConfig` less the per-program fields env / estimator / num_episodes / max_steps / num_updates
-/ gamma, which come from `learn_envs`, `learn_estimators`, `lqr_*`, `cartpole_*`); a grid over a
+/ gamma, which come from `learn_envs`, `learn_estimators`, `lqr_*`, `cartpole_*`,
+`mountaincar_*`; `<prefix>_algo` overrides config.algo for one environment); a grid over a
 float is `config.sweep.<name>`, e.g. `--config.sweep.lr="(0.05, 0.1)"`: every estimator runs the
 grid in one program and is reported at its best value.
 """
@@ -59,7 +68,7 @@ from experiments import common
 from jaxrl import config as jconfig
 from jaxrl.bayes_pg import learn
 
-VARIANTS = ("full", "quick", "gradient", "tiny")
+VARIANTS = ("full", "quick", "gradient", "tiny", "mountaincar", "mountaincar_tiny")
 # LearnConfig fields set per program by the study (not by config.algo).
 PER_PROGRAM = ("env", "estimator", "num_episodes", "max_steps", "num_updates", "gamma")
 
@@ -72,7 +81,7 @@ def algo_defaults(**overrides) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """`arg`: None (full), `quick`, `gradient` or `tiny`."""
+    """`arg`: None (full), `quick`, `gradient`, `tiny`, `mountaincar` or `mountaincar_tiny`."""
     variant = arg or "full"
     if variant not in VARIANTS:
         raise ValueError(f"config variant must be one of {', '.join(VARIANTS)}; got {arg!r}")
@@ -106,7 +115,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.episode_counts = (5, 10, 20, 40)
     c.mc_reference_counts = (80, 160, 320)
     # Policy learning.
-    c.learn_envs = ("LQR-v0",)  # add "CartPole-v1" for the (Adam) CartPole programs
+    c.learn_envs = ("LQR-v0",)  # or "CartPole-v1", "MountainCarNormalized-v0" (variant below)
     c.learn_estimators = ("mc", "mc_baseline", "bpg1", "bpg2", "bac")
     c.num_seeds = 16
     c.lqr_updates = 50
@@ -114,11 +123,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cartpole_updates = 60
     c.cartpole_episodes = 10
     c.cartpole_max_steps = 500
-    c.gamma_cartpole = 0.99
+    c.cartpole_gamma = 0.99
+    # Mountain car (`jaxrl.envs.mountain_car`: gymnax dynamics, start uniform over the state
+    # space, observations in [0, 1]^2; Boltzmann policy on a 4 x 4 RBF grid, 34 parameters,
+    # from the uniform random policy). Return = -steps to the goal, capped at max_steps.
+    c.mountaincar_updates = 300
+    c.mountaincar_episodes = 10
+    c.mountaincar_max_steps = 200
+    c.mountaincar_gamma = 1.0
+    # Returns from the uniform start (4000 episodes): uniform random policy -163, always right
+    # -87, "pump" (accelerate along the velocity) -52; the target needs more than always-right.
+    c.mountaincar_target = -70.0
+    c.mountaincar_target_window = 10  # trailing mean: the metric is a 10-episode batch mean
+    # LearnConfig overrides for the mountain-car programs (state kernel on [0, 1]^2).
+    # fisher_ridge 1e-3: the batch Fisher matrix of the RBF-softmax policy becomes near-singular
+    # (eigenvalues over 8 decades) and float32 Cholesky fails at the default 1e-6 (NaN in 7-15 of
+    # 16 seeds of BPG / BAC at lr 1e-2, measured; none at 1e-4 or 1e-3).
+    c.mountaincar_algo = ml_collections.ConfigDict({"bac_lengthscale": 0.3, "fisher_ridge": 1e-3})
     # Targets for "updates to reach the target" (None: not reported; then the best grid point
     # is the best final IQM, else the fastest median time to the target).
     c.lqr_target = -1.0  # optimum -0.3635 (sigma >= 0.05), initial -50.77
     c.cartpole_target = None
+    c.lqr_target_window = 1  # the LQR's metric is the exact expected return (no noise)
+    c.cartpole_target_window = 1
     # The papers' protocol: a fixed step theta += lr * E[grad | D] (sgd), not Adam (which
     # rescales per coordinate and hides differences in gradient magnitude).
     c.algo = algo_defaults(lr=1e-3, optimizer="sgd", fit_gp=True, bac_capacity=64)
@@ -159,4 +186,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.progress = False
     if variant == "gradient":
         c.learn_envs = ()
+    if variant in ("mountaincar", "mountaincar_tiny"):
+        c.mode = "learn"
+        c.learn_envs = ("MountainCarNormalized-v0",)
+        c.num_seeds = 32
+        c.sweep.lr = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    if variant == "mountaincar_tiny":
+        c.learn_estimators = ("mc", "mc_baseline", "bac")
+        c.num_seeds = 2
+        c.mountaincar_updates = 3
+        c.mountaincar_episodes = 3
+        c.mountaincar_max_steps = 30
+        c.algo.bac_capacity = 8
+        c.sweep.lr = (1e-3, 3e-3)
+        c.chunk_size = 1
+        c.checkpoint_every = 1
+        c.progress = False
     return c

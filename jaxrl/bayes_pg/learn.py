@@ -55,7 +55,11 @@ def _at_least(lo: int):
 
 
 def _env_name(v: Any) -> str | None:
-    return None if isinstance(v, str) and v else "must be LQR-v0 or a discrete gymnax task name"
+    from jaxrl import envs
+
+    if isinstance(v, str) and (v in envs.registered()):
+        return None
+    return "must be LQR-v0, MountainCarNormalized-v0 or a discrete gymnax task name"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +67,8 @@ class LearnConfig:
     """One policy-gradient learner. Static fields shape the compiled program; the sweepable
     floats are read at run time from `hparams` (one program for a whole grid over them)."""
 
-    env: str = static("LQR-v0", check=_env_name, doc="LQR-v0 or a discrete gymnax task")
+    env: str = static("LQR-v0", check=_env_name,
+                      doc="LQR-v0, MountainCarNormalized-v0 or a discrete gymnax task")
     estimator: str = static("bpg1", check=_one_of(tuple(ESTIMATORS)))
     num_episodes: int = static(10, check=_at_least(1), doc="episodes per update")
     max_steps: int = static(20, check=_at_least(1), doc="episode length cap")
@@ -81,6 +86,8 @@ class LearnConfig:
     bac_c_f: float = sweepable(1.0, lo=0.0, doc="weight of the Fisher kernel")
     bac_lengthscale: float = sweepable(1.0, lo=0.0, lo_open=True, doc="RBF length scale")
     bac_nu: float = sweepable(0.1, lo=0.0, doc="ALD threshold")
+    fisher_ridge: float = sweepable(
+        1e-6, lo=0.0, doc="ridge on the estimated Fisher matrix, relative to its mean eigenvalue")
 
 
 def as_config(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, Any]) -> LearnConfig:
@@ -106,19 +113,31 @@ def default_config() -> LearnConfig:
     return LearnConfig()
 
 
+# Policy feature maps per environment (default: the raw observation plus a bias). Mountain car:
+# the 4 x 4 Gaussian RBF grid on the normalised state of the BAC experiments (JMLR 2016, Sec. 8;
+# digest `stac_bpg.md`), 2 x 17 = 34 parameters.
+POLICY_FEATURES: dict[str, int] = {"MountainCarNormalized-v0": 4}  # env -> RBF centres per dim
+
+
 def make_env(name: str, max_steps: int):
-    """`(env, params, policy, theta0, is_lqr)` for `LQR-v0` or a discrete gymnax task."""
+    """`(env, params, policy, theta0, is_lqr)` for `LQR-v0`, one of our discrete tasks
+    (`jaxrl.envs`, e.g. `MountainCarNormalized-v0`) or a discrete gymnax task; `theta0` is the
+    LQR's `(-0.2, 1)` or zeros (the uniform random Boltzmann policy)."""
     if name == "LQR-v0":
         from jaxrl.envs.lqr import make_lqr
 
         env, params = make_lqr(max_steps_in_episode=max_steps)
         return env, params, policies.gaussian_linear_policy(), jnp.array([-0.2, 1.0]), True
-    import gymnax
+    from jaxrl import envs
 
-    env, params = gymnax.make(name)
+    env, params = envs.make(name)
     params = params.replace(max_steps_in_episode=max_steps)
     obs_dim = int(env.observation_space(params).shape[0])
-    pol = policies.softmax_linear_policy(obs_dim, int(env.num_actions))
+    if name in POLICY_FEATURES:
+        phi, k = policies.rbf_grid_features(POLICY_FEATURES[name], obs_dim)
+        pol = policies.softmax_linear_policy(obs_dim, int(env.num_actions), phi, k)
+    else:
+        pol = policies.softmax_linear_policy(obs_dim, int(env.num_actions))
     return env, params, pol, jnp.zeros((pol.num_params,)), False
 
 
@@ -126,10 +145,15 @@ def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.A
                       config: LearnConfig) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
     """The chosen estimator (`estimators.ESTIMATORS`, the registry the gradient study uses) on
     a batch; the Fisher information is estimated from the batch's steps (`fisher_from_steps`,
-    plus a 1e-6 relative ridge). Returns (posterior, Fisher `[n, n]`, BAC dictionary size)."""
+    plus `fisher_ridge` times its mean eigenvalue `tr(G) / n` on the diagonal: the default 1e-6
+    leaves a well-conditioned G (the LQR's) unchanged; with a near-singular G (a softmax policy on
+    correlated RBF features, once it is nearly deterministic where the batch goes: eigenvalues
+    spanning 8 decades on mountain car) float32 Cholesky needs ~1e-3. Returns (posterior,
+    Fisher `[n, n]`, BAC dictionary size)."""
     n = ep.scores.shape[-1]
     fisher = bpg.fisher_from_steps(ep.scores)
-    fisher = fisher + 1e-6 * jnp.trace(fisher) / n * jnp.eye(n, dtype=fisher.dtype)
+    ridge = jnp.asarray(hp.get("fisher_ridge", 1e-6), fisher.dtype)
+    fisher = fisher + ridge * jnp.trace(fisher) / n * jnp.eye(n, dtype=fisher.dtype)
     e = estimators.ESTIMATORS[estimator].fn(ep, fisher, hp, None, fit=bool(config.fit_gp),
                                             capacity=int(config.bac_capacity))
     return e.posterior, fisher, e.dict_size.astype(jnp.float32)

@@ -46,21 +46,57 @@ def gaussian_linear_policy(min_sigma: float = 0.05, max_sigma: float = 5.0,
     return Policy(log_prob, sample, project, 2, "gaussian_linear")
 
 
-def softmax_linear_policy(obs_dim: int, num_actions: int) -> Policy:
-    """Boltzmann policy `pi(a | x) ∝ exp(w_a^T [x, 1])` with `w_0 = 0` (identifiable).
+def rbf_grid_features(num_per_dim: int, dim: int, width: float | None = None
+                      ) -> tuple[Callable[[jax.Array], jax.Array], int]:
+    """Gaussian radial basis functions on a regular grid over `[0, 1]^dim`.
 
-    `theta = vec(W)`, `W: [A - 1, obs_dim + 1]` holds the weights of actions `1..A-1`; action 0's
-    logit is fixed at 0. With a free `w_0` the softmax is invariant to adding one vector to every
-    `w_a`, so the Fisher information is singular by construction and the Fisher kernels of BPG
-    (which use `G^{-1}`) amplify round-off along that null direction.
+    Centres at `linspace(0, 1, num_per_dim)` in every coordinate (`num_per_dim ** dim` of them,
+    the last coordinate varying fastest); `phi_j(x) = exp(-||x - c_j||^2 / (2 width^2))`, with
+    `width` the grid spacing `1 / (num_per_dim - 1)` by default. Returns `(features, k)` with
+    `features(obs: [dim]) -> [k]` (the 4 x 4 grid on normalised mountain-car states of the BAC
+    experiments, JMLR 2016 Sec. 8, is `rbf_grid_features(4, 2)`)."""
+    if num_per_dim < 2 or dim < 1:
+        raise ValueError(f"rbf_grid_features needs num_per_dim >= 2 and dim >= 1, got "
+                         f"{num_per_dim}, {dim}")
+    w = 1.0 / (num_per_dim - 1) if width is None else float(width)
+    axes = jnp.meshgrid(*([jnp.linspace(0.0, 1.0, num_per_dim)] * dim), indexing="ij")
+    centres = jnp.stack([a.reshape(-1) for a in axes], axis=1)  # [k, dim]
+
+    def features(obs):
+        x = jnp.asarray(obs)
+        d2 = jnp.sum((x[None, :] - centres.astype(x.dtype)) ** 2, axis=1)
+        return jnp.exp(-0.5 * d2 / w**2)
+
+    return features, int(centres.shape[0])
+
+
+def softmax_linear_policy(obs_dim: int, num_actions: int,
+                          features: Callable[[jax.Array], jax.Array] | None = None,
+                          num_features: int | None = None) -> Policy:
+    """Boltzmann policy `pi(a | x) ∝ exp(w_a^T [phi(x), 1])` with `w_0 = 0` (identifiable).
+
+    `phi` is `features` (`obs -> [num_features]`, e.g. `rbf_grid_features`) or the observation
+    itself (`num_features = obs_dim`). `theta = vec(W)`, `W: [A - 1, num_features + 1]` holds the
+    weights of actions `1..A-1`; action 0's logit is fixed at 0. With a free `w_0` the softmax
+    is invariant to adding one vector to every `w_a`, so the Fisher information is singular by
+    construction and the Fisher kernels of BPG (which use `G^{-1}`) amplify round-off along that
+    null direction. `theta = 0` is the uniform random policy.
     """
     if num_actions < 2:
         raise ValueError(f"softmax_linear_policy needs num_actions >= 2, got {num_actions}")
-    n = (num_actions - 1) * (obs_dim + 1)
+    if features is None:
+        phi_dim = obs_dim
+        features = lambda obs: obs  # noqa: E731
+    elif num_features is None:
+        raise ValueError("softmax_linear_policy: num_features is required with features")
+    else:
+        phi_dim = int(num_features)
+    n = (num_actions - 1) * (phi_dim + 1)
 
     def logits(theta, obs):
-        w = theta.reshape(num_actions - 1, obs_dim + 1)
-        rest = w @ jnp.concatenate([obs.astype(theta.dtype), jnp.ones((1,), theta.dtype)])
+        w = theta.reshape(num_actions - 1, phi_dim + 1)
+        phi = features(obs).astype(theta.dtype)
+        rest = w @ jnp.concatenate([phi, jnp.ones((1,), theta.dtype)])
         return jnp.concatenate([jnp.zeros((1,), theta.dtype), rest])
 
     def log_prob(theta, obs, action):

@@ -39,6 +39,9 @@ _OURS: dict[str, str] = {
     "RiskyPointMass-v0": "jaxrl.envs.risky_point_mass:make_risky_point_mass",
     # The linear-quadratic regulator of Bayesian policy gradient (closed-form gradient).
     "LQR-v0": "jaxrl.envs.lqr:make_lqr",
+    # gymnax's mountain car with a start over the whole state space, observations in [0, 1]^2
+    # (Bayesian actor-critic learning).
+    "MountainCarNormalized-v0": "jaxrl.envs.mountain_car:make_mountain_car",
 }
 
 

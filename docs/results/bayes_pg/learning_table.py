@@ -1,24 +1,30 @@
 """Updates to reach a target return per (estimator, step size) from learning_<env>.csv.
 
-    python docs/results/bayes_pg/learning_table.py [CSV] [TARGET]
+    python docs/results/bayes_pg/learning_table.py [CSV] [TARGET] [WINDOW]
 
-Median over seeds of the number of fixed-step updates before the exact expected return first
-reaches TARGET (inf = never within the run), 95% percentile-bootstrap CI of the median (2000
-resamples of the seeds, NumPy seed 0), fraction of seeds reaching it, and the mean exact return
-after 5 and 10 updates.
+(CSV may be gzip-compressed, `.csv.gz`.)
+Median over seeds of the number of fixed-step updates before the return first reaches TARGET
+(`jaxrl.stats.iterations_to_target`; with WINDOW > 1 the trailing mean of WINDOW updates, for
+a noisy batch-mean return; inf = never within the run), 95% percentile-bootstrap CI of the
+median (2000 resamples of the seeds, NumPy seed 0), fraction of seeds reaching it, and the mean
+return after 5 and 10 updates.
 """
 
 import csv
+import gzip
 import os
 import sys
 from collections import defaultdict
 
 import numpy as np
 
+from jaxrl import stats
 
-def main(path: str, target: float) -> None:
+
+def main(path: str, target: float, window: int = 1) -> None:
     runs = defaultdict(dict)
-    with open(path, newline="") as f:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
         for r in csv.DictReader(f):
             runs[(r["estimator"], float(r["lr"]), int(r["run"]))][int(r["update"])] = float(
                 r["return"])
@@ -32,8 +38,7 @@ def main(path: str, target: float) -> None:
     print("|---|---|---|---|---|---|")
     for (est, lr) in sorted(table):
         rets = np.stack(table[(est, lr)])
-        hit = np.nan_to_num(rets, nan=-np.inf) >= target
-        its = np.where(hit.any(1), np.argmax(hit, 1).astype(float), np.inf)
+        its = stats.iterations_to_target(rets, target, window)
         boots = np.median(its[rng.integers(0, len(its), (2000, len(its)))], axis=1)
         lo, hi = np.percentile(boots, [2.5, 97.5])
         fmt = lambda x: "never" if not np.isfinite(x) else f"{x:.0f}"  # noqa: E731
@@ -45,4 +50,5 @@ def main(path: str, target: float) -> None:
 if __name__ == "__main__":
     here = os.path.dirname(__file__)
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "learning_LQR-v0.csv"),
-         float(sys.argv[2]) if len(sys.argv) > 2 else -1.0)
+         float(sys.argv[2]) if len(sys.argv) > 2 else -1.0,
+         int(sys.argv[3]) if len(sys.argv) > 3 else 1)
