@@ -642,6 +642,8 @@ FISHER_TITLES = {
     "steps": "G estimated from the batch per step (sum_t u_t u_t^T / M)",
     "trajectory": "G estimated from the batch per trajectory (u u^T / M)",
     "exact": "exact analytic G (oracle: side information a model-free method lacks)",
+    "states": "G from the batch per step with the expectation over the policy's actions taken "
+              "analytically (sum_t F(x_t) / M, F(x) = E_a[u u^T | x]; model-free)",
 }
 
 

@@ -20,7 +20,7 @@ from jaxrl.envs.lqr import LQR, LQRParams, lqr_exact_gradient, lqr_trajectory_fi
 
 ESTIMATORS = estimators.ESTIMATORS  # the one registry (name -> EstimatorSpec)
 MC_NAMES = ("mc", "mc_baseline")
-FISHER_MODES = ("exact", "steps", "trajectory")
+FISHER_MODES = ("exact", "steps", "trajectory", "states")
 
 
 def estimate_gradients(key: jax.Array, theta: jax.Array, params: LQRParams, num_episodes: int,
@@ -60,6 +60,8 @@ def estimate_gradients(key: jax.Array, theta: jax.Array, params: LQRParams, num_
         g = lqr_trajectory_fisher(theta, params)
     elif fisher_mode == "steps":
         g = bpg.fisher_from_steps(ep.scores, mask)
+    elif fisher_mode == "states":
+        g = policies.fisher_from_states(pol, theta, ep, mask)
     else:
         g = bpg.fisher_from_trajectories(u, mask)
     g_inv = bpg.inv_psd(g)
@@ -181,27 +183,39 @@ def calibration_variants(key: jax.Array, theta: jax.Array, params: LQRParams,
     episodes are drawn and the first `num_episodes` kept (the study draws 40 and keeps the first
     M, so with its keys the plain variants reproduce its episodes).
     """
-    if fisher_mode not in ("exact", "steps"):
-        raise ValueError(f"fisher_mode must be 'exact' or 'steps', got {fisher_mode!r}")
+    if fisher_mode not in ("exact", "steps", "states"):
+        raise ValueError(f"fisher_mode must be 'exact', 'steps' or 'states', got "
+                         f"{fisher_mode!r}")
     env, pol = LQR(), policies.gaussian_linear_policy()
     ep = policies.collect_episodes(env, params, pol, theta, key, num_drawn or num_episodes,
                                    params.max_steps_in_episode)
     ep = jax.tree.map(lambda x: x[:num_episodes], ep)
     r, u = ep.returns, ep.trajectory_scores
-    g = (lqr_trajectory_fisher(theta, params) if fisher_mode == "exact"
-         else bpg.fisher_from_steps(ep.scores))
+    g = {"exact": lambda: lqr_trajectory_fisher(theta, params),
+         "steps": lambda: bpg.fisher_from_steps(ep.scores),
+         "states": lambda: policies.fisher_from_states(pol, theta, ep)}[fisher_mode]()
     out = {}
     for name in names:
-        model, het, center, student = CALIBRATION_VARIANTS[name]
-        d = bpg.noise_profile(model, u, g) if het else None
-        f = bpg.evidence_fit(model, r, u, g, noise_diag=d, center=center)
-        if model == 1:
-            post = bpg.bpg_model1(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d)
-        else:
-            post = bpg.bpg_model2(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d,
-                                  center=center)
-        dof = gp.student_t_dof(num_episodes, u.shape[1] if model == 1 else 1, center)
+        post, dof, at_bound = variant_posterior(name, r, u, g)
         out[name], out[f"{name}_cov"] = post.mean, post.cov
-        out[f"{name}_dof"] = jnp.asarray(dof if student else jnp.inf, r.dtype)
-        out[f"{name}_at_bound"] = f.at_bound
+        out[f"{name}_dof"], out[f"{name}_at_bound"] = dof, at_bound
     return out
+
+
+def variant_posterior(name: str, returns: jax.Array, scores: jax.Array, fisher: jax.Array
+                      ) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
+    """One calibration variant (`CALIBRATION_VARIANTS[name]`) on `M` episodes: returns `[M]`,
+    trajectory scores `[M, n]`, the kernels' Fisher matrix `[n, n]`. Returns the posterior (the
+    t scale matrix for t variants), its degrees of freedom (`inf` for Gaussian variants) and
+    whether the evidence fit ended at its range's end."""
+    model, het, center, student = CALIBRATION_VARIANTS[name]
+    r, u, g = returns, scores, fisher
+    d = bpg.noise_profile(model, u, g) if het else None
+    f = bpg.evidence_fit(model, r, u, g, noise_diag=d, center=center)
+    if model == 1:
+        post = bpg.bpg_model1(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d)
+    else:
+        post = bpg.bpg_model2(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d,
+                              center=center)
+    dof = gp.student_t_dof(r.shape[0], u.shape[1] if model == 1 else 1, center)
+    return post, jnp.asarray(dof if student else jnp.inf, r.dtype), f.at_bound

@@ -76,6 +76,9 @@ class LearnConfig:
     natural: bool = static(False, doc="precondition by the estimated Fisher information")
     bac_capacity: int = static(64, check=_at_least(1), doc="BAC dictionary capacity")
     fit_gp: bool = static(False, doc="fit GP signal scale and noise per batch (evidence)")
+    fisher: str = static("steps", check=_one_of(("steps", "states")),
+                         doc="G from the batch: per-step scores, or the policy's expected score "
+                             "outer product at the visited states (policies.fisher_from_states)")
     optimizer: str = static("adam", check=_one_of(("adam", "sgd")),
                             doc="adam, or sgd: a fixed step theta += lr * gradient (the papers)")
     lr: float = sweepable(0.05, lo=0.0, lo_open=True, doc="Adam / fixed (sgd) step size")
@@ -142,16 +145,22 @@ def make_env(name: str, max_steps: int):
 
 
 def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.Array],
-                      config: LearnConfig) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
+                      config: LearnConfig, policy: policies.Policy | None = None,
+                      theta: jax.Array | None = None
+                      ) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
     """The chosen estimator (`estimators.ESTIMATORS`, the registry the gradient study uses) on
     a batch; the Fisher information is estimated from the batch's steps (`fisher_from_steps`,
+    or with `config.fisher = "states"` `policies.fisher_from_states(policy, theta, ep)`,
     plus `fisher_ridge` times its mean eigenvalue `tr(G) / n` on the diagonal: the default 1e-6
     leaves a well-conditioned G (the LQR's) unchanged; with a near-singular G (a softmax policy on
     correlated RBF features, once it is nearly deterministic where the batch goes: eigenvalues
     spanning 8 decades on mountain car) float32 Cholesky needs ~1e-3. Returns (posterior,
     Fisher `[n, n]`, BAC dictionary size)."""
     n = ep.scores.shape[-1]
-    fisher = bpg.fisher_from_steps(ep.scores)
+    if config.fisher == "states":
+        fisher = policies.fisher_from_states(policy, theta, ep)
+    else:
+        fisher = bpg.fisher_from_steps(ep.scores)
     ridge = jnp.asarray(hp.get("fisher_ridge", 1e-6), fisher.dtype)
     fisher = fisher + ridge * jnp.trace(fisher) / n * jnp.eye(n, dtype=fisher.dtype)
     e = estimators.ESTIMATORS[estimator].fn(ep, fisher, hp, None, fit=bool(config.fit_gp),
@@ -179,7 +188,7 @@ def make_learner(config: LearnConfig | ml_collections.ConfigDict | Mapping[str, 
     def update(state, hp):
         key, k_ep = jax.random.split(state.key)
         ep = policies.collect_episodes(env, env_params, pol, state.theta, k_ep, m, t)
-        post, fisher, size = gradient_estimate(estimator, ep, hp, config)
+        post, fisher, size = gradient_estimate(estimator, ep, hp, config, pol, state.theta)
         direction = post
         if natural:
             direction = bpg.natural_gradient(post, fisher)

@@ -16,13 +16,18 @@ import jax.numpy as jnp
 
 
 class Policy(NamedTuple):
-    """A policy over flat parameters `theta: [num_params]`."""
+    """A policy over flat parameters `theta: [num_params]`.
+
+    `fisher_at(theta, obs) -> [n, n]` is the policy's Fisher information at one state,
+    `E_{a ~ pi(. | x)}[u u^T]` with `u = grad_theta log pi(a | x)`, computed from the policy
+    alone (closed form or a sum over the actions; no environment interaction)."""
 
     log_prob: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
     sample: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
     project: Callable[[jax.Array], jax.Array]
     num_params: int
     name: str
+    fisher_at: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
 
 def gaussian_linear_policy(min_sigma: float = 0.05, max_sigma: float = 5.0,
@@ -43,7 +48,13 @@ def gaussian_linear_policy(min_sigma: float = 0.05, max_sigma: float = 5.0,
         return jnp.stack([jnp.clip(theta[0], -max_abs_gain, max_abs_gain),
                           jnp.clip(theta[1], min_sigma, max_sigma)])
 
-    return Policy(log_prob, sample, project, 2, "gaussian_linear")
+    def fisher_at(theta, obs):
+        # u = (eps x / sigma, (eps^2 - 1) / sigma) with eps ~ N(0, 1): E[eps^2] = 1,
+        # E[(eps^2 - 1)^2] = 2, E[eps (eps^2 - 1)] = 0.
+        sig2 = theta[1] ** 2
+        return jnp.diag(jnp.stack([obs[0].astype(theta.dtype) ** 2 / sig2, 2.0 / sig2]))
+
+    return Policy(log_prob, sample, project, 2, "gaussian_linear", fisher_at)
 
 
 def rbf_grid_features(num_per_dim: int, dim: int, width: float | None = None
@@ -105,7 +116,13 @@ def softmax_linear_policy(obs_dim: int, num_actions: int,
     def sample(key, theta, obs):
         return jax.random.categorical(key, logits(theta, obs))
 
-    return Policy(log_prob, sample, lambda t: t, n, "softmax_linear")
+    def fisher_at(theta, obs):
+        # exact: sum over the actions of pi(a | x) u_a u_a^T, u_a = grad log pi(a | x)
+        probs = jax.nn.softmax(logits(theta, obs))
+        scores = jax.jacobian(lambda t: jax.nn.log_softmax(logits(t, obs)))(theta)  # [A, n]
+        return jnp.einsum("a,ai,aj->ij", probs, scores, scores)
+
+    return Policy(log_prob, sample, lambda t: t, n, "softmax_linear", fisher_at)
 
 
 class Episodes(NamedTuple):
@@ -164,3 +181,21 @@ def collect_episodes(env: Any, env_params: Any, policy: Policy, theta: jax.Array
         return Episodes(o, a, r, v, u, term)
 
     return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
+
+
+def fisher_from_states(policy: Policy, theta: jax.Array, ep: Episodes,
+                       mask: jax.Array | None = None) -> jax.Array:
+    """`G ~= (1/M) sum_i sum_t F(x_it)`, `F(x) = E_{a ~ pi(. | x)}[u u^T]` (`policy.fisher_at`).
+
+    The per-step estimate `(1/M) sum_i sum_t u_it u_it^T` (`bpg.fisher_from_steps`) with the
+    expectation over each step's action taken analytically: the same mean (unbiased for the
+    trajectory Fisher, JMLR 2016 Sec. 4) and a smaller variance (the action noise is averaged
+    out; only the states are sampled), still model-free. `[n, n]`; `mask: [M]` keeps episodes.
+    """
+    if policy.fisher_at is None:
+        raise ValueError(f"policy {policy.name!r} has no fisher_at")
+    m, t = ep.valid.shape
+    per = jax.vmap(jax.vmap(lambda x: policy.fisher_at(theta, x)))(ep.obs)  # [M, T, n, n]
+    w = jnp.ones(m, per.dtype) if mask is None else mask.astype(per.dtype)
+    v = ep.valid.astype(per.dtype) * w[:, None]
+    return jnp.einsum("mt,mtij->ij", v, per) / jnp.sum(w)

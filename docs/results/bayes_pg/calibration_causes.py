@@ -2,7 +2,8 @@
 
     python docs/results/bayes_pg/calibration_causes.py [REPETITIONS] [OUT_CSV]
 
-For G per step and exact G, M = 5, 10, 20, 40 and every variant of
+For G per step, G per step with the action expectation taken analytically (`states`,
+`policies.fisher_from_states`) and exact G, M = 5, 10, 20, 40 and every variant of
 `gradient_study.CALIBRATION_VARIANTS` (BPG Models 1 and 2 with the GP scale and noise fitted by
 evidence; switches: Student-t marginal from integrating the common scale s^2 (Jeffreys prior),
 heteroscedastic noise b diag(k(u_i, u_i)), Model 2's constant prior mean integrated out):
@@ -32,7 +33,7 @@ def main(reps: int, out_csv: str) -> None:
     truth = np.asarray(lqr_exact_gradient(theta, params), np.float64)
     names = tuple(gs.CALIBRATION_VARIANTS)
     rows, table = [], {}
-    for mode in ("steps", "exact"):
+    for mode in ("steps", "states", "exact"):
         for m in COUNTS:
             keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(0), m), reps)
             res = jax.jit(jax.vmap(lambda k, m=m, mode=mode: gs.calibration_variants(
@@ -61,7 +62,7 @@ def main(reps: int, out_csv: str) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     print("| G | M | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
-    for mode in ("steps", "exact"):
+    for mode in ("steps", "states", "exact"):
         for m in COUNTS:
             print(f"| {mode} | {m} | " + " | ".join(
                 "{:.3f} / {:.3f}".format(*table[mode, m, n]) for n in names) + " |")
