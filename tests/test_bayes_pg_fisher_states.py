@@ -82,3 +82,42 @@ def test_states_fisher_mask_keeps_the_episodes_and_modes_accept_it():
     assert np.all(np.isfinite(np.asarray(out["bpg1"])))
     with pytest.raises(ValueError, match="fisher_mode"):
         gradient_study.calibration_variants(jax.random.PRNGKey(0), theta, params, 5, "traj")
+
+
+def test_fisher_error_cov_is_the_delta_method():
+    rng = np.random.default_rng(6)
+    per = rng.normal(size=(30, 2, 2)) ** 2 + np.eye(2)
+    per = (per + per.transpose(0, 2, 1)) / 2
+    g = per.mean(0)
+    a = rng.normal(size=(2, 4))
+    lin = bpg.fisher_error_cov(lambda gg: jnp.asarray(a, jnp.float32) @ gg.reshape(-1),
+                               jnp.asarray(g, jnp.float32), jnp.asarray(per, jnp.float32))
+    v = np.cov(per.reshape(30, 4), rowvar=False) / 30  # Cov(vec G_i) / M
+    np.testing.assert_allclose(np.asarray(lin), a @ v @ a.T, rtol=1e-4, atol=1e-6)
+    mask = jnp.asarray(np.arange(30) < 20)
+    sub = bpg.fisher_error_cov(lambda gg: jnp.asarray(a, jnp.float32) @ gg.reshape(-1),
+                               jnp.asarray(per[:20].mean(0), jnp.float32),
+                               jnp.asarray(per, jnp.float32), mask)
+    v20 = np.cov(per[:20].reshape(20, 4), rowvar=False) / 20
+    np.testing.assert_allclose(np.asarray(sub), a @ v20 @ a.T, rtol=1e-4, atol=1e-6)
+
+
+def test_fisher_error_cov_on_model2_matches_a_bootstrap_of_the_fisher_estimate():
+    """Nonlinear case: the delta-method covariance of BPG Model 2's mean against the spread of
+    the mean over bootstrap resamples of the per-episode Fisher contributions (small errors:
+    200 episodes), in float64."""
+    with jax.enable_x64(True):
+        pol, theta, params, ep = _episodes(jax.random.PRNGKey(8), 200)
+        theta = theta.astype(jnp.float64)
+        ep = jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, ep)
+        per = policies.fisher_per_episode_states(pol, theta, ep)
+        g = per.mean(0)
+        r, u = ep.returns, ep.trajectory_scores
+
+        def mean_fn(gg):
+            return bpg.bpg_model2(r, u, gg, 1e3, signal_scale=1.0).mean
+
+        delta = np.asarray(bpg.fisher_error_cov(mean_fn, g, per))
+        idx = np.random.default_rng(9).integers(0, 200, size=(600, 200))
+        boots = np.asarray(jax.vmap(lambda i: mean_fn(per[i].mean(0)))(jnp.asarray(idx)))
+    np.testing.assert_allclose(np.diag(delta), boots.var(axis=0, ddof=1), rtol=0.2)

@@ -18,6 +18,7 @@ transpose), Fisher information `G: [n, n]` and the GP observation-noise variance
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import chex
@@ -90,6 +91,34 @@ def fisher_from_steps(step_scores: jax.Array, mask: jax.Array | None = None) -> 
     m = step_scores.shape[0]
     w = jnp.ones(m, step_scores.dtype) if mask is None else mask.astype(step_scores.dtype)
     return jnp.einsum("m,mti,mtj->ij", w, step_scores, step_scores) / jnp.sum(w)
+
+
+def fisher_per_episode(step_scores: jax.Array) -> jax.Array:
+    """Each episode's contribution `sum_t u_t u_t^T` to the per-step Fisher estimate:
+    `[M, T, n] -> [M, n, n]` (their mean is `fisher_from_steps`)."""
+    chex.assert_rank(step_scores, 3)
+    return jnp.einsum("mti,mtj->mij", step_scores, step_scores)
+
+
+def fisher_error_cov(mean_fn: Callable[[jax.Array], jax.Array], fisher: jax.Array,
+                     per_episode: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The covariance the sampling error of an estimated Fisher matrix adds to a posterior
+    mean, to first order (delta method): `J V J^T`, `[n, n]`.
+
+    `fisher: [n, n]` is the mean of the iid per-episode contributions `per_episode: [M, n, n]`
+    (`fisher_per_episode` or `policies.fisher_per_episode_states`), so `V = Cov(vec G_i) / M`
+    (sample covariance, `M - 1` denominator, over the kept episodes); `J = d mean_fn(G) /
+    d vec(G)` at `fisher` (`jax.jacfwd`; `mean_fn` holds the GP hyperparameters fixed). The
+    posterior treats the kernels' `G` as known; adding this term to its covariance accounts
+    for `G` having been estimated from `M` episodes."""
+    n = fisher.shape[0]
+    m_all = per_episode.shape[0]
+    w = jnp.ones(m_all, fisher.dtype) if mask is None else mask.astype(fisher.dtype)
+    m = jnp.sum(w)
+    jac = jax.jacfwd(mean_fn)(fisher).reshape(-1, n * n)
+    dev = ((per_episode - fisher) * w[:, None, None]).reshape(m_all, n * n)
+    v = dev.T @ dev / ((m - 1.0) * m)
+    return jac @ v @ jac.T
 
 
 def bq_model1_integrals(scores: jax.Array, g_inv: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -152,17 +152,20 @@ def coverage(mean: np.ndarray, cov: np.ndarray, truth: np.ndarray, rng: np.rando
 # Calibration diagnostic (issue 19 item 1): which modelling choice costs coverage.
 # ---------------------------------------------------------------------------------------------
 
-# name -> (model, heteroscedastic noise, constant prior mean integrated out, Student-t marginal)
-CALIBRATION_VARIANTS: dict[str, tuple[int, bool, bool, bool]] = {
-    "bpg1": (1, False, False, False),
-    "bpg1_t": (1, False, False, True),
-    "bpg1_het_t": (1, True, False, True),
-    "bpg2": (2, False, False, False),
-    "bpg2_t": (2, False, False, True),
-    "bpg2_het_t": (2, True, False, True),
-    "bpg2_mean": (2, False, True, False),
-    "bpg2_mean_t": (2, False, True, True),
-    "bpg2_mean_het_t": (2, True, True, True),
+# name -> (model, heteroscedastic noise, constant prior mean integrated out, Student-t marginal,
+# the estimated G's sampling error propagated into the covariance (`bpg.fisher_error_cov`))
+CALIBRATION_VARIANTS: dict[str, tuple[int, bool, bool, bool, bool]] = {
+    "bpg1": (1, False, False, False, False),
+    "bpg1_t": (1, False, False, True, False),
+    "bpg1_het_t": (1, True, False, True, False),
+    "bpg1_het_t_dg": (1, True, False, True, True),
+    "bpg2": (2, False, False, False, False),
+    "bpg2_t": (2, False, False, True, False),
+    "bpg2_het_t": (2, True, False, True, False),
+    "bpg2_mean": (2, False, True, False, False),
+    "bpg2_mean_t": (2, False, True, True, False),
+    "bpg2_mean_het_t": (2, True, True, True, False),
+    "bpg2_mean_het_t_dg": (2, True, True, True, True),
 }
 
 
@@ -191,31 +194,42 @@ def calibration_variants(key: jax.Array, theta: jax.Array, params: LQRParams,
                                    params.max_steps_in_episode)
     ep = jax.tree.map(lambda x: x[:num_episodes], ep)
     r, u = ep.returns, ep.trajectory_scores
-    g = {"exact": lambda: lqr_trajectory_fisher(theta, params),
-         "steps": lambda: bpg.fisher_from_steps(ep.scores),
-         "states": lambda: policies.fisher_from_states(pol, theta, ep)}[fisher_mode]()
+    per = {"exact": lambda: None,
+           "steps": lambda: bpg.fisher_per_episode(ep.scores),
+           "states": lambda: policies.fisher_per_episode_states(pol, theta, ep)}[fisher_mode]()
+    g = lqr_trajectory_fisher(theta, params) if per is None else jnp.mean(per, axis=0)
     out = {}
     for name in names:
-        post, dof, at_bound = variant_posterior(name, r, u, g)
+        post, dof, at_bound = variant_posterior(name, r, u, g, per)
         out[name], out[f"{name}_cov"] = post.mean, post.cov
         out[f"{name}_dof"], out[f"{name}_at_bound"] = dof, at_bound
     return out
 
 
-def variant_posterior(name: str, returns: jax.Array, scores: jax.Array, fisher: jax.Array
+def variant_posterior(name: str, returns: jax.Array, scores: jax.Array, fisher: jax.Array,
+                      per_episode: jax.Array | None = None
                       ) -> tuple[bpg.GradientPosterior, jax.Array, jax.Array]:
     """One calibration variant (`CALIBRATION_VARIANTS[name]`) on `M` episodes: returns `[M]`,
-    trajectory scores `[M, n]`, the kernels' Fisher matrix `[n, n]`. Returns the posterior (the
-    t scale matrix for t variants), its degrees of freedom (`inf` for Gaussian variants) and
+    trajectory scores `[M, n]`, the kernels' Fisher matrix `[n, n]` and, when it was estimated,
+    its per-episode contributions `[M, n, n]` (None: `G` known, e.g. exact). Returns the
+    posterior (the t scale matrix for t variants; for `_dg` variants plus `bpg.fisher_error_cov`
+    at the fitted hyperparameters), its degrees of freedom (`inf` for Gaussian variants) and
     whether the evidence fit ended at its range's end."""
-    model, het, center, student = CALIBRATION_VARIANTS[name]
+    model, het, center, student, dg = CALIBRATION_VARIANTS[name]
     r, u, g = returns, scores, fisher
-    d = bpg.noise_profile(model, u, g) if het else None
-    f = bpg.evidence_fit(model, r, u, g, noise_diag=d, center=center)
-    if model == 1:
-        post = bpg.bpg_model1(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d)
-    else:
-        post = bpg.bpg_model2(r, u, g, f.noise, signal_scale=f.scale, noise_diag=d,
+    f = bpg.evidence_fit(model, r, u, g, noise_diag=bpg.noise_profile(model, u, g) if het
+                         else None, center=center)
+
+    def posterior_at(gg):
+        d = bpg.noise_profile(model, u, gg) if het else None
+        if model == 1:
+            return bpg.bpg_model1(r, u, gg, f.noise, signal_scale=f.scale, noise_diag=d)
+        return bpg.bpg_model2(r, u, gg, f.noise, signal_scale=f.scale, noise_diag=d,
                               center=center)
+
+    post = posterior_at(g)
+    if dg and per_episode is not None:
+        extra = bpg.fisher_error_cov(lambda gg: posterior_at(gg).mean, g, per_episode)
+        post = bpg.GradientPosterior(post.mean, post.cov + extra)
     dof = gp.student_t_dof(r.shape[0], u.shape[1] if model == 1 else 1, center)
     return post, jnp.asarray(dof if student else jnp.inf, r.dtype), f.at_bound

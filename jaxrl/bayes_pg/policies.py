@@ -183,6 +183,15 @@ def collect_episodes(env: Any, env_params: Any, policy: Policy, theta: jax.Array
     return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
 
 
+def fisher_per_episode_states(policy: Policy, theta: jax.Array, ep: Episodes) -> jax.Array:
+    """Each episode's `sum_t F(x_t)`, `F(x) = E_{a ~ pi(. | x)}[u u^T]` (`policy.fisher_at`),
+    over its valid steps: `[M, n, n]`."""
+    if policy.fisher_at is None:
+        raise ValueError(f"policy {policy.name!r} has no fisher_at")
+    per = jax.vmap(jax.vmap(lambda x: policy.fisher_at(theta, x)))(ep.obs)  # [M, T, n, n]
+    return jnp.einsum("mt,mtij->mij", ep.valid.astype(per.dtype), per)
+
+
 def fisher_from_states(policy: Policy, theta: jax.Array, ep: Episodes,
                        mask: jax.Array | None = None) -> jax.Array:
     """`G ~= (1/M) sum_i sum_t F(x_it)`, `F(x) = E_{a ~ pi(. | x)}[u u^T]` (`policy.fisher_at`).
@@ -192,10 +201,6 @@ def fisher_from_states(policy: Policy, theta: jax.Array, ep: Episodes,
     trajectory Fisher, JMLR 2016 Sec. 4) and a smaller variance (the action noise is averaged
     out; only the states are sampled), still model-free. `[n, n]`; `mask: [M]` keeps episodes.
     """
-    if policy.fisher_at is None:
-        raise ValueError(f"policy {policy.name!r} has no fisher_at")
-    m, t = ep.valid.shape
-    per = jax.vmap(jax.vmap(lambda x: policy.fisher_at(theta, x)))(ep.obs)  # [M, T, n, n]
-    w = jnp.ones(m, per.dtype) if mask is None else mask.astype(per.dtype)
-    v = ep.valid.astype(per.dtype) * w[:, None]
-    return jnp.einsum("mt,mtij->ij", v, per) / jnp.sum(w)
+    per = fisher_per_episode_states(policy, theta, ep)
+    w = jnp.ones(per.shape[0], per.dtype) if mask is None else mask.astype(per.dtype)
+    return jnp.einsum("m,mij->ij", w, per) / jnp.sum(w)
