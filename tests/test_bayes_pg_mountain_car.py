@@ -145,3 +145,18 @@ def test_learner_fisher_ridge_is_relative_to_the_mean_eigenvalue(ridge):
     g = u.T @ u / 5  # sum over the steps of the batch, per episode
     np.testing.assert_allclose(np.asarray(fisher), g + ridge * np.trace(g) / 34 * np.eye(34),
                                rtol=2e-4, atol=1e-6)
+
+
+def test_learner_states_fisher_on_the_lqr():
+    env, params, pol, theta0, _ = learn.make_env("LQR-v0", 20)
+    ep = policies.collect_episodes(env, params, pol, theta0, jax.random.PRNGKey(7), 8, 20)
+    cfg_ = learn.as_config(dict(estimator="bpg1", fisher="states", fit_gp=True))
+    hp = {k: jnp.float32(v) for k, v in learn.jconfig.hparams(cfg_).items()}
+    post, fisher, _ = learn.gradient_estimate("bpg1", ep, hp, cfg_, pol, theta0)
+    g = np.asarray(policies.fisher_from_states(pol, theta0, ep), np.float64)
+    np.testing.assert_allclose(np.asarray(fisher), g + 1e-6 * np.trace(g) / 2 * np.eye(2),
+                               rtol=1e-5)
+    assert abs(g[1, 1] - 40.0) < 1e-3  # 2T / sigma^2 in every batch (sigma = 1, T = 20)
+    assert np.all(np.isfinite(np.asarray(post.mean)))
+    with pytest.raises(ValueError, match="states"):
+        learn.gradient_estimate("bpg1", ep, hp, cfg_)

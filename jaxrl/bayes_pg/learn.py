@@ -12,6 +12,11 @@ Estimators: `mc` (REINFORCE), `mc_baseline` (REINFORCE with a leave-one-out mean
 baseline), `bpg1`, `bpg2` (BPG Models 1 and 2, Fisher estimated from the batch), `bac`
 (Bayesian actor-critic with an ALD-sparsified Monte-Carlo GPTD critic).
 
+The Fisher matrix of the kernels (and of the natural gradient) is estimated from the batch:
+`fisher="steps"` (per-step score outer products) or `"states"` (the policy's expected score
+outer product at the visited states, `policies.fisher_from_states`; less noisy), plus a
+relative ridge `fisher_ridge`.
+
 Metrics per update: `return` (exact expected return `eta(theta)` on the LQR, the batch's mean
 undiscounted episode return otherwise), `batch_return`, `grad_norm`, `grad_cov_trace`
 (trace of the posterior gradient covariance, 0 for MC), `dict_size` (BAC dictionary size).
@@ -158,6 +163,8 @@ def gradient_estimate(estimator: str, ep: policies.Episodes, hp: dict[str, jax.A
     Fisher `[n, n]`, BAC dictionary size)."""
     n = ep.scores.shape[-1]
     if config.fisher == "states":
+        if policy is None or theta is None:
+            raise ValueError("gradient_estimate: config.fisher='states' needs policy and theta")
         fisher = policies.fisher_from_states(policy, theta, ep)
     else:
         fisher = bpg.fisher_from_steps(ep.scores)
