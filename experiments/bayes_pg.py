@@ -464,9 +464,6 @@ def _point_runs(result: experiment.Result, point: dict) -> list[int]:
             if all(r.get(k) == v for k, v in point.items())]
 
 
-iterations_to_target = stats.iterations_to_target  # (one definition, in jaxrl.stats)
-
-
 def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict,
                     target: float | None = None, window: int = 1) -> dict:
     """`experiment.summarize` of the final return (last 10% of updates) and of the mean return
@@ -483,7 +480,7 @@ def program_summary(result: experiment.Result, lc: learn.LearnConfig, grid: dict
     if target is not None:  # best grid point = fastest to the target (median), then final IQM
         def speed(i):
             runs = _point_runs(result, {k: final["aggregate"][i][k] for k in names})
-            its = iterations_to_target(result.metrics["return"][runs], target, window)
+            its = stats.iterations_to_target(result.metrics["return"][runs], target, window)
             return (-float(np.median(its)), iqm(final["aggregate"][i]))
         best_i = max(range(len(final["aggregate"])), key=speed)
     else:
@@ -524,11 +521,11 @@ def _target_summary(result: experiment.Result, grid: dict, target: float, ret: n
                     window: int = 1) -> dict:
     """Updates to reach `target` at the best point (median over seeds, fraction reached) and
     the median at every grid point (None = not reached by at least half the seeds)."""
-    its = iterations_to_target(ret, target, window)
+    its = stats.iterations_to_target(ret, target, window)
     per = {}
     for a in experiment.summarize(result, "return")["aggregate"]:
         point = {k: a[k] for k in sorted(grid)}
-        i = iterations_to_target(result.metrics["return"][_point_runs(result, point)], target,
+        i = stats.iterations_to_target(result.metrics["return"][_point_runs(result, point)], target,
                                  window)
         per[experiment.grid_label(point)] = _finite(np.median(i))
     return {"target": target, "target_window": int(window),
@@ -574,14 +571,15 @@ def learning_study(c: ml_collections.ConfigDict, plan: Plan, workdir: str,
             if r not in d or "iters_to_target_per_seed" not in d[r]:
                 continue
             cap = float(d[r]["updates"]) + 1.0  # never reached = slower than any reach
-            speed_ref = -np.asarray([cap if x is None else x
-                                     for x in d[r]["iters_to_target_per_seed"]])
+
+            def speed(v, cap=cap):
+                return -np.asarray([cap if x is None else x
+                                    for x in v["iters_to_target_per_seed"]])
+
             for est, v in d.items():
                 if est != r:
-                    mine = -np.asarray([cap if x is None else x
-                                        for x in v["iters_to_target_per_seed"]])
-                    pt, lo, hi = stats.probability_of_improvement_ci(mine, speed_ref)
-                    v[f"prob_faster_vs_{r}"] = [pt, lo, hi]
+                    v[f"prob_faster_vs_{r}"] = list(
+                        stats.probability_of_improvement_ci(speed(v), speed(d[r])))
         ylabel = "exact expected return" if env == "LQR-v0" else "mean episode return"
         plotting.plot_curves(
             os.path.join(workdir, "plots", f"learning_{env}.png"), curves[env],
