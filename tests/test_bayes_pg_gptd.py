@@ -225,7 +225,7 @@ def test_sgd_learner_takes_the_papers_fixed_step():
 
 
 def test_iterations_to_target_counts_updates():
-    from experiments.bayes_pg import iterations_to_target
+    from jaxrl.stats import iterations_to_target
 
     ret = np.array([[-50.0, -3.0, -0.9, -0.5], [-50.0, -20.0, -10.0, -2.0],
                     [-50.0, np.nan, -0.2, -0.1]])
