@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxrl.action_dists import Categorical, DiagGaussian
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -148,9 +149,9 @@ class MLP(nn.Module):
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs on the same observation (the PPO default).
 
-    Discrete: the actor gives logits `[..., num_actions]` -> `distrax.Categorical`.
+    Discrete: the actor gives logits `[..., num_actions]` -> `jaxrl.action_dists.Categorical`.
     Continuous: the actor gives means `[..., action_dim]`, with a state-independent learned
-    log-std -> `distrax.MultivariateNormalDiag`. The critic gives values `[...]`.
+    log-std -> `jaxrl.action_dists.DiagGaussian`. The critic gives values `[...]`.
     """
 
     action_dim: int
@@ -159,12 +160,12 @@ class ActorCritic(nn.Module):
     act: str = "tanh"
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> tuple[distrax.Distribution, jax.Array]:
+    def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
         out = MLP(self.hidden, self.action_dim, self.act, out_scale=0.01, name="actor")(obs)
         if self.discrete:
-            pi = distrax.Categorical(logits=out)
+            pi = Categorical(out)
         else:
             log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-            pi = distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+            pi = DiagGaussian(out, jnp.exp(log_std))
         value = MLP(self.hidden, 1, self.act, out_scale=1.0, name="critic")(obs)
         return pi, jnp.squeeze(value, -1)

@@ -11,6 +11,10 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+# First: defers the plotting modules gymnax imports only to render (~1.3 s per process).
+from jaxrl.envs import _deferred  # noqa: F401
+
+# isort: split
 import gymnax
 
 from jaxrl.envs.wrappers import (

@@ -25,9 +25,9 @@ Behavior update (PROPS, Sec. 5): minimise over `phi`, with `r = pi_phi(a|s) / pi
 i.e. PPO's clipped surrogate with the advantage fixed at -1: at `phi = theta` its gradient is the
 ROS direction `mean_D grad log pi(a|s)` (for a tabular softmax `n(s)/|D| (pi_D - pi)`), and once
 an action's ratio drops below `1 - eps_P` its gradient is zero. The KL is analytic over the whole
-action distribution (distrax). Before each minibatch step `mean((r - 1) - log r)` estimates
-`KL(pi_theta || pi_phi)`; once it exceeds `delta_P` (`props_target_kl`) the round stops (a mask
-carried through `lax.scan`).
+action distribution (`jaxrl.action_dists`). Before each minibatch step `mean((r - 1) - log r)`
+estimates `KL(pi_theta || pi_phi)`; once it exceeds `delta_P` (`props_target_kl`) the round stops
+(a mask carried through `lax.scan`).
 
 Settings of the same code:
 * PPO-Buffer: `behavior="none"` (`phi = theta`, no behavior updates), or equivalently
@@ -67,7 +67,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import distrax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -76,6 +75,7 @@ from flax import struct
 
 from jaxrl import config as jconfig
 from jaxrl import envs, ppo, sweep
+from jaxrl.action_dists import Categorical, DiagGaussian
 from jaxrl.config import static, sweepable
 from jaxrl.networks import _ACTIVATIONS as ACTIVATIONS
 from jaxrl.networks import MLP, ActorCritic
@@ -210,10 +210,10 @@ def validate_config(c: Any, grid: Mapping[str, Any] | None = None, prefix: str =
 
 def props_loss(
     phi: Any,
-    apply_pi: Callable[[Any, jax.Array], distrax.Distribution],
+    apply_pi: Callable[[Any, jax.Array], Categorical | DiagGaussian],
     obs: jax.Array,
     actions: jax.Array,
-    pi_theta: distrax.Distribution,
+    pi_theta: Categorical | DiagGaussian,
     mask: jax.Array,
     hp: sweep.Hparams,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -255,12 +255,12 @@ def behavior_update(
     key: jax.Array,
     hp: sweep.Hparams,
     *,
-    apply_pi: Callable[[Any, jax.Array], distrax.Distribution],
+    apply_pi: Callable[[Any, jax.Array], Categorical | DiagGaussian],
     tx: optax.GradientTransformation,
     epochs: int,
     num_minibatches: int,
     head: tuple[Callable[[Any, jax.Array], jax.Array],
-                Callable[[Any, jax.Array], distrax.Distribution]] | None = None,
+                Callable[[Any, jax.Array], Categorical | DiagGaussian]] | None = None,
 ) -> tuple[Any, Any, dict[str, jax.Array]]:
     """One PROPS behavior update: `phi <- theta`, then `epochs x num_minibatches` masked steps.
 
@@ -362,7 +362,7 @@ def bandit_actions(
         return jax.random.categorical(k_draw, logits, shape=(num_samples,)).astype(jnp.int32)
 
     def apply_pi(p, o):
-        return distrax.Categorical(logits=jnp.broadcast_to(p, o.shape[:1] + p.shape))
+        return Categorical(jnp.broadcast_to(p, o.shape[:1] + p.shape))
 
     tx = ppo.make_optimizer()
     opt = set_opt_hparams(tx.init(logits), hp["props_lr"], hp["props_max_grad_norm"])
@@ -454,7 +454,7 @@ def push(buffer: Any, chunk: Any) -> Any:
 
 
 def reference_rollouts(
-    env: Any, env_params: Any, policy: Callable[[Any, jax.Array], distrax.Distribution],
+    env: Any, env_params: Any, policy: Callable[[Any, jax.Array], Categorical | DiagGaussian],
     targets: Any, env_state: Any, obs: jax.Array, key: jax.Array, num_steps: int,
     unroll: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
@@ -554,8 +554,8 @@ def make_props(config: PROPSConfig | ml_collections.ConfigDict) -> sweep.Algorit
 
     def actor_dist(a, out):
         if discrete:
-            return distrax.Categorical(logits=out)
-        return distrax.MultivariateNormalDiag(out, jnp.exp(a["log_std"]))
+            return Categorical(out)
+        return DiagGaussian(out, jnp.exp(a["log_std"]))
 
     def apply_actor(a, o):
         return actor_dist(a, actor_out(a, o))
