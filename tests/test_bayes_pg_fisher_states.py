@@ -117,7 +117,7 @@ def test_fisher_error_cov_on_model2_matches_a_bootstrap_of_the_fisher_estimate()
         def mean_fn(gg):
             return bpg.bpg_model2(r, u, gg, 1e3, signal_scale=1.0).mean
 
-        delta = np.asarray(bpg.fisher_error_cov(mean_fn, g, per))
+        delta = np.asarray(jax.jit(lambda gg, pp: bpg.fisher_error_cov(mean_fn, gg, pp))(g, per))
         idx = np.random.default_rng(9).integers(0, 200, size=(600, 200))
-        boots = np.asarray(jax.vmap(lambda i: mean_fn(per[i].mean(0)))(jnp.asarray(idx)))
+        boots = np.asarray(jax.jit(jax.vmap(lambda i: mean_fn(per[i].mean(0))))(jnp.asarray(idx)))
     np.testing.assert_allclose(np.diag(delta), boots.var(axis=0, ddof=1), rtol=0.2)

@@ -144,11 +144,16 @@ def _bad_input(kind, d):
     return args + (["--utility=exp"] if flag == "risk" else []), [f"--{flag}", shown]
 
 
-@pytest.mark.parametrize("kind", [
-    "npy", "empty", "not_zip", "truncated", "pickled", "horizon", "returns",
-    "threshold=nan", "threshold=inf", "target=nan", "target=-inf",
-    "alpha=nan", "alpha=0", "alpha=1.5", "risk=nan", "risk=1e6",
-])
+KINDS = ["npy", "empty", "not_zip", "truncated", "pickled", "horizon", "returns",
+         "threshold=nan", "threshold=inf", "target=nan", "target=-inf",
+         "alpha=nan", "alpha=0", "alpha=1.5", "risk=nan", "risk=1e6"]
+# Through the real command line (a process each): the npz reader, the memory estimates (quickly:
+# no allocation for the huge horizon) and the objective's parameters. Every kind is also checked
+# in-process below (`run`, which the command calls with the flags put into the config).
+CLI_KINDS = ["npy", "truncated", "horizon", "returns", "alpha=nan", "risk=1e6"]
+
+
+@pytest.mark.parametrize("kind", CLI_KINDS)
 def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
     """The real command line: exit 2, one stderr line `error: ...` naming the file / flag /
     value, nothing written, quickly (no allocation for the huge horizon)."""
@@ -165,6 +170,23 @@ def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
     assert not workdir.exists()
     assert proc.stdout == ""
     assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_input_raises_the_message_before_any_output(tmp_path, kind):
+    """`run` with the flags in the config (as `main` puts them) refuses every bad input with the
+    message the command prints, before creating the workdir."""
+    args, fragments = _bad_input(kind, str(tmp_path))
+    c = cfg.get_config()
+    for a in args:
+        name, value = a[2:].split("=", 1)
+        c[name] = float(value) if name in ("alpha", "threshold", "target", "risk") else value
+    workdir = tmp_path / "w"
+    with pytest.raises(ValueError) as err:
+        script.run(c, str(workdir))
+    for frag in fragments:
+        assert frag in str(err.value), (frag, str(err.value))
+    assert not workdir.exists()
 
 
 def test_var_and_scalar_solver_from_the_cli_config(tmp_path):

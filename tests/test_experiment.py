@@ -4,6 +4,7 @@ a real full disk, all-failed grid points, one-line config errors, 2 processes ==
 Resumed runs are compared with uninterrupted ones byte for byte (metrics.csv) and bit for bit
 (the final checkpoint)."""
 
+import ast
 import filecmp
 import json
 import os
@@ -286,12 +287,31 @@ def test_all_failed_grid_point_gives_nulls_and_plot_skips_it(tmp_path):
     ("--config.algo.unroll=0", "error: config.algo.unroll must be >= 1, got 0"),
 ])
 def test_bad_flags_fail_with_one_line(flag, message, tmp_path):
-    out = subprocess.run(_cli(str(tmp_path), flag), cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 2, out.stderr[-2000:]
-    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(message), out.stderr[-1000:]
+    """`run` (what the command calls with the parsed config) refuses the value with the message
+    the command prints, before writing anything; one flag of each kind (an int, a tuple a sweep
+    parses, a name) also goes through the real command line: exit 2, one stderr line."""
+    path, value = flag[len("--config."):].split("=", 1)
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):  # a bare name, as absl passes it
+        pass
+    c = tiny_config()
+    *parents, leaf = path.split(".")
+    node = c
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    with pytest.raises(ValueError) as err:
+        ppo_exp.run(c, str(tmp_path))
+    assert ("error: " + str(err.value)).startswith(message), str(err.value)
     assert not os.listdir(tmp_path)  # nothing written
+    if flag.split("=")[0] in ("--config.seed", "--config.sweep.lr", "--config.algo.activation"):
+        out = subprocess.run(_cli(str(tmp_path), flag), cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 2, out.stderr[-2000:]
+        lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(message), out.stderr[-1000:]
+        assert not os.listdir(tmp_path)
 
 
 def test_hparams_are_derived_from_the_marks():

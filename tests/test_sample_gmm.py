@@ -130,12 +130,24 @@ def _bad_gmm(kind, d):
     return [f"--gmm={path}", f"--out={out}"], frags, out
 
 
-@pytest.mark.parametrize("kind", [
+KINDS = [
     "npy", "empty", "not_zip", "pickled", "missing_file", "no_means", "d0", "huge_means",
     "huge_covs", "nan_means", "out_dir", "no_out", "nfe=0", "nfe=-3", "num_samples=0",
     "num_samples=1000000000000", "sampler=bogus", "seed=-1", "seed=4294967296", "teleport=nan",
     "sigma_max=inf", "nfe=abc", "old:nan_means",
-])
+]
+# Through the real command line (a process each): one of every path an error takes to the
+# one-line message: the npz reader, the mixture check, the --out check, a flag's range, the
+# memory estimate, the command's own required flag, absl's parser, the old entry point. Every
+# kind's message is also checked in-process below (the checks are the same functions).
+CLI_KINDS = ["not_zip", "nan_means", "out_dir", "nfe=0", "num_samples=1000000000000", "no_out",
+             "nfe=abc", "old:nan_means"]
+_FLAG_ARG = {"gmm": "gmm_path", "sampler": "sampler", "nfe": "nfe", "num_samples": "num_samples",
+             "seed": "seed", "out": "out", "teleport": "teleport_fraction",
+             "sigma_max": "sigma_max"}
+
+
+@pytest.mark.parametrize("kind", CLI_KINDS)
 def test_gmm_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
     """The real command line: exit 2, one stderr line `error: ...` naming the file / flag /
     value, before anything is sampled or written (`old:` = the same through the old entry point
@@ -155,3 +167,26 @@ def test_gmm_cli_bad_input_is_one_error_line_and_no_output(tmp_path, kind):
     assert not os.path.exists(out) and not os.path.exists(out + ".npy")
     assert set(os.listdir(tmp_path)) == before
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("no_out", "nfe=abc")
+                                  and not k.startswith("old:")])
+def test_gmm_bad_input_raises_the_message_before_any_output(tmp_path, kind):
+    """`sample_gmm_file` (what the command calls with the parsed flags) refuses every bad input
+    with the message the command prints, before writing anything."""
+    args, fragments, out = _bad_gmm(kind, str(tmp_path))
+    kw = {"sampler": exp._SAMPLER.default, "nfe": exp._NFE.default,
+          "num_samples": exp._NUM.default, "seed": exp._SEED.default,
+          "teleport_fraction": exp._TELEPORT.default, "sigma_max": exp._SIGMA_MAX.default}
+    for a in args:
+        flag, value = a[2:].split("=", 1)
+        name = _FLAG_ARG[flag]
+        kw[name] = type(kw[name])(value) if name in kw and kw[name] is not None else value
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(ValueError) as err:
+        exp.sample_gmm_file(**kw)
+    message = "error: " + str(err.value)
+    for frag in fragments:
+        assert frag in message, (frag, message)
+    assert not os.path.exists(out) and not os.path.exists(out + ".npy")
+    assert set(os.listdir(tmp_path)) == before
