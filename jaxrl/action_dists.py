@@ -81,10 +81,15 @@ class DiagGaussian:
     loc: jax.Array
     scale: jax.Array
 
+    @property
+    def _shape(self) -> tuple[int, ...]:
+        """`[..., D]`: `loc` and `scale` broadcast (a shared `scale [D]` is PPO's log-std)."""
+        return jnp.broadcast_shapes(jnp.shape(self.loc), jnp.shape(self.scale))
+
     def sample(self, *, seed: jax.Array) -> jax.Array:
         """One action per batch element, `[..., D]`."""
-        shape = jnp.broadcast_shapes(jnp.shape(self.loc), jnp.shape(self.scale))
-        return self.loc + self.scale * jax.random.normal(seed, shape, jnp.result_type(self.loc))
+        noise = jax.random.normal(seed, self._shape, jnp.result_type(self.loc))
+        return self.loc + self.scale * noise
 
     def log_prob(self, value: jax.Array) -> jax.Array:
         """`log N(value; loc, diag(scale^2))`, `[...]` (summed over the D action dimensions)."""
@@ -94,8 +99,7 @@ class DiagGaussian:
 
     def entropy(self) -> jax.Array:
         """`sum_d (1/2 log(2 pi e) + log scale_d)`, `[...]` (nats)."""
-        log_scale = jnp.broadcast_to(jnp.log(self.scale), jnp.broadcast_shapes(
-            jnp.shape(self.loc), jnp.shape(self.scale)))
+        log_scale = jnp.broadcast_to(jnp.log(self.scale), self._shape)
         return jnp.sum(jnp.full_like(log_scale, 0.5 + _HALF_LOG_2PI), axis=-1) + jnp.sum(
             log_scale, axis=-1)
 
@@ -108,5 +112,4 @@ class DiagGaussian:
 
     def mode(self) -> jax.Array:
         """The mean, `[..., D]`."""
-        return jnp.broadcast_to(self.loc, jnp.broadcast_shapes(jnp.shape(self.loc),
-                                                               jnp.shape(self.scale)))
+        return jnp.broadcast_to(self.loc, self._shape)

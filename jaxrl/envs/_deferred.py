@@ -61,7 +61,6 @@ def defer(name: str) -> bool:
         return False
     stand_in = _Deferred(name)
     stand_in.__spec__ = spec
-    spec._initializing = False  # type: ignore[attr-defined]  # what `import` checks
     sys.modules[name] = stand_in
     parent, _, child = name.rpartition(".")
     if parent:  # as the real import would: `matplotlib.pyplot` is an attribute of matplotlib
