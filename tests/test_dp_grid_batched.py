@@ -22,9 +22,8 @@ def test_batched_equals_single_mdp_solves_with_and_without_compaction():
                                                               support=ops[0].support)
     dU = grid.utility_weights(lambda x: jnp.minimum(x, 0.0), ops[0].stocks, ops[0].support)
     F0 = jnp.broadcast_to(jnp.asarray(grid.delta0_cdf(z), jnp.float32), (B, S, NC, A, K))
-    # a small round so that MDPs stop in different rounds and batch sizes 8, 4, 2, 1 occur
-    Fc, nc, ec = grid.batched_value_iteration(F0, op, dU, tol=1e-6, max_sweeps=200,
-                                              round_sweeps=7)
+    # the MDPs stop at different sweeps, so rounds of widths 8 (5 live lanes), 4, 2, 1 occur
+    Fc, nc, ec = grid.batched_value_iteration(F0, op, dU, tol=1e-6, max_sweeps=200)
     Ff, nf, ef = grid.batched_value_iteration(F0, op, dU, tol=1e-6, max_sweeps=200,
                                               compact=False)
     assert len(set(nc.tolist())) > 1  # the MDPs stop at different sweeps

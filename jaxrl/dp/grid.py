@@ -427,13 +427,15 @@ def _vi_run(c: _VICarry, op, dU, tol, max_sweeps) -> _VICarry:
     def cond(c):
         return (c.err >= tol) & (c.n < max_sweeps)
 
-    def body(c):
-        V = jnp.take_along_axis(c.P, c.a[:, :, None, None], axis=2)[:, :, 0, :]
-        P_new = _apply_probs(V, op)
-        a_new, v_new = _greedy_sticky(P_new, c.a, u)
-        return _VICarry(P_new, a_new, v_new, jnp.max(jnp.abs(v_new - c.v)), c.n + 1)
+    return jax.lax.while_loop(cond, lambda c: _vi_step(c, op, u), c)
 
-    return jax.lax.while_loop(cond, body, c)
+
+def _vi_step(c: _VICarry, op, u) -> _VICarry:
+    """One sweep of VI with the sticky greedy; `err` = sup-norm change of the greedy values."""
+    V = jnp.take_along_axis(c.P, c.a[:, :, None, None], axis=2)[:, :, 0, :]
+    P_new = _apply_probs(V, op)
+    a_new, v_new = _greedy_sticky(P_new, c.a, u)
+    return _VICarry(P_new, a_new, v_new, jnp.max(jnp.abs(v_new - c.v)), c.n + 1)
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
@@ -450,18 +452,26 @@ _OP_AXES = GridOperator(0, 0, 0, 0, None, None)
 
 
 def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
-                            tol: float = 1e-6, max_sweeps: int = 1000, round_sweeps: int = 50,
+                            tol: float = 1e-6, max_sweeps: int = 1000,
                             compact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Discounted grid VI of B MDPs at once (`jax.vmap`), each with its own value-based stop.
+
+    A vmapped loop computes every lane while any lane is running, so one loop over the whole
+    batch sweeps every MDP as often as the slowest one needs. With `compact` (default) the batch
+    is run in rounds: a round sweeps its MDPs together (each frozen once it has stopped) until at
+    most half of the round's width is still running; the host then drops the stopped MDPs and
+    pads the rest to the next power of two (so at most log2(B) + 1 widths are compiled), and the
+    next round runs at that width. Every lane-sweep computed is then at most about twice a needed
+    one's cost, whatever the spread of the stopping times. `compact=False`: `_vi_run` vmapped over
+    the whole batch, one loop to the end (plain vmap; the baseline of
+    `experiments.benchmarks.distdp`). Both give each MDP the single-MDP solver's sweeps and, to
+    float32 round-off (XLA vectorizes each batch width differently), its CDFs (tested).
 
     Args:
       F0: `[B, S, NC, A, K]` start CDFs. ops: `GridOperator` with `[B, ...]` leading axes on
         lo, w, kidx, wp (shared stocks, support). dU: `[NC, K]` greedy weights.
-      round_sweeps: with `compact`, the vmapped loop runs at most this many sweeps per round;
-        between rounds the host drops the MDPs that have stopped and pads the rest to a power
-        of two (few distinct shapes to compile), so the batch no longer sweeps every MDP until
-        the slowest one stops (a vmapped while_loop computes all lanes while any is running).
-        `compact=False`: one vmapped loop to the end (the old behaviour).
+      tol, max_sweeps: each MDP stops when its greedy values change by < tol in the sup norm
+        or after max_sweeps sweeps (as `grid_value_iteration`).
 
     Returns NumPy (F `[B, S, NC, A, K]`, sweeps `[B]`, last value change `[B]`); each MDP's
     result is that of `grid_value_iteration`'s loop (same carry, same stopping rule).
@@ -469,7 +479,7 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
     B = F0.shape[0]
     c = jax.vmap(lambda F: _vi_start(F, dU))(F0)
     if not compact:
-        c = _batched_run_capped(c, ops, dU, tol, jnp.full((B,), max_sweeps, jnp.int32))
+        c = _batched_run_plain(c, ops, dU, tol, max_sweeps)
         return np.asarray(jnp.cumsum(c.P, -1)), np.asarray(c.n), np.asarray(c.err)
     out = jax.tree.map(np.array, c)  # writable host copies
     active = np.arange(B)
@@ -478,8 +488,9 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
         size = 1 << int(np.ceil(np.log2(active.size)))
         idx = np.concatenate([active, np.full(size - active.size, active[-1])])
         ops_i = ops._replace(**{k: getattr(ops, k)[idx] for k in ("lo", "w", "kidx", "wp")})
-        cap = jnp.minimum(jnp.asarray(out.n[idx]) + round_sweeps, max_sweeps)
-        ci = _batched_run_capped(jax.tree.map(jnp.asarray, take(out, idx)), ops_i, dU, tol, cap)
+        live = jnp.asarray(np.arange(size) < active.size)  # padding lanes never run
+        ci = _batched_run(jax.tree.map(jnp.asarray, take(out, idx)), ops_i, dU, tol,
+                          max_sweeps, live, size // 2)
         ci = jax.tree.map(np.asarray, take(ci, np.arange(active.size)))
         if not np.all(ci.n > out.n[active]):  # every running MDP sweeps at least once a round
             raise RuntimeError("batched_value_iteration: a round made no progress")
@@ -490,11 +501,30 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
 
 
 @jax.jit
-def _batched_run_capped(c, op, dU, tol, cap):
-    """`_vi_run` vmapped over B MDPs, each with its own sweep cap `[B]` (traced: one compile
-    per batch size)."""
-    return jax.vmap(lambda ci, oi, m: _vi_run(ci, oi, dU, tol, m),
-                    in_axes=(0, _OP_AXES, 0))(c, op, cap)
+def _batched_run_plain(c, op, dU, tol, max_sweeps):
+    """`_vi_run` vmapped over B MDPs: runs until the last one stops."""
+    return jax.vmap(lambda ci, oi: _vi_run(ci, oi, dU, tol, max_sweeps),
+                    in_axes=(0, _OP_AXES))(c, op)
+
+
+@jax.jit
+def _batched_run(c, op, dU, tol, max_sweeps, live, keep):
+    """B MDPs swept together (`_vi_step` vmapped; a lane is frozen once it has stopped or when
+    `live [B]` is False) until at most `keep` lanes are still running. `max_sweeps` and `keep`
+    are traced: one compile per batch width."""
+    u = _utility_probs(dU)
+    step = jax.vmap(lambda ci, oi: _vi_step(ci, oi, u), in_axes=(0, _OP_AXES))
+
+    def running(c):
+        return live & (c.err >= tol) & (c.n < max_sweeps)
+
+    def body(c):
+        r = running(c)
+        new = step(c, op)
+        return jax.tree.map(lambda a, b: jnp.where(r.reshape(r.shape + (1,) * (a.ndim - 1)),
+                                                   a, b), new, c)
+
+    return jax.lax.while_loop(lambda c: jnp.sum(running(c)) > keep, body, c)
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
