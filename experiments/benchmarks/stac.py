@@ -54,8 +54,10 @@ def run_rejax(seeds: int, steps: int, repeat: int) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     train = jax.jit(jax.vmap(algo.train))
     times, (ts, (lengths, returns)) = _time_calls(train, (keys,), repeat)
-    final = float(np.mean(np.asarray(returns)[:, -1]))
-    return {"updates": steps - REJAX_CFG["fill_buffer"], "times": times, "final_return": final}
+    last = np.asarray(returns)[:, -1]  # the final evaluation, per seed
+    per_seed = last.reshape(seeds, -1).mean(axis=1)
+    return {"updates": steps - REJAX_CFG["fill_buffer"], "times": times,
+            "final_return": float(np.mean(last)), "per_seed": per_seed.tolist()}
 
 
 def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
@@ -83,7 +85,8 @@ def _ours(cfg_kwargs: dict, seeds: int, repeat: int) -> dict:
     times, (state, _) = _time_calls(train, (keys,), repeat)
     ev = jax.jit(jax.vmap(lambda s, k: evaluate(L, s, k, 8)["return"]))(
         state, jax.random.split(jax.random.PRNGKey(1), seeds))
-    return {"updates": algo.num_updates, "times": times, "final_return": float(np.mean(ev))}
+    return {"updates": algo.num_updates, "times": times, "final_return": float(np.mean(ev)),
+            "per_seed": np.asarray(ev).tolist()}
 
 
 # Our twin SAC with rejax's Pendulum configuration (no observation normalisation).
@@ -213,6 +216,7 @@ def main() -> None:
         "updates_per_s_summed": run_s and round(r["updates"] * a.seeds / run_s, 1),
         "updates_per_s_incl_compile": round(r["updates"] * a.seeds / r["times"][0], 1),
         "final_return": round(r["final_return"], 1),
+        "final_return_per_seed": [round(float(x), 2) for x in r.get("per_seed", [])],
         "process_s": round(time.perf_counter() - t0, 2),
     }))
 
