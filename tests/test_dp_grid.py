@@ -36,10 +36,15 @@ def np_sweep(eta, P, R, c, z, gamma, f):
     return new
 
 
-@pytest.mark.parametrize("gamma", [0.9, 0.45, 1.0])
-def test_sweep_matches_numpy_reference(gamma):
+@pytest.mark.parametrize("gamma,blocks", [(0.9, 1), (0.45, 1), (1.0, 1), (0.9, 2), (0.9, 4)])
+def test_sweep_matches_numpy_reference(gamma, blocks, monkeypatch):
+    """`blocks`: the sum over next states taken in that many blocks (`grid.BLOCK_BYTES` set so
+    that `block_size` gives S / blocks next states per block)."""
     rng = np.random.default_rng(0)
-    S, A, NC, K = 3, 2, 7, 9
+    S, A, NC, K = 4, 2, 7, 9
+    monkeypatch.setattr(grid, "BLOCK_BYTES", (S // blocks) * A * K * NC * 8)
+    assert grid.block_size(S, A, K, NC, 8) == S // blocks
+    jax.clear_caches()  # the jitted sweep must be traced with this block size
     P = rng.dirichlet(np.ones(S), size=(S, A))
     R = rng.uniform(-1.5, 1.5, size=(S, A, S))
     c, z = np.linspace(-3, 3, NC), np.linspace(-4, 4, K)
@@ -54,6 +59,15 @@ def test_sweep_matches_numpy_reference(gamma):
             F, _ = grid.grid_sweep(F, op, dU)
             eta = np_sweep(eta, P, R, c, z, gamma, f)
             np.testing.assert_allclose(np.asarray(grid.cdf_to_probs(F)), eta, atol=1e-12)
+    jax.clear_caches()
+
+
+def test_block_size_is_the_largest_divisor_that_fits(monkeypatch):
+    per = 2 * 9 * 7 * 4  # A * K * NC * itemsize
+    for S, budget, want in [(64, 8 * per, 8), (64, 10 * per, 8), (64, 7 * per, 4), (7, 6 * per, 1),
+                            (7, 7 * per, 7), (12, 6 * per, 6), (5, per // 2, 1)]:
+        monkeypatch.setattr(grid, "BLOCK_BYTES", budget)
+        assert grid.block_size(S, 2, 9, 7, 4) == want, (S, budget)
 
 
 def test_discounted_mean_equals_classic_vi_and_vi_equals_pi():
