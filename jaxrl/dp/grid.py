@@ -490,9 +490,9 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
     is run in rounds: a round sweeps its MDPs together (each frozen once it has stopped) until at
     most half of the round's width is still running; the host then drops the stopped MDPs and
     pads the rest to the next power of two (so at most log2(B) + 1 widths are compiled), and the
-    next round runs at that width. Every lane-sweep computed is then at most about twice a needed
-    one's cost, whatever the spread of the stopping times. `compact=False`: `_vi_run` vmapped over
-    the whole batch, one loop to the end (plain vmap; the baseline of
+    next round runs at that width. Each sweep then computes fewer than twice as many lanes as
+    are still running, whatever the spread of the stopping times. `compact=False`: `_vi_run`
+    vmapped over the whole batch, one loop to the end (plain vmap; the baseline of
     `experiments.benchmarks.distdp`). Both give each MDP the single-MDP solver's sweeps and, to
     float32 round-off (XLA vectorizes each batch width differently), its CDFs (tested).
 
