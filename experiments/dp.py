@@ -389,7 +389,9 @@ def _solve(mdp: dp.MDP, obj: dp.Objective, c) -> dict[str, Any]:
         reachable=None,
         returns=sol.support,
         probs=sol.return_probs,
-        solver=f"grid ({c.num_stocks} stocks x {c.num_atoms} atoms, {sol.sweeps} sweeps)",
+        solver=f"grid ({c.num_stocks} stocks x {c.num_atoms} atoms, {sol.sweeps} sweeps, "
+        + ("converged)" if sol.converged else
+           f"NOT converged: {'stalled' if sol.stalled else 'cap'}, residual {sol.residual:.2g})"),
     )
 
 

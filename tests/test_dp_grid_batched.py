@@ -28,7 +28,7 @@ def test_batched_equals_single_mdp_solves_with_and_without_compaction():
                                               compact=False)
     assert len(set(nc.tolist())) > 1  # the MDPs stop at different sweeps
     for i in range(B):
-        F1, n1, e1 = grid._iterate(F0[i], ops[i], dU, 1e-6, 200)
+        F1, _, n1, e1 = grid._iterate(F0[i], ops[i], dU, 1e-6, 200, grid.STALL_SWEEPS, 0.0)
         assert int(n1) == nc[i] == nf[i]
         np.testing.assert_allclose(Fc[i], np.asarray(F1), atol=1e-6)
         np.testing.assert_allclose(Ff[i], np.asarray(F1), atol=1e-6)

@@ -7,11 +7,13 @@ the grid where V is linear: the grid solution is then exact, and a scale, sign o
 in the recursion shows at 1e-6."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxrl import dp
 from jaxrl.distributions import utilities as U
+from jaxrl.dp import grid
 from jaxrl.dp.objectives import Objective
 from jaxrl.dp.scalar import homogeneity_degree, scalar_grid_value_iteration
 
@@ -86,16 +88,23 @@ def test_mean_is_stock_plus_classic_values_between_grid_points():
 
 
 def test_greedy_policy_agrees_with_the_distributional_grid_solver():
-    # an independent implementation of the same control problem (return distributions on 101
-    # atoms, the stock only choosing actions): the same greedy action on most (state, stock)
-    # pairs and CVaR values of the two solutions within the grids' error
+    # an independent implementation of the same control problem (return distributions on 121
+    # atoms, the stock only choosing actions): the same greedy action on every (state, stock)
+    # pair where the distributional solver's two actions are not near-tied (a gap > 1e-5 in
+    # E f; on near-ties either action is optimal to that precision and the two solvers break
+    # them differently: 35 of the 147 pairs here) and CVaR values within the grids' error
     mdp = _uniform_mdp(3, 4, 2, 0.8)
     obj = dp.make_objective("cvar", alpha=0.25)
     stocks, support = np.linspace(-6.0, 6.0, 49), np.linspace(-6.0, 6.0, 121)
     sol = scalar_grid_value_iteration(mdp, obj, stocks, tol=1e-7, dtype=np.float32)
     ref = dp.grid_value_iteration(mdp, obj, stocks, support, tol=1e-6)
     assert sol.converged and ref.converged
-    assert (sol.policy == ref.policy).mean() > 0.9
+    dU = grid.utility_weights(obj.utility, jnp.asarray(stocks, jnp.float32),
+                              jnp.asarray(support, jnp.float32))
+    q = np.asarray(jnp.einsum("sjak,jk->sja", jnp.asarray(ref.F), dU))
+    clear = np.abs(q[..., 0] - q[..., 1]) > 1e-5
+    assert clear.sum() >= 100
+    np.testing.assert_array_equal(sol.policy[clear], ref.policy[clear])
     assert sol.objective_value == pytest.approx(ref.objective_value, abs=0.02)
 
 

@@ -25,9 +25,12 @@ before jax is imported (experiments/benchmarks/distdp.py does, see RESULTS_distd
 Finite horizon: H backward sweeps from eta_H = Proj(delta_0) (`delta0_cdf`) with a
 time-indexed greedy (f evaluated on gamma^t (c + Z)).
 Discounted (horizon 0): sweeps until the greedy values change by < tol (`converged`,
-`residual` in the result; the greedy is sticky on ties within a dtype-aware tolerance,
-`tie_argmax`; a one-line warning at the cap) with a stationary greedy, only
-for objectives whose f is positively homogeneous (`check_stationary` refuses the others).
+`residual` in the result) with a stationary greedy (the first maximizer, as the NumPy
+references; `tie_eps > 0`: sticky on near-ties, see `grid_value_iteration`), only for
+objectives whose f is positively homogeneous (`check_stationary` refuses the others). A run
+that cannot converge stops early: when the value change has made no new minimum for
+`stall_sweeps` sweeps (the greedy keeps cycling between actions, so the change no longer
+contracts; `stalled` in the result), or at the cap; either way with a one-line warning.
 The start stock c_0 is read off the grid by the same interpolation; CVaR searches b over the grid
 (b = -c_j; approximate, the exact search is `jaxrl.dp.tabular.solve_exact`).
 
@@ -168,13 +171,13 @@ def utility_weights(f, stocks, support, scale=1.0) -> jax.Array:
 TIE_EPS = 64  # greedy ties: actions within TIE_EPS * eps(dtype) * (1 + |max|) of the max
 
 
-def tie_argmax(q: jax.Array) -> jax.Array:
+def tie_argmax(q: jax.Array, tie_eps: float | jax.Array = TIE_EPS) -> jax.Array:
     """Deterministic greedy with a tie tolerance: the LOWEST action whose score is within
-    `TIE_EPS * eps(dtype) * (1 + |max|)` of the best (`q [..., A]` -> int32 `[...]`). Round-off
-    can then no longer flip the greedy action between near-tied actions from sweep to sweep
-    (which kept value iteration from stopping although the values had settled)."""
+    `tie_eps * eps(dtype) * (1 + |max|)` of the best (`q [..., A]` -> int32 `[...]`; tie_eps 0:
+    the first maximizer, `jnp.argmax`). Round-off then cannot flip the chosen action between
+    near-tied actions."""
     m = q.max(-1, keepdims=True)
-    tol = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
+    tol = tie_eps * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
     return jnp.argmax(q >= m - tol, axis=-1).astype(jnp.int32)
 
 
@@ -312,8 +315,10 @@ class GridSolution(NamedTuple):
       stocks `[NC]`, support `[K]`, return_probs `[K]` law of G from mu0; sweeps: sweeps used.
       converged: the stopping rule was met (finite horizon: always; VI: the greedy values
         changed by < tol in the last sweep; PI: the policy was stable); False = stopped at the
-        cap (a one-line warning is issued). residual: the last value change (VI) or evaluation
-        change (PI) in the sup norm; 0 for a finite horizon.
+        cap or stalled (a one-line warning is issued). residual: the last value change (VI) or
+        evaluation change (PI) in the sup norm; 0 for a finite horizon.
+      stalled: VI only: stopped before the cap because the value change made no new minimum
+        for `stall_sweeps` sweeps (the greedy cycles; not converged).
     """
 
     objective_value: float
@@ -327,6 +332,7 @@ class GridSolution(NamedTuple):
     sweeps: int
     converged: bool = True
     residual: float = 0.0
+    stalled: bool = False
 
 
 def delta0_cdf(support) -> np.ndarray:
@@ -357,8 +363,8 @@ def _start_law(F0, policy0, mu0, stocks, c0):
     return np.asarray(cdf_to_probs(cdf), np.float64)
 
 
-def _finish(mdp, objective, op, F0, policy0, policy, sweeps, converged=True, residual=0.0
-            ) -> GridSolution:
+def _finish(mdp, objective, op, F0, policy0, policy, sweeps, converged=True, residual=0.0,
+            stalled=False) -> GridSolution:
     stocks = np.asarray(op.stocks, np.float64)
     support = np.asarray(op.support, np.float64)
     if objective.name == "cvar":
@@ -374,7 +380,7 @@ def _finish(mdp, objective, op, F0, policy0, policy, sweeps, converged=True, res
         law = _start_law(F0, policy0, mdp.mu0, stocks, c0)
     value = float(objective_value(objective, jnp.asarray(support), jnp.asarray(law)))
     return GridSolution(value, c0, bstar, np.asarray(policy), np.asarray(F0), stocks, support,
-                        law, sweeps, bool(converged), float(residual))
+                        law, sweeps, bool(converged), float(residual), bool(stalled))
 
 
 def _setup(mdp, objective, stocks, support, dtype):
@@ -389,16 +395,35 @@ def _setup(mdp, objective, stocks, support, dtype):
     return op, F
 
 
+STALL_SWEEPS = 50
+"""Default `stall_sweeps` of the discounted VI solvers. On 256 random CVaR MDPs (S=8, A=2, 32
+stocks x 51 atoms, gamma 0.9; experiments/benchmarks/RESULTS_distdp.md) the value change of
+every MDP that converged made a new minimum at least every 15 sweeps; the ones that cycle stop
+making new minima after 50-180 sweeps."""
+
+
 def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol: float = 1e-6,
-                         max_sweeps: int = 1000, dtype=jnp.float32) -> GridSolution:
+                         max_sweeps: int = 1000, stall_sweeps: int = STALL_SWEEPS,
+                         tie_eps: float = 0.0, dtype=jnp.float32) -> GridSolution:
     """Distributional VI on the stock grid (finite horizon: time-indexed; else stationary).
 
     Args:
       mdp: finite MDP; objective: from `make_objective`; stocks `[NC]`, support `[K]` uniform.
       tol: stop when the greedy values `v(s, c) = max_a E f(c + Z)` change by < tol in the sup
         norm (discounted only; a value criterion: near-tied actions may swap distributions
-        without changing the values); max_sweeps: cap. Not converged: `converged=False`, the
+        without changing the values); max_sweeps: cap. stall_sweeps: stop (not converged,
+        `stalled=True`) once the value change has made no new minimum for this many sweeps
+        (while the greedy policy is fixed the sweep contracts and the change keeps falling; a
+        stall means the greedy cycles); 0 turns it off. Not converged: `converged=False`, the
         final `residual`, and a one-line `RuntimeWarning`.
+      tie_eps: 0 (default): the greedy is the first maximizer of each sweep, the rule of the
+        NumPy references. > 0: sticky on near-ties: the previous sweep's action is kept while
+        within `tie_eps * eps(dtype) * (1 + |max|)` of the best (else `tie_argmax`). That stops
+        round-off flips between near-tied actions, but it moves the fixed point: a kept action
+        is near-tied only at its own grid stock, and its law, mixed into a predecessor's at an
+        interpolated stock, is not. On 256 random CVaR MDPs in float32, tie_eps = 64 changed the
+        converged greedy values by a median 2.7e-3 (max 1.3e-2) from the first-maximizer rule,
+        whose float32 values agree with a float64 loop to < 1e-5 (RESULTS_distdp.md).
     """
     f = objective.utility
     if mdp.horizon > 0:
@@ -413,68 +438,94 @@ def grid_value_iteration(mdp: MDP, objective: Objective, stocks, support, *, tol
     check_stationary(objective, mdp.gamma)
     op, F = _setup(mdp, objective, stocks, support, dtype)
     dU = utility_weights(f, op.stocks, op.support)
-    F, n, res = _iterate(F, op, dU, tol, max_sweeps)
-    policy = tie_argmax(jnp.einsum("sjak,jk->sja", F, dU))
+    _check_stall(stall_sweeps, tie_eps)
+    F, policy, n, res = _iterate(F, op, dU, tol, max_sweeps, stall_sweeps, tie_eps)
     converged = bool(res < tol)
-    if not converged:
+    stalled = not converged and int(n) < max_sweeps
+    if stalled:
+        warnings.warn(f"grid_value_iteration did not converge: value change {float(res):.3g} >= "
+                      f"tol {tol:g}, no new minimum in stall_sweeps={stall_sweeps} sweeps (the "
+                      f"greedy cycles), stopped after {int(n)} sweeps", RuntimeWarning,
+                      stacklevel=2)
+    elif not converged:
         warnings.warn(f"grid_value_iteration did not converge: value change {float(res):.3g} >= "
                       f"tol {tol:g} after max_sweeps={max_sweeps}", RuntimeWarning, stacklevel=2)
-    return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res))
+    return _finish(mdp, objective, op, F, policy, policy, int(n), converged, float(res), stalled)
+
+
+def _check_stall(stall_sweeps, tie_eps) -> None:
+    if isinstance(stall_sweeps, bool) or not isinstance(stall_sweeps, (int, np.integer)) or (
+            stall_sweeps < 0):
+        raise ValueError(f"stall_sweeps must be an int >= 0 (0: off), got {stall_sweeps!r}")
+    if not (isinstance(tie_eps, (int, float, np.integer, np.floating)) and np.isfinite(tie_eps)
+            and tie_eps >= 0) or isinstance(tie_eps, bool):
+        raise ValueError(f"tie_eps must be a finite number >= 0, got {tie_eps!r}")
 
 
 class _VICarry(NamedTuple):
     """State of the value-iteration loop: probabilities P `[S, NC, A, K]`, sticky greedy a
-    `[S, NC]`, greedy values v `[S, NC]`, last value change err, sweeps n."""
+    `[S, NC]`, greedy values v `[S, NC]`, last value change err, sweeps n, the smallest value
+    change so far `best` and the sweeps since it was made `since`."""
 
     P: jax.Array
     a: jax.Array
     v: jax.Array
     err: jax.Array
     n: jax.Array
+    best: jax.Array
+    since: jax.Array
 
 
-def _greedy_sticky(P, a_prev, u):
-    """(a, v): greedy actions `[S, NC]` kept at a_prev while within the `tie_argmax` tolerance
-    of the best, and the greedy values max_a sum_k P u."""
+def _vi_running(c: _VICarry, tol, max_sweeps, stall) -> jax.Array:
+    """The stopping rule, negated: not converged, under the cap and not stalled (stall 0: off)."""
+    return (c.err >= tol) & (c.n < max_sweeps) & ((stall <= 0) | (c.since < stall))
+
+
+def _greedy_sticky(P, a_prev, u, tie_eps):
+    """(a, v): greedy actions `[S, NC]` and the greedy values max_a sum_k P u. tie_eps 0: the
+    first maximizer; > 0: a_prev kept while within the `tie_argmax` tolerance of the best."""
     q = jnp.einsum("sjak,jk->sja", P, u)
     m = q.max(-1)
-    tol_q = TIE_EPS * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
-    keep = jnp.take_along_axis(q, a_prev[..., None], -1)[..., 0] >= m - tol_q
-    return jnp.where(keep, a_prev, tie_argmax(q)), m
+    tol_q = tie_eps * jnp.finfo(q.dtype).eps * (1.0 + jnp.abs(m))
+    keep = (tie_eps > 0) & (jnp.take_along_axis(q, a_prev[..., None], -1)[..., 0] >= m - tol_q)
+    return jnp.where(keep, a_prev, tie_argmax(q, tie_eps)), m
 
 
-def _vi_start(F, dU) -> _VICarry:
+def _vi_start(F, dU, tie_eps) -> _VICarry:
     P0 = cdf_to_probs(F)
-    a0, v0 = _greedy_sticky(P0, jnp.zeros(P0.shape[:2], jnp.int32), _utility_probs(dU))
-    return _VICarry(P0, a0, v0, jnp.asarray(jnp.inf, F.dtype), jnp.asarray(0, jnp.int32))
+    a0, v0 = _greedy_sticky(P0, jnp.zeros(P0.shape[:2], jnp.int32), _utility_probs(dU), tie_eps)
+    inf, zero = jnp.asarray(jnp.inf, F.dtype), jnp.asarray(0, jnp.int32)
+    return _VICarry(P0, a0, v0, inf, zero, inf, zero)
 
 
-def _vi_run(c: _VICarry, op, dU, tol, max_sweeps) -> _VICarry:
-    """Sweeps until the greedy values change by < tol (sup norm) or n reaches max_sweeps."""
+def _vi_run(c: _VICarry, op, dU, tol, max_sweeps, stall, tie_eps) -> _VICarry:
+    """Sweeps until the greedy values change by < tol (sup norm), n reaches max_sweeps or the
+    change has made no new minimum for `stall` sweeps."""
     u = _utility_probs(dU)
-
-    def cond(c):
-        return (c.err >= tol) & (c.n < max_sweeps)
-
-    return jax.lax.while_loop(cond, lambda c: _vi_step(c, op, u), c)
+    return jax.lax.while_loop(lambda c: _vi_running(c, tol, max_sweeps, stall),
+                              lambda c: _vi_step(c, op, u, tie_eps), c)
 
 
-def _vi_step(c: _VICarry, op, u) -> _VICarry:
-    """One sweep of VI with the sticky greedy; `err` = sup-norm change of the greedy values."""
+def _vi_step(c: _VICarry, op, u, tie_eps) -> _VICarry:
+    """One sweep of VI; `err` = sup-norm change of the greedy values, `best`/`since` track its
+    smallest value so far."""
     V = jnp.take_along_axis(c.P, c.a[:, :, None, None], axis=2)[:, :, 0, :]
     P_new = _apply_probs(V, op)
-    a_new, v_new = _greedy_sticky(P_new, c.a, u)
-    return _VICarry(P_new, a_new, v_new, jnp.max(jnp.abs(v_new - c.v)), c.n + 1)
+    a_new, v_new = _greedy_sticky(P_new, c.a, u, tie_eps)
+    err = jnp.max(jnp.abs(v_new - c.v))
+    better = err < c.best
+    return _VICarry(P_new, a_new, v_new, err, c.n + 1, jnp.minimum(err, c.best),
+                    jnp.where(better, 0, c.since + 1))
 
 
 @partial(jax.jit, static_argnames=("max_sweeps",))
-def _iterate(F, op, dU, tol, max_sweeps):
-    """Sweeps from CDFs F until the greedy values max_a E f change by < tol in the sup norm
-    (carried as probabilities inside). The greedy is sticky on ties: the previous sweep's action
-    is kept while it is within the `tie_argmax` tolerance of the best, else the lowest such
-    action is taken. Returns (F, sweeps, last value change)."""
-    c = _vi_run(_vi_start(F, dU), op, dU, tol, max_sweeps)
-    return jnp.cumsum(c.P, -1), c.n, c.err
+def _iterate(F, op, dU, tol, max_sweeps, stall, tie_eps):
+    """Sweeps from CDFs F until the greedy values max_a E f change by < tol in the sup norm,
+    n reaches max_sweeps or the change stalls for `stall` sweeps (carried as probabilities
+    inside; greedy ties by `tie_eps`, see `grid_value_iteration`). Returns (F, the greedy of
+    the final F `[S, NC]`, sweeps, last value change)."""
+    c = _vi_run(_vi_start(F, dU, tie_eps), op, dU, tol, max_sweeps, stall, tie_eps)
+    return jnp.cumsum(c.P, -1), c.a, c.n, c.err
 
 
 _OP_AXES = GridOperator(0, 0, 0, 0, None, None)
@@ -482,6 +533,7 @@ _OP_AXES = GridOperator(0, 0, 0, 0, None, None)
 
 def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
                             tol: float = 1e-6, max_sweeps: int = 1000,
+                            stall_sweeps: int = STALL_SWEEPS, tie_eps: float = 0.0,
                             compact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Discounted grid VI of B MDPs at once (`jax.vmap`), each with its own value-based stop.
 
@@ -499,16 +551,19 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
     Args:
       F0: `[B, S, NC, A, K]` start CDFs. ops: `GridOperator` with `[B, ...]` leading axes on
         lo, w, kidx, wp (shared stocks, support). dU: `[NC, K]` greedy weights.
-      tol, max_sweeps: each MDP stops when its greedy values change by < tol in the sup norm
-        or after max_sweeps sweeps (as `grid_value_iteration`).
+      tol, max_sweeps, stall_sweeps, tie_eps: each MDP stops when its greedy values change by
+        < tol in the sup norm, after max_sweeps sweeps or when stalled; greedy ties as
+        `grid_value_iteration`.
 
     Returns NumPy (F `[B, S, NC, A, K]`, sweeps `[B]`, last value change `[B]`); each MDP's
-    result is that of `grid_value_iteration`'s loop (same carry, same stopping rule).
+    result is that of `grid_value_iteration`'s loop (same carry, same stopping rule): converged
+    where the change is < tol, stalled where it is not and sweeps < max_sweeps.
     """
+    _check_stall(stall_sweeps, tie_eps)
     B = F0.shape[0]
-    c = jax.vmap(lambda F: _vi_start(F, dU))(F0)
+    c = jax.vmap(lambda F: _vi_start(F, dU, tie_eps))(F0)
     if not compact:
-        c = _batched_run_plain(c, ops, dU, tol, max_sweeps)
+        c = _batched_run_plain(c, ops, dU, tol, max_sweeps, stall_sweeps, tie_eps)
         return np.asarray(jnp.cumsum(c.P, -1)), np.asarray(c.n), np.asarray(c.err)
     out = jax.tree.map(np.array, c)  # writable host copies
     active = np.arange(B)
@@ -519,33 +574,34 @@ def batched_value_iteration(F0: jax.Array, ops: GridOperator, dU: jax.Array, *,
         ops_i = ops._replace(**{k: getattr(ops, k)[idx] for k in ("lo", "w", "kidx", "wp")})
         live = jnp.asarray(np.arange(size) < active.size)  # padding lanes never run
         ci = _batched_run(jax.tree.map(jnp.asarray, take(out, idx)), ops_i, dU, tol,
-                          max_sweeps, live, size // 2)
+                          max_sweeps, stall_sweeps, tie_eps, live, size // 2)
         ci = jax.tree.map(np.asarray, take(ci, np.arange(active.size)))
         if not np.all(ci.n > out.n[active]):  # every running MDP sweeps at least once a round
             raise RuntimeError("batched_value_iteration: a round made no progress")
         for field, x in zip(out._fields, ci, strict=True):
             getattr(out, field)[active] = x
-        active = active[(out.err[active] >= tol) & (out.n[active] < max_sweeps)]
+        active = active[np.asarray(_vi_running(take(out, active), tol, max_sweeps,
+                                               stall_sweeps))]
     return np.asarray(jnp.cumsum(jnp.asarray(out.P), -1)), out.n, out.err
 
 
 @jax.jit
-def _batched_run_plain(c, op, dU, tol, max_sweeps):
+def _batched_run_plain(c, op, dU, tol, max_sweeps, stall, tie_eps):
     """`_vi_run` vmapped over B MDPs: runs until the last one stops."""
-    return jax.vmap(lambda ci, oi: _vi_run(ci, oi, dU, tol, max_sweeps),
+    return jax.vmap(lambda ci, oi: _vi_run(ci, oi, dU, tol, max_sweeps, stall, tie_eps),
                     in_axes=(0, _OP_AXES))(c, op)
 
 
 @jax.jit
-def _batched_run(c, op, dU, tol, max_sweeps, live, keep):
+def _batched_run(c, op, dU, tol, max_sweeps, stall, tie_eps, live, keep):
     """B MDPs swept together (`_vi_step` vmapped; a lane is frozen once it has stopped or when
-    `live [B]` is False) until at most `keep` lanes are still running. `max_sweeps` and `keep`
-    are traced: one compile per batch width."""
+    `live [B]` is False) until at most `keep` lanes are still running. `max_sweeps`, `stall`,
+    `tie_eps` and `keep` are traced: one compile per batch width."""
     u = _utility_probs(dU)
-    step = jax.vmap(lambda ci, oi: _vi_step(ci, oi, u), in_axes=(0, _OP_AXES))
+    step = jax.vmap(lambda ci, oi: _vi_step(ci, oi, u, tie_eps), in_axes=(0, _OP_AXES))
 
     def running(c):
-        return live & (c.err >= tol) & (c.n < max_sweeps)
+        return live & _vi_running(c, tol, max_sweeps, stall)
 
     def body(c):
         r = running(c)
